@@ -1,0 +1,95 @@
+"""Typed, validated records of an input bundle (what `dpp.io` hands to `dpp.physics`).
+
+Units: lengths in Bohr, fractional coordinates dimensionless, energies in eV,
+cutoffs in Hartree, form factors in Hartree·Bohr³.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+N_PARAMS = 9
+"""Slots per species: a0..a3 Wang–Zunger, a4 long range, a5 SOC, a6/a7 nonlocal, a8 strain."""
+
+
+@dataclass(frozen=True)
+class Crystal:
+    """One crystal: lattice scale (Bohr), cell rows (units of scale), atoms in file order."""
+
+    scale: float
+    cell: np.ndarray  # (3, 3), one lattice vector per row, dimensionless
+    symbols: tuple[str, ...]  # atom symbols in file order
+    fractional: np.ndarray  # (n_atoms, 3) fractional coordinates
+
+
+@dataclass(frozen=True)
+class SystemSettings:
+    """The keys of input_X.par (cutoff in Hartree, plot windows in eV)."""
+
+    max_ke: float
+    n_bands: int
+    idx_vb: int | None = None
+    idx_cb: int | None = None
+    idx_gap: int | None = None
+    bs_plot_center: float = -5.0
+    bs_plot_range: float = 10.0
+    bs_plot_range_zoom: float = 5.0
+    system_name: str = "No_Name"
+    fit_defpot: bool = False
+    fit_eph: bool = False
+    relE_bIdx: int | None = None
+    strain_ref_scale: float | None = None
+
+
+@dataclass(frozen=True)
+class SystemData:
+    """Everything read for one system X of a bundle."""
+
+    index: int
+    crystal: Crystal
+    settings: SystemSettings
+    kpoints: np.ndarray  # (nK, 3) fractional on b_1, b_2, b_3
+    kweights: np.ndarray  # (nK,) loss weights, used as given
+    band_weights: np.ndarray  # (nBands,) loss weights u_b
+    order_matrix: np.ndarray | None = None  # (nK, nBands) int, indices into ascending eigenvalues
+    ref_path: np.ndarray | None = None  # (nK,) column 0 of expBandStruct (plot x-axis)
+    ref_bands: np.ndarray | None = None  # (nK, nBands) reference energies in eV
+    files: dict[str, Path] = field(default_factory=dict)  # role -> path actually read
+
+    @property
+    def n_kpoints(self) -> int:
+        return int(self.kpoints.shape[0])
+
+    @property
+    def n_bands(self) -> int:
+        return self.settings.n_bands
+
+
+@dataclass(frozen=True)
+class QSpaceTable:
+    """Tabulated prior v_s(q): q in 1/Bohr (strictly increasing), values in Hartree·Bohr³."""
+
+    q: np.ndarray  # (n_q,)
+    values: np.ndarray  # (n_q, n_species), columns in species order
+
+
+@dataclass
+class Bundle:
+    """A whole input bundle: config, systems, species and their parameters."""
+
+    path: Path
+    config: Any  # dpp.io.config.NNConfig
+    systems: list[SystemData]
+    species: tuple[str, ...]  # sorted unique symbols across all systems
+    pp_params: np.ndarray  # (n_species, 9) a0..a8 in species order
+    qspace_prior: QSpaceTable | None = None
+    init_model_path: Path | None = None
+    init_optimizer_path: Path | None = None
+
+    @property
+    def n_species(self) -> int:
+        return len(self.species)
