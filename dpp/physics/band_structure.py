@@ -1,0 +1,57 @@
+"""Notebook-level entry point: bands of every system of a bundle, with gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from dpp.io.records import Bundle
+from dpp.physics.hamiltonian import PhysicsOptions, PseudopotentialHamiltonian
+
+
+def build_hamiltonian(
+    bundle: Bundle,
+    model: nn.Module | None = None,
+    *,
+    spin_orbit: bool | None = None,
+    train_slots: Sequence[int] = (),
+    device: torch.device | str = "cpu",
+    **switches: Any,
+) -> PseudopotentialHamiltonian:
+    """The Hamiltonian of all systems of `bundle`, with the bundle's physics switches.
+
+    `spin_orbit` overrides SObool; `switches` override the other physics switches
+    (basis_search, long_range_with_nn, nonlocal_without_soc, eigensolver, k_chunk,
+    cache_projectors). Without `model` (or with ZeroFunction) the local potential is the
+    Wang–Zunger form of init_<S>Params.par.
+    """
+    options = PhysicsOptions.from_config(bundle.config, spin_orbit=spin_orbit, **switches)
+    return PseudopotentialHamiltonian(
+        bundle.systems,
+        bundle.species,
+        bundle.pp_params,
+        model,
+        options,
+        train_slots=train_slots,
+        device=device,
+    )
+
+
+def band_structure(
+    bundle: Bundle,
+    model: nn.Module | None = None,
+    *,
+    spin_orbit: bool | None = None,
+    systems: Sequence[int] | None = None,
+    device: torch.device | str = "cpu",
+    **switches: Any,
+) -> list[torch.Tensor]:
+    """Bands in eV, one (n_kpoints, nBands) tensor per system, differentiable in `model`."""
+    hamiltonian = build_hamiltonian(
+        bundle, model, spin_orbit=spin_orbit, device=device, **switches
+    )
+    indices = range(len(bundle.systems)) if systems is None else systems
+    return [hamiltonian.bands(index) for index in indices]
