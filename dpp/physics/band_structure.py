@@ -50,8 +50,6 @@ def band_structure(
     **switches: Any,
 ) -> list[torch.Tensor]:
     """Bands in eV, one (n_kpoints, nBands) tensor per system, differentiable in `model`."""
-    hamiltonian = build_hamiltonian(
-        bundle, model, spin_orbit=spin_orbit, device=device, **switches
-    )
+    hamiltonian = build_hamiltonian(bundle, model, spin_orbit=spin_orbit, device=device, **switches)
     indices = range(len(bundle.systems)) if systems is None else systems
     return [hamiltonian.bands(index) for index in indices]

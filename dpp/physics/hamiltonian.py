@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dpp.errors import InputError
 from dpp.io.records import N_PARAMS, SystemData
 from dpp.models import has_batchnorm, is_zero_function
 from dpp.physics.bands import needed_eigenvalues, process_bands
@@ -94,12 +95,27 @@ class PseudopotentialHamiltonian(nn.Module):
             for system in self.systems
         ]
         self._order_rows = [
-            None
-            if system.order_matrix is None
-            else torch.as_tensor(system.order_matrix, dtype=torch.long, device=device)
-            for system in self.systems
+            self._checked_order_rows(system, geometry, device)
+            for system, geometry in zip(self.systems, self.geometries, strict=True)
         ]
         self._kernels: list[ProjectorKernels | None] = [None] * len(self.systems)
+
+    def _checked_order_rows(
+        self, system: SystemData, geometry: SystemGeometry, device: torch.device | str
+    ) -> torch.Tensor | None:
+        """The order matrix as a tensor, after checking its indices fit the matrix dimension."""
+        if system.order_matrix is None:
+            return None
+        dimension = geometry.n_basis * (2 if self.options.spin_orbit else 1)
+        largest = int(np.max(system.order_matrix))
+        if largest >= dimension:
+            raise InputError(
+                system.files.get("order_matrix"),
+                "order-matrix index outside the Hamiltonian",
+                expected=f"indices below {dimension} (the basis at maxKE {system.settings.max_ke})",
+                found=str(largest),
+            )
+        return torch.as_tensor(system.order_matrix, dtype=torch.long, device=device)
 
     # -- parameters ---------------------------------------------------------------------
     def pp_table(self) -> torch.Tensor:
@@ -138,7 +154,9 @@ class PseudopotentialHamiltonian(nn.Module):
         else:
             values = self.form_factors(geometry.unique_q, table, geometry.volume_ratio)
             per_element = values[geometry.q_index]
-        potential = torch.zeros((n, n), dtype=geometry.structure_factors.dtype, device=values.device)
+        potential = torch.zeros(
+            (n, n), dtype=geometry.structure_factors.dtype, device=values.device
+        )
         for s in torch.nonzero(geometry.species_present).flatten().tolist():
             potential = potential + per_element[..., s] * geometry.structure_factors[s]
         return potential

@@ -23,9 +23,9 @@ class Lattice:
         vectors = crystal.scale * strain * np.asarray(crystal.cell, dtype=np.float64)
         a1, a2, a3 = vectors
         volume = float(np.dot(a1, np.cross(a2, a3)))
-        reciprocal = 2.0 * np.pi * np.stack(
-            [np.cross(a2, a3), np.cross(a3, a1), np.cross(a1, a2)]
-        ) / volume
+        reciprocal = (
+            2.0 * np.pi * np.stack([np.cross(a2, a3), np.cross(a3, a1), np.cross(a1, a2)]) / volume
+        )
         return cls(vectors=vectors, reciprocal=reciprocal, volume=volume)
 
     def cartesian_positions(self, fractional: np.ndarray) -> np.ndarray:

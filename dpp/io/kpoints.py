@@ -1,0 +1,68 @@
+"""kpoints_X.par / qpoints_X.par and kpoints_X_orderMatrix.par (bundle-format §6, §12.1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dpp.errors import InputError
+from dpp.io.tables import read_table, to_int
+
+
+def read_points(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read `k1 k2 k3 w` rows (extra columns ignored): fractional points (n, 3), weights (n,).
+
+    Weights must be >= 0; one row is fine.
+    """
+    table = read_table(path, min_columns=4)
+    weights = table.values[:, 3]
+    for weight, line in zip(weights, table.lines, strict=True):
+        if weight < 0:
+            raise InputError(
+                path, "negative weight", line=line, expected="weight >= 0", found=f"{weight:g}"
+            )
+    return table.values[:, :3].copy(), weights.copy()
+
+
+def order_matrix_path(kpoints_path: str | Path) -> Path:
+    """The order-matrix file of a k-point file: same folder, `_orderMatrix` before the suffix."""
+    kpoints_path = Path(kpoints_path)
+    return kpoints_path.with_name(f"{kpoints_path.stem}_orderMatrix{kpoints_path.suffix}")
+
+
+def read_order_matrix(path: str | Path, n_kpoints: int, n_bands: int) -> np.ndarray:
+    """Read an integer band-order matrix of shape exactly (n_kpoints, n_bands), entries >= 0.
+
+    The upper bound (< Hamiltonian dimension) depends on the basis and is checked later.
+    """
+    table = read_table(path)
+    if table.n_columns != n_bands:
+        raise InputError(
+            path,
+            "wrong number of columns",
+            line=table.lines[0],
+            expected=f"nBands = {n_bands}",
+            found=f"{table.n_columns}",
+        )
+    if table.n_rows != n_kpoints:
+        line = table.lines[min(n_kpoints, table.n_rows - 1)]
+        raise InputError(
+            path,
+            "wrong number of rows",
+            line=line,
+            expected=f"one per k-point ({n_kpoints})",
+            found=f"{table.n_rows}",
+        )
+    matrix = np.empty(table.values.shape, dtype=np.int64)
+    for row, (values, line) in enumerate(zip(table.values, table.lines, strict=True)):
+        matrix[row] = [to_int(value, path, line) for value in values]
+        if matrix[row].min() < 0:
+            raise InputError(
+                path,
+                "negative band index",
+                line=line,
+                expected="indices >= 0",
+                found=f"{matrix[row].min()}",
+            )
+    return matrix

@@ -1,0 +1,63 @@
+"""expBandStruct_X.par (reference bands, eV) and bandWeights_X.par (bundle-format §7, §8)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from dpp.errors import InputError
+from dpp.io.tables import read_flat, read_table
+
+
+def read_reference_bands(
+    path: str | Path, n_bands: int, n_kpoints: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read `d E_0 ... E_{nBands-1}` rows: path coordinate (nK,) and energies (nK, nBands) in eV.
+
+    Exactly nBands energy columns are required, and `n_kpoints` rows when given.
+    """
+    table = read_table(path)
+    if n_kpoints is not None and table.n_rows != n_kpoints:
+        line = table.lines[min(n_kpoints, table.n_rows - 1)]
+        raise InputError(
+            path,
+            "number of rows differs from the k-points",
+            line=line,
+            expected=f"one row per k-point ({n_kpoints})",
+            found=f"{table.n_rows}",
+        )
+    if table.n_columns != n_bands + 1:
+        raise InputError(
+            path,
+            "wrong number of columns",
+            line=table.lines[0],
+            expected=f"{n_bands + 1} (path coordinate + nBands = {n_bands} energies)",
+            found=f"{table.n_columns}",
+        )
+    return table.values[:, 0].copy(), table.values[:, 1:].copy()
+
+
+def read_band_weights(path: str | Path, n_bands: int) -> np.ndarray:
+    """Read nBands weights >= 0 in any layout; a missing file gives all ones with a warning."""
+    path = Path(path)
+    if not path.exists():
+        warnings.warn(f"{path}: file not found; all band weights set to 1", stacklevel=2)
+        return np.ones(n_bands)
+    values, lines = read_flat(path)
+    if values.size != n_bands:
+        line = lines[n_bands] if values.size > n_bands else (lines[-1] if lines else None)
+        raise InputError(
+            path,
+            "wrong number of band weights",
+            line=line,
+            expected=f"nBands = {n_bands}",
+            found=f"{values.size}",
+        )
+    for value, line in zip(values, lines, strict=True):
+        if value < 0:
+            raise InputError(
+                path, "negative weight", line=line, expected="weight >= 0", found=f"{value:g}"
+            )
+    return values

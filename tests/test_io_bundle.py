@@ -1,0 +1,299 @@
+"""Loading the shipped bundles, and one malformed bundle per kind of input error."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dpp
+from dpp.errors import InputError
+from dpp.io import load_bundle
+
+DATA = Path(__file__).parent / "data"
+ZB_CDSE = Path(dpp.__file__).parent / "data" / "examples" / "zb_CdSe"
+BUNDLES = {
+    "InGaAsP": (DATA / "InGaAsP", ("As", "Ga", "In", "P"), 4, 61, 16, True),
+    "CsPbI3_soc": (DATA / "CsPbI3_soc", ("Cs", "I", "Pb"), 1, 21, 32, True),
+    "CsPbI3_soc_golden": (DATA / "CsPbI3_soc_golden", ("Cs", "I", "Pb"), 1, 8, 32, False),
+    "zb_CdSe": (ZB_CDSE, ("Cd", "Se"), 1, 61, 16, False),
+}
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    """A writable copy of the zb_CdSe example bundle."""
+    return Path(shutil.copytree(ZB_CDSE, tmp_path / "zb_CdSe"))
+
+
+def edit_line(path: Path, line: int, text: str) -> None:
+    """Replace 1-based line `line` of a file."""
+    lines = path.read_text().splitlines()
+    lines[line - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+def expect_error(folder: Path, *fragments: str, **overrides: object) -> InputError:
+    with pytest.raises(InputError) as info:
+        load_bundle(folder, **overrides)
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
+    return info.value
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_shipped_bundles_load(name: str) -> None:
+    path, species, n_systems, n_k, n_bands, has_model = BUNDLES[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bundle = load_bundle(path)
+    assert bundle.species == species
+    assert bundle.pp_params.shape == (len(species), 9)
+    assert len(bundle.systems) == n_systems == bundle.config.nSystem
+    for index, system in enumerate(bundle.systems):
+        assert system.index == index
+        assert system.kpoints.shape == (n_k, 3)
+        assert system.kweights.shape == (n_k,)
+        assert system.ref_bands.shape == (n_k, n_bands)
+        assert system.ref_path.shape == (n_k,)
+        assert system.band_weights.shape == (n_bands,)
+        assert system.order_matrix is None
+        assert system.files["system"].name == f"system_{index}.par"
+    assert (bundle.init_model_path is not None) == has_model
+    assert bundle.init_optimizer_path is None
+    assert bundle.qspace_prior is None
+
+
+def test_crystal_and_params_content() -> None:
+    bundle = load_bundle(DATA / "CsPbI3_soc")
+    crystal = bundle.systems[0].crystal
+    assert crystal.scale == pytest.approx(11.884)
+    assert crystal.symbols == ("Pb", "I", "I", "I", "Cs")
+    np.testing.assert_allclose(crystal.cell, np.eye(3))
+    assert bundle.pp_params[2, 5] == pytest.approx(7.78990812)  # Pb spin-orbit slot
+    assert bundle.config.SObool is True
+    assert bundle.systems[0].settings.system_name == "CsPbI3"
+
+
+def test_five_number_params_go_to_strain_slot(bundle: Path) -> None:
+    shutil.copy(DATA / "extras" / "defpot" / "init_CdParams.par", bundle / "init_CdParams.par")
+    with pytest.warns(UserWarning, match=r"init_CdParams.par.*strain slot a8"):
+        loaded = load_bundle(bundle)
+    np.testing.assert_allclose(
+        loaded.pp_params[0], [-31.4518, 1.389, -0.0502, 1.6603] + [0] * 4 + [0.0586]
+    )
+    long_range = load_bundle(bundle, legacy_fifth_param="long_range")
+    assert long_range.pp_params[0, 4] == pytest.approx(0.0586)
+    assert long_range.pp_params[0, 8] == 0
+
+
+def test_four_number_params_pad_with_zeros(bundle: Path) -> None:
+    (bundle / "init_SeParams.par").write_text("# a0..a3\n1 2\n3 4  # inline comment\n")
+    loaded = load_bundle(bundle)
+    np.testing.assert_allclose(loaded.pp_params[1], [1, 2, 3, 4, 0, 0, 0, 0, 0])
+
+
+def test_overrides_are_validated(bundle: Path) -> None:
+    loaded = load_bundle(bundle, basis_search="legacy", SObool=1)
+    assert loaded.config.basis_search == "legacy"
+    assert loaded.config.SObool is True
+    expect_error(bundle, "SOBool", "did you mean 'SObool'", SOBool=1)
+    expect_error(bundle, "basis_search", "complete, legacy", basis_search="box")
+
+
+def test_reference_optional_only_on_request(bundle: Path) -> None:
+    (bundle / "expBandStruct_0.par").unlink()
+    expect_error(bundle, "expBandStruct_0.par", "file not found")
+    system = load_bundle(bundle, require_reference=False).systems[0]
+    assert system.ref_bands is None and system.ref_path is None
+
+
+def test_missing_band_weights_default_to_one(bundle: Path) -> None:
+    (bundle / "bandWeights_0.par").unlink()
+    with pytest.warns(UserWarning, match="bandWeights_0.par"):
+        loaded = load_bundle(bundle)
+    np.testing.assert_array_equal(loaded.systems[0].band_weights, np.ones(16))
+
+
+def test_order_matrix_is_read(bundle: Path) -> None:
+    matrix = np.tile(np.arange(16), (61, 1))
+    np.savetxt(bundle / "kpoints_0_orderMatrix.par", matrix, fmt="%d")
+    system = load_bundle(bundle).systems[0]
+    np.testing.assert_array_equal(system.order_matrix, matrix)
+    assert system.files["order_matrix"].name == "kpoints_0_orderMatrix.par"
+
+
+def test_qspace_prior_is_mapped_by_header(bundle: Path) -> None:
+    (bundle / "init_qSpace_pot.par").write_text("# q  v(q)_Se  v(q)_Cd\n0.0 1.0 2.0\n0.5 3.0 4.0\n")
+    prior = load_bundle(bundle).qspace_prior
+    np.testing.assert_allclose(prior.q, [0.0, 0.5])
+    np.testing.assert_allclose(prior.values, [[2.0, 1.0], [4.0, 3.0]])
+
+
+def test_checkpoint_paths(bundle: Path) -> None:
+    (bundle / "init_AdamState.pth").write_bytes(b"")
+    assert load_bundle(bundle).init_optimizer_path == bundle / "init_AdamState.pth"
+
+
+# --- malformed bundles: each message names the file and the line or key ---------------------
+
+
+def test_missing_file(bundle: Path) -> None:
+    (bundle / "kpoints_0.par").unlink()
+    expect_error(bundle, "kpoints_0.par", "file not found")
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    expect_error(tmp_path / "nowhere", "nowhere", "bundle folder not found")
+
+
+def test_wrong_column_count_kpoints(bundle: Path) -> None:
+    edit_line(bundle / "kpoints_0.par", 1, "0.5 0.5 0.5")
+    expect_error(bundle, "kpoints_0.par", "line 1", "ragged table")
+
+
+def test_too_few_columns(bundle: Path) -> None:
+    path = bundle / "kpoints_0.par"
+    rows = [" ".join(line.split()[:3]) for line in path.read_text().splitlines()]
+    path.write_text("\n".join(rows) + "\n")
+    expect_error(bundle, "kpoints_0.par", "line 1", "at least 4")
+
+
+def test_nbands_mismatch(bundle: Path) -> None:
+    edit_line(bundle / "input_0.par", 2, "nBands = 14")
+    expect_error(bundle, "expBandStruct_0.par", "line 1", "nBands = 14")
+
+
+def test_band_weights_count_mismatch(bundle: Path) -> None:
+    (bundle / "bandWeights_0.par").write_text("1.0\n" * 15)
+    expect_error(bundle, "bandWeights_0.par", "line 15", "nBands = 16")
+
+
+def test_kpoint_count_mismatch(bundle: Path) -> None:
+    path = bundle / "kpoints_0.par"
+    path.write_text("\n".join(path.read_text().splitlines()[:-1]) + "\n")
+    expect_error(bundle, "expBandStruct_0.par", "line 61", "one row per k-point (60)")
+
+
+def test_non_numeric_token(bundle: Path) -> None:
+    path = bundle / "expBandStruct_0.par"
+    edit_line(path, 5, path.read_text().splitlines()[4].replace("-", "abc", 1))
+    expect_error(bundle, "expBandStruct_0.par", "line 5", "non-numeric")
+
+
+def test_nan(bundle: Path) -> None:
+    edit_line(bundle / "kpoints_0.par", 3, "0.45 0.45 0.45 nan")
+    expect_error(bundle, "kpoints_0.par", "line 3", "'nan'")
+
+
+def test_negative_band_weight(bundle: Path) -> None:
+    edit_line(bundle / "bandWeights_0.par", 4, "-1.0")
+    expect_error(bundle, "bandWeights_0.par", "line 4", "negative weight")
+
+
+def test_negative_kpoint_weight(bundle: Path) -> None:
+    edit_line(bundle / "kpoints_0.par", 2, "0.475 0.475 0.475 -1")
+    expect_error(bundle, "kpoints_0.par", "line 2", "negative weight")
+
+
+def test_species_without_parameters(bundle: Path) -> None:
+    (bundle / "init_SeParams.par").unlink()
+    expect_error(bundle, "init_SeParams.par", "key 'Se'")
+
+
+def test_wrong_parameter_count(bundle: Path) -> None:
+    (bundle / "init_SeParams.par").write_text("1\n2\n3\n4\n5\n6\n")
+    expect_error(bundle, "init_SeParams.par", "line 6", "found 6")
+
+
+def test_mc_bool_with_training(bundle: Path) -> None:
+    with (bundle / "NN_config.par").open("a") as stream:
+        stream.write("mc_bool = 1\nmc_iter = 10\nmc_percentage = 0.1\nmc_beta = 5\n")
+    expect_error(bundle, "NN_config.par", "line 21", "key 'mc_bool'", "max_num_epochs")
+
+
+def test_unknown_config_key_suggests(bundle: Path) -> None:
+    edit_line(bundle / "NN_config.par", 5, "SOBool = 0")
+    expect_error(bundle, "NN_config.par", "line 5", "key 'SOBool'", "did you mean 'SObool'")
+
+
+def test_left_handed_cell(bundle: Path) -> None:
+    path = bundle / "system_0.par"
+    lines = path.read_text().splitlines()
+    lines[3], lines[4] = lines[4], lines[3]
+    path.write_text("\n".join(lines) + "\n")
+    expect_error(bundle, "system_0.par", "line 3", "key 'cell'", "left-handed")
+    assert load_bundle(bundle, allow_left_handed=1).config.allow_left_handed
+
+
+def test_order_matrix_shape(bundle: Path) -> None:
+    np.savetxt(bundle / "kpoints_0_orderMatrix.par", np.zeros((61, 15)), fmt="%d")
+    expect_error(bundle, "kpoints_0_orderMatrix.par", "line 1", "nBands = 16")
+    np.savetxt(bundle / "kpoints_0_orderMatrix.par", np.zeros((60, 16)), fmt="%d")
+    expect_error(bundle, "kpoints_0_orderMatrix.par", "line 60", "found 60")
+
+
+def test_order_matrix_negative_entry(bundle: Path) -> None:
+    matrix = np.zeros((61, 16), dtype=int)
+    matrix[6, 2] = -1
+    np.savetxt(bundle / "kpoints_0_orderMatrix.par", matrix, fmt="%d")
+    expect_error(bundle, "kpoints_0_orderMatrix.par", "line 7", "negative band index")
+
+
+def test_missing_required_setting(bundle: Path) -> None:
+    (bundle / "input_0.par").write_text("nBands = 16\n")
+    expect_error(bundle, "input_0.par", "key 'maxKE'", "required")
+
+
+def test_smooth_reorder_needs_even_bands(bundle: Path) -> None:
+    (bundle / "bandWeights_0.par").unlink()
+    edit_line(bundle / "input_0.par", 2, "nBands = 15")
+    path = bundle / "expBandStruct_0.par"
+    path.write_text("".join(" ".join(r.split()[:16]) + "\n" for r in path.read_text().splitlines()))
+    with pytest.warns(UserWarning):
+        expect_error(bundle, "NN_config.par", "key 'smooth_reorder'", "odd", smooth_reorder=1)
+
+
+def test_qspace_prior_missing_species(bundle: Path) -> None:
+    (bundle / "init_qSpace_pot.par").write_text("# q Cd\n0.0 1.0\n")
+    expect_error(bundle, "init_qSpace_pot.par", "line 1", "Cd Se")
+
+
+def test_fit_eph_needs_files(bundle: Path) -> None:
+    with (bundle / "input_0.par").open("a") as stream:
+        stream.write("fit_eph = 1\nidxVB = 7\nidxCB = 8\nidxGap = 0\n")
+    expect_error(bundle, "qpoints_0.par", "file not found")
+
+
+def test_fit_defpot_reads_targets(bundle: Path) -> None:
+    with (bundle / "input_0.par").open("a") as stream:
+        stream.write("fit_defPot = 1\nidxVB = 7\nidxCB = 8\nidxGap = 0\n")
+    expect_error(bundle, "expDefPot_0.par", "file not found")
+    (bundle / "expDefPot_0.par").write_text("-1.0\n-2.0\n")
+    assert load_bundle(bundle).systems[0].files["defpot"].name == "expDefPot_0.par"
+    edit_line(bundle / "input_0.par", 6, "idxGap = 61")
+    expect_error(bundle, "input_0.par", "key 'idxGap'", "< 61")
+
+
+def test_beta_schedule_checked_for_monte_carlo(bundle: Path) -> None:
+    overrides = {
+        "max_num_epochs": 0,
+        "mc_bool": 1,
+        "mc_iter": 5,
+        "mc_percentage": 0.1,
+        "mc_beta": 2.0,
+        "mc_beta_schedule": "beta.par",
+    }
+    expect_error(bundle, "beta.par", "file not found", **overrides)
+    (bundle / "beta.par").write_text("1 5\n10 20\n")
+    assert load_bundle(bundle, **overrides).config.mc_beta_schedule == "beta.par"
+
+
+def test_override_supplies_missing_required_key(bundle: Path) -> None:
+    path = bundle / "NN_config.par"
+    path.write_text(path.read_text().replace("nSystem = 1\n", ""))
+    expect_error(bundle, "NN_config.par", "key 'nSystem'", "required key missing")
+    assert load_bundle(bundle, nSystem=1).config.nSystem == 1
