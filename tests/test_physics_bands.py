@@ -1,0 +1,123 @@
+"""Band structures against reference data and the worked checks of physics.md §15."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import DATA, EXAMPLES, shrink_bundle
+
+from dpp.errors import InputError
+from dpp.io import load_bundle
+from dpp.models import build_model, load_checkpoint
+from dpp.physics import band_structure, build_hamiltonian
+from dpp.physics.bands import process_bands
+
+CDSE = EXAMPLES / "zb_CdSe"
+L_LEGACY = [-19.941926, -9.003151, -6.652724, -6.652724, -2.245831, 1.458509, 1.458509, 3.396082]
+G_LEGACY = [-20.179894, -6.309526, -6.309526, -6.302433, -4.414888, 1.323342, 1.323342, 1.323508]
+L_COMPLETE = [-19.956488, -9.007733, -6.655465, -6.655465, -2.249684, 1.458394, 1.458394, 3.390497]
+G_COMPLETE = [-20.189394, -6.312649, -6.312649, -6.312649, -4.420467, 1.323074, 1.323074, 1.323074]
+L_NETWORK = [-19.941826, -9.006188, -6.652454, -6.652454, -2.254555, 1.463622, 1.463622, 3.419896]
+G_NETWORK = [-20.180958, -6.308404, -6.308404, -6.304256, -4.418216, 1.328278, 1.328278, 1.328361]
+GAMMA = 20  # k-index of Γ on the zb_CdSe path (L is index 0)
+
+
+def test_cdse_legacy_basis_reproduces_reference_exactly() -> None:
+    bundle = load_bundle(CDSE, basis_search="legacy")
+    bands = band_structure(bundle)[0].numpy()
+    assert np.abs(bands - bundle.systems[0].ref_bands).max() < 1e-10
+    np.testing.assert_allclose(bands[0, ::2], L_LEGACY, atol=1e-6)
+    np.testing.assert_allclose(bands[GAMMA, ::2], G_LEGACY, atol=1e-6)
+
+
+def test_cdse_complete_basis_restores_gamma_degeneracy() -> None:
+    bundle = load_bundle(CDSE)
+    bands = band_structure(bundle, systems=[0])[0][[0, GAMMA]].numpy()
+    np.testing.assert_allclose(bands[0, ::2], L_COMPLETE, atol=1e-6)
+    np.testing.assert_allclose(bands[1, ::2], G_COMPLETE, atol=1e-6)
+    assert np.ptp(bands[1, 2:8]) < 1e-9
+
+
+def test_cdse_network_path_matches_original() -> None:
+    bundle = load_bundle(CDSE, basis_search="legacy")
+    model = build_model("Net_relu_xavier_decay2", [20, 20, 20], 2)
+    load_checkpoint(model, DATA / "extras" / "nn_zbCdSe" / "epoch_199_PPmodel.pth")
+    model.eval()
+    small = shrink_bundle(bundle, 10.0)
+    hamiltonian = build_hamiltonian(small, model)
+    with torch.no_grad():
+        bands = hamiltonian.bands(0, torch.tensor([0, GAMMA])).numpy()
+    np.testing.assert_allclose(bands[0, ::2], L_NETWORK, atol=2e-6)
+    np.testing.assert_allclose(bands[1, ::2], G_NETWORK, atol=2e-6)
+
+
+def test_ingaasp_evaluates_with_analytic_form_and_checkpoint() -> None:
+    bundle = shrink_bundle(load_bundle(DATA / "InGaAsP"), 6.0, n_kpoints=3)
+    analytic = band_structure(bundle)
+    assert [tuple(b.shape) for b in analytic] == [(3, 16)] * 4
+    for bands, system in zip(analytic, bundle.systems, strict=True):
+        assert np.abs(bands.numpy() - system.ref_bands).mean() < 0.3
+    model = build_model("Net_relu_xavier_decay2", [20, 20, 20], 4)
+    load_checkpoint(model, bundle.init_model_path)
+    model.eval()
+    with torch.no_grad():
+        network = band_structure(bundle, model)
+    for bands, system in zip(network, bundle.systems, strict=True):
+        assert np.abs(bands.numpy() - system.ref_bands).mean() < 0.3
+
+
+def test_cspbi3_spin_orbit_maxke6_check_values() -> None:
+    bundle = shrink_bundle(load_bundle(DATA / "CsPbI3_soc_golden"), 6.0, n_kpoints=1)
+    bands = band_structure(bundle)[0][0].numpy()
+    expected = [-17.283000, -17.274397, -17.270784, -12.576170, -9.440714, -9.437325, -8.451900]
+    expected += [-8.420000, -8.362546, -8.361254, -7.559520, -7.549782, -6.157284, -4.219711]
+    expected += [-2.677538, -2.674641]
+    np.testing.assert_allclose(bands[::2], expected, atol=2e-6)
+    np.testing.assert_allclose(bands[::2], bands[1::2], atol=1e-9)  # Kramers pairs
+
+
+def test_nonlocal_term_matters() -> None:
+    bundle = shrink_bundle(load_bundle(DATA / "CsPbI3_soc_golden"), 6.0, n_kpoints=1)
+    bundle.pp_params[:, 6:8] = 0.0
+    bands = band_structure(bundle)[0][0].numpy()
+    assert bands[26] == pytest.approx(-5.561, abs=2e-3)
+
+
+def golden_deviation(k_indices: list[int]) -> float:
+    bundle = load_bundle(DATA / "CsPbI3_soc_golden")
+    hamiltonian = build_hamiltonian(bundle)
+    with torch.no_grad():
+        bands = hamiltonian.bands(0, torch.tensor(k_indices)).numpy()
+    return float(np.abs(bands - bundle.systems[0].ref_bands[k_indices]).max())
+
+
+def test_golden_spin_orbit_nonlocal_one_kpoint() -> None:
+    assert golden_deviation([0]) <= 2e-5
+
+
+@pytest.mark.slow
+def test_golden_spin_orbit_nonlocal_all_kpoints() -> None:
+    assert golden_deviation(list(range(8))) <= 2e-5
+
+
+def test_process_bands_order_matrix_and_spin_doubling() -> None:
+    eig = torch.tensor([[0.0, 0.1, 0.2, 0.3]], dtype=torch.float64)
+    doubled = process_bands(eig, 5, spin_orbit=False)
+    np.testing.assert_allclose(doubled[0] / 27.2114, [0, 0, 0.1, 0.1, 0.2])
+    rows = torch.tensor([[2, 0, 1]])
+    picked = process_bands(eig, 3, spin_orbit=True, order_rows=rows)
+    np.testing.assert_allclose(picked[0] / 27.2114, [0.2, 0.0, 0.1])
+
+
+def test_order_matrix_beyond_basis_is_rejected(tmp_path) -> None:
+    import shutil
+
+    folder = tmp_path / "cdse"
+    shutil.copytree(CDSE, folder)
+    rows = np.tile(np.arange(16), (61, 1))
+    rows[3, 0] = 10_000
+    np.savetxt(folder / "kpoints_0_orderMatrix.par", rows, fmt="%d")
+    bundle = load_bundle(folder)
+    with pytest.raises(InputError, match="kpoints_0_orderMatrix.par"):
+        build_hamiltonian(bundle)
