@@ -8,9 +8,12 @@ well-defined gradient this way, because it depends on the group's projector alon
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.linalg
 import torch
+from threadpoolctl import threadpool_limits
 
 SOLVERS = ("auto", "lapack", "torch")
 
@@ -27,22 +30,33 @@ def resolve_solver(solver: str, device: torch.device) -> str:
 def lowest_eigh_raw(
     matrices: torch.Tensor, n_eig: int, solver: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lowest `n_eig` eigenvalues (B, n_eig) and eigenvectors (B, n, n_eig); no autograd."""
+    """Lowest `n_eig` eigenvalues (B, n_eig) and eigenvectors (B, n, n_eig); no autograd.
+
+    On CPU the matrices of a batch are solved in parallel threads (one per torch thread),
+    each with single-threaded BLAS: several small problems at once scale better than one
+    problem on several BLAS threads.
+    """
     method = resolve_solver(solver, matrices.device)
     if method == "torch":
         values, vectors = torch.linalg.eigh(matrices)
         return values[..., :n_eig], vectors[..., :n_eig]
     host = matrices.detach().cpu().numpy()
-    n = host.shape[-1]
     values = np.empty(host.shape[:-2] + (n_eig,), dtype=np.float64)
     vectors = np.empty(host.shape[:-1] + (n_eig,), dtype=host.dtype)
-    for index in np.ndindex(host.shape[:-2]):
+
+    def solve(index: tuple[int, ...]) -> None:
         values[index], vectors[index] = scipy.linalg.eigh(
-            host[index],
-            subset_by_index=(0, min(n_eig, n) - 1),
-            driver="evr",
-            check_finite=False,
+            host[index], subset_by_index=(0, n_eig - 1), driver="evr", check_finite=False
         )
+
+    indices = list(np.ndindex(host.shape[:-2]))
+    workers = min(len(indices), torch.get_num_threads())
+    if workers > 1:
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            list(pool.map(solve, indices))
+    else:
+        for index in indices:
+            solve(index)
     return (
         torch.from_numpy(values).to(matrices.device),
         torch.from_numpy(vectors).to(matrices.device),

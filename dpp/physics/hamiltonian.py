@@ -7,6 +7,7 @@ the k-dependent parts are assembled as one batched tensor per chunk of k-points.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -117,6 +118,17 @@ class PseudopotentialHamiltonian(nn.Module):
             )
         return torch.as_tensor(system.order_matrix, dtype=torch.long, device=device)
 
+    def replica(self, model: nn.Module | None) -> PseudopotentialHamiltonian:
+        """A Hamiltonian with its own `model` and parameter table that shares this one's
+        geometry and spin-orbit/nonlocal kernel caches (the same objects, not copies)."""
+        view = copy.copy(self)
+        view._parameters, view._buffers, view._modules = {}, {}, {}
+        view.model = model
+        view.register_buffer("pp_fixed", self.pp_fixed.detach().clone())
+        view.register_buffer("pp_mask", self.pp_mask.clone())
+        view.pp_free = nn.Parameter(self.pp_free.detach().clone(), requires_grad=False)
+        return view
+
     # -- parameters ---------------------------------------------------------------------
     def pp_table(self) -> torch.Tensor:
         """Current (n_species, 9) parameter table, trainable slots included."""
@@ -186,7 +198,7 @@ class PseudopotentialHamiltonian(nn.Module):
         diagonal_block = local + kinetic
         if not self.options.nonlocal_active:
             return diagonal_block
-        kernels = self.projector_kernels(system).kernels(k_indices).to(local.dtype)
+        kernels = self.projector_kernels(system).kernels(k_indices)
         nonlocal_ = self._strength_matrix(system, table[:, NL1_SLOT]) * kernels[:, 3]
         nonlocal_ = nonlocal_ + self._strength_matrix(system, table[:, NL2_SLOT]) * kernels[:, 4]
         diagonal_block = diagonal_block + nonlocal_

@@ -1,0 +1,98 @@
+"""Monte Carlo output files (bundle-format §15.4, §15.5, §15.7)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dpp.io.writers import (
+    write_qspace_table,
+    write_real_space_potential,
+    write_species_params,
+    write_text_atomic,
+)
+from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.physics.realspace import q_grid, r_grid, to_real_space
+
+COST_HEADER = "# iter      newLoss      accept?      bestLoss      currLoss\n"
+
+
+class AppendLog:
+    """A text table written one row at a time; on resume it keeps the header and `n` rows."""
+
+    def __init__(self, path: Path, header: str) -> None:
+        self.path, self.header = path, header
+
+    def start(self, keep_rows: int | None) -> None:
+        """Fresh file (`keep_rows` None) or the first `keep_rows` rows of the existing one."""
+        rows: list[str] = []
+        if keep_rows is not None and self.path.is_file():
+            rows = self.path.read_text().splitlines(keepends=True)[1 : 1 + keep_rows]
+        write_text_atomic(self.path, self.header + "".join(rows))
+
+    def append(self, row: str) -> None:
+        with self.path.open("a") as stream:
+            stream.write(row + "\n")
+
+
+def cost_row(trial: int, new: float, accepted: bool, best: float, current: float, fmt: str) -> str:
+    """A final_mc_cost.dat row: `t    L_new    0/1    L_best    L_cur` (4 spaces)."""
+    return "    ".join([str(trial), fmt % new, str(int(accepted)), fmt % best, fmt % current])
+
+
+def iterations_header(species: Sequence[str]) -> str:
+    """iterations.dat header: `newMSE \\t curMSE \\t bstMSE \\t %Accpt \\t <S>_a<j> ...`."""
+    names = [f"{s}_a{j}" for s in species for j in range(9)]
+    return "newMSE \t curMSE \t bstMSE \t %Accpt \t " + " \t ".join(names) + "\n"
+
+
+def iterations_row(new: float, current: float, best: float, ratio: float, table: np.ndarray) -> str:
+    """One iterations.dat row: costs `%.6g`, acceptance ratio `%.5g`, parameters `%.14f`."""
+    fields = [f"{new:.6g}", f"{current:.6g}", f"{best:.6g}", f"{ratio:.5g}"]
+    return "\t".join(fields + [f"{v:.14f}" for v in np.ravel(table)])
+
+
+def path_length(kpoints: torch.Tensor) -> np.ndarray:
+    """Cumulative Cartesian path length Σ|k_i − k_{i−1}| (1/Bohr) of (nK, 3) k-points."""
+    k = kpoints.detach().cpu().numpy()
+    steps = np.linalg.norm(np.diff(k, axis=0), axis=1)
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
+def write_path_bands(path: Path, coordinate: np.ndarray, bands: torch.Tensor) -> Path:
+    """bandStruct_X.dat / bestBandStruct_X.dat: `p  E_0 … E_{n−1}` (`%.4f`, then `%.8f` eV)."""
+    values = bands.detach().cpu().numpy()
+    text = "".join(
+        " ".join([f"{p:.4f}"] + [f"{e:.8f}" for e in row]) + "\n"
+        for p, row in zip(coordinate, values, strict=True)
+    )
+    return write_text_atomic(path, text)
+
+
+def write_species_tables(
+    folder: Path, prefix: str, species: Sequence[str], table: np.ndarray, fmt: str | None
+) -> None:
+    """`<prefix>_<S>Params.dat` for every species: a0..a8, one per line."""
+    for symbol, row in zip(species, table, strict=True):
+        write_species_params(folder / f"{prefix}_{symbol}Params.dat", row, fmt)
+
+
+@torch.no_grad()
+def write_potentials(
+    folder: Path, prefix: str, hamiltonian: PseudopotentialHamiltonian, config: object
+) -> None:
+    """`<prefix>_pot_S.dat` (v(r), Hartree) and `<prefix>_qSpace_pot.dat` (v(q), Ha·Bohr³)."""
+    species = hamiltonian.species
+    q = q_grid(config.ft_qmax, config.ft_nQGrid)
+    r = r_grid(config.Rmax, config.nRGrid)
+    real = to_real_space(q, hamiltonian.form_factors(q), r).numpy()
+    for column, symbol in enumerate(species):
+        write_real_space_potential(
+            folder / f"{prefix}_pot_{symbol}.dat", r.numpy(), real[:, column]
+        )
+    table_q = q_grid(config.qmax, config.nQGrid)
+    values = hamiltonian.form_factors(table_q).numpy()
+    write_qspace_table(folder / f"{prefix}_qSpace_pot.dat", table_q.numpy(), values, species)

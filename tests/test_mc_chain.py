@@ -1,0 +1,176 @@
+"""Monte Carlo chains on a tiny CdSe bundle: restore on rejection, output consistency, restart,
+the hybrid hand-over; and (slow) the 200-move analytic chain on InGaAsP."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dpp
+from dpp.io import load_bundle
+from dpp.io.params import read_species_params
+from dpp.mc import MonteCarloRunner, MonteCarloSettings
+from dpp.mc.cost import AnalyticCost, NetworkCost
+from dpp.mc.hybrid import next_stage_bundle
+from dpp.mc.state import capture
+from dpp.models import build_model
+from dpp.physics import build_hamiltonian
+
+EXAMPLE = Path(dpp.__file__).parent / "data" / "examples" / "zb_CdSe"
+INGAASP = Path(__file__).parent / "data" / "InGaAsP"
+
+
+def tiny_bundle(folder: Path, n_k: int = 4, n_bands: int = 8) -> Path:
+    """zb_CdSe with maxKE = 2.5 Hartree, `n_k` k-points and `n_bands` bands."""
+    shutil.copytree(EXAMPLE, folder)
+    (folder / "input_0.par").write_text(f"maxKE = 2.5\nnBands = {n_bands}\n")
+    for name, width in (("kpoints_0.par", None), ("expBandStruct_0.par", n_bands + 1)):
+        rows = (folder / name).read_text().splitlines()[:n_k]
+        (folder / name).write_text("\n".join(" ".join(r.split()[:width]) for r in rows) + "\n")
+    (folder / "bandWeights_0.par").write_text("1\n" * n_bands)
+    return folder
+
+
+def network_hamiltonian(bundle, spin_orbit: bool = False):
+    model = build_model(
+        "Net_celu_HeInit_decayGaussian",
+        [8, 8],
+        bundle.n_species,
+        gaussian_std=2.0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    hamiltonian = build_hamiltonian(bundle, model.eval(), spin_orbit=spin_orbit)
+    if spin_orbit:
+        hamiltonian.pp_fixed[:, 5:8] = torch.tensor([[0.5, 0.1, 0.02], [0.3, 0.05, 0.01]])
+    return hamiltonian
+
+
+def settings(**changes) -> MonteCarloSettings:
+    base = MonteCarloSettings(
+        engine="nn",
+        iterations=8,
+        percentage=0.05,
+        beta=2.0,
+        perturb_mode=1,
+        seed=5,
+        tensorboard=False,
+        progress=False,
+        write_potentials=False,
+    )
+    return replace(base, **changes)
+
+
+@pytest.fixture
+def bundle(tmp_path: Path):
+    return load_bundle(tiny_bundle(tmp_path / "bundle"))
+
+
+def _state_equal(a, b) -> bool:
+    same_model = a.model.keys() == b.model.keys() and all(
+        torch.equal(a.model[k], b.model[k]) for k in a.model
+    )
+    return same_model and torch.equal(a.table, b.table)
+
+
+@pytest.mark.parametrize("mode", [1, 3, 5, 7])
+def test_rejection_restores_state_bit_for_bit(bundle, tmp_path: Path, mode: int) -> None:
+    hamiltonian = network_hamiltonian(bundle, spin_orbit=True)
+    runner = MonteCarloRunner(
+        bundle, hamiltonian, settings(perturb_mode=mode, beta=1e12), tmp_path / "run"
+    )
+    runner._start()
+    replica = runner.replicas[0]
+    rejected = 0
+    for trial in range(1, 7):
+        before = capture(hamiltonian)
+        runner._iterate(trial, None)
+        if runner.trace.path.read_text().splitlines()[-1].split()[2] != "1":
+            rejected += 1
+            assert _state_equal(capture(hamiltonian), before)
+            assert _state_equal(replica.current, before)
+    assert rejected > 0
+
+
+@pytest.mark.parametrize("engine", ["nn", "analytic"])
+def test_final_current_loss_matches_fresh_evaluation(bundle, tmp_path: Path, engine: str) -> None:
+    run = tmp_path / "run"
+    if engine == "nn":
+        hamiltonian, change = network_hamiltonian(bundle), {}
+    else:
+        hamiltonian = build_hamiltonian(bundle)
+        change = {"engine": "analytic", "steps": np.abs(bundle.pp_params) / 100, "beta": 50.0}
+    MonteCarloRunner(bundle, hamiltonian, settings(**change, write_potentials=True), run).run()
+    last = run.joinpath("final_mc_cost.dat").read_text().splitlines()[-1].split()
+    if engine == "nn":
+        fresh = network_hamiltonian(bundle)
+        fresh.model.load_state_dict(torch.load(run / "final_PPmodel.pth", weights_only=True))
+        cost = NetworkCost(bundle)
+    else:
+        final = np.array(
+            [read_species_params(run / f"final_{s}Params.dat") for s in bundle.species]
+        )
+        fresh = build_hamiltonian(replace(bundle, pp_params=final))
+        cost = AnalyticCost(bundle)
+    value = cost(fresh).cost
+    fmt = "%.4f" if engine == "nn" else "%.8g"
+    assert last[4] == fmt % value
+    assert (run / f"best_pot_{bundle.species[0]}.dat").is_file()
+
+
+@pytest.mark.parametrize("replicas", [(), (4.0, 1.0)])
+def test_restart_reproduces_uninterrupted_run(bundle, tmp_path: Path, replicas) -> None:
+    change = {"replica_betas": replicas, "exchange_every": 2, "workers": 2 if replicas else 0}
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    MonteCarloRunner(bundle, network_hamiltonian(bundle), settings(**change), whole).run()
+    MonteCarloRunner(
+        bundle, network_hamiltonian(bundle), settings(**change, iterations=3), parts
+    ).run()
+    MonteCarloRunner(bundle, network_hamiltonian(bundle), settings(**change), parts).run()
+    trace = (whole / "final_mc_cost.dat").read_text()
+    assert trace == (parts / "final_mc_cost.dat").read_text()
+    assert len(trace.splitlines()) == 9
+    a = torch.load(whole / "mc_checkpoint.pth", weights_only=True)
+    b = torch.load(parts / "mc_checkpoint.pth", weights_only=True)
+    assert a["L_best"] == b["L_best"] and a["L_cur"] == b["L_cur"]
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_analytic_tempering_and_hybrid_handover(bundle, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    change = {
+        "engine": "analytic",
+        "steps": np.abs(bundle.pp_params) / 50,
+        "iterations": 6,
+        "replica_betas": (50.0, 10.0, 2.0),
+        "exchange_every": 1,
+        "workers": 2,
+    }
+    best = MonteCarloRunner(bundle, build_hamiltonian(bundle), settings(**change), run).run()
+    start = float(run.joinpath("iterations.dat").read_text().splitlines()[1].split()[0])
+    assert best <= start
+    new = next_stage_bundle(run, bundle.path, tmp_path / "next")
+    stage = load_bundle(new)
+    cd = read_species_params(run / "best_CdParams.dat")
+    assert np.array_equal(stage.pp_params[0], cd)
+    assert best == pytest.approx(AnalyticCost(stage)(build_hamiltonian(stage)).cost, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_ingaasp_analytic_chain_lowers_the_loss(tmp_path: Path) -> None:
+    bundle = load_bundle(INGAASP, PPmodel="ZeroFunction", max_num_epochs=0)
+    change = {
+        "engine": "analytic",
+        "steps": np.abs(bundle.pp_params) / 1000,
+        "iterations": 200,
+        "beta": 100.0,
+        "seed": 0,
+    }
+    run = tmp_path / "run"
+    best = MonteCarloRunner(bundle, build_hamiltonian(bundle), settings(**change), run).run()
+    start = float(run.joinpath("iterations.dat").read_text().splitlines()[1].split()[0])
+    assert best < start
