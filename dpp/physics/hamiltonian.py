@@ -129,6 +129,25 @@ class PseudopotentialHamiltonian(nn.Module):
         view.pp_free = nn.Parameter(self.pp_free.detach().clone(), requires_grad=False)
         return view
 
+    def deformed(self, system: int, strain: float) -> PseudopotentialHamiltonian:
+        """A view of this Hamiltonian with `system` uniformly deformed by lattice-constant
+        ratio `strain` (same G labels, fractional k and atoms; physics.md §13.1).
+
+        Model and parameters are shared, so observables of the view stay differentiable.
+        """
+        view = copy.copy(self)
+        view.geometries = list(self.geometries)
+        view.geometries[system] = SystemGeometry.build(
+            self.systems[system],
+            self.species,
+            strain=strain,
+            labels=self.geometries[system].labels,
+            device=self.pp_fixed.device,
+        )
+        view._kernels = list(self._kernels)
+        view._kernels[system] = None
+        return view
+
     # -- parameters ---------------------------------------------------------------------
     def pp_table(self) -> torch.Tensor:
         """Current (n_species, 9) parameter table, trainable slots included."""
