@@ -1,8 +1,9 @@
 """Core benchmark: one forward+backward over all k-points against the bare eigen-floor.
 
 The forward+backward pass back-propagates each chunk of k-points as training does (memory
-stays bounded by one chunk). The floor diagonalises the very same H(k) matrices for their lowest eigenpairs only (no
-assembly, no autograd). Both are timed in one process; the ratio is what to compare.
+stays bounded by one chunk). The floor diagonalises the very same H(k) matrices for their
+lowest eigenpairs only (no assembly, no autograd). Both are timed in one process; the ratio
+is what to compare.
 
     python benchmarks/bench_core.py dpp/data/examples/zb_CdSe tests/data/InGaAsP
     python benchmarks/bench_core.py tests/data/CsPbI3_soc --repeats 1   (spin-orbit, maxKE 6)

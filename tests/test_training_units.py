@@ -1,0 +1,141 @@
+"""Batch-size invariance of the optimiser step, optimisers, schedule and penalties."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from training_support import small_bundle
+
+from dpp.errors import InputError
+from dpp.io import load_bundle
+from dpp.models import build_model
+from dpp.physics import build_hamiltonian
+from dpp.training.datamodule import KPointDataModule
+from dpp.training.module import OptimizerSettings, PseudopotentialModule
+from dpp.training.objective import RelativeEnergy, SystemTensors
+from dpp.training.optimizers import OPTIMIZER_NAMES, build_optimizer, decays_after, lr_at_epoch
+from dpp.training.penalties import (
+    Penalties,
+    PenaltySettings,
+    decay_penalty,
+    magnitude_penalty,
+)
+
+
+def make_module(bundle, batch_size: int, relative: bool, penalties: bool = True):
+    model = build_model(
+        "Net_celu_HeInit_decayGaussian",
+        [8, 8],
+        bundle.n_species,
+        gaussian_std=2.0,
+        generator=torch.Generator().manual_seed(3),
+    )
+    ham = build_hamiltonian(bundle, model)
+    n_k = [s.n_kpoints for s in bundle.systems]
+    data = KPointDataModule(n_k, batch_size, separate=True)
+    rel = RelativeEnergy((3,) * len(n_k), "first_kpoint") if relative else None
+    pen = Penalties(
+        PenaltySettings(1.0, 0.01, 10.0, 0.001) if penalties else PenaltySettings(),
+        bundle.pp_params,
+        None,
+        n_k,
+    )
+    targets = [SystemTensors(s) for s in bundle.systems]
+    return PseudopotentialModule(ham, targets, rel, pen, OptimizerSettings(), data.batches())
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory):
+    return load_bundle(small_bundle(tmp_path_factory.mktemp("b"), n_k=7))
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_step_is_independent_of_batch_size(bundle, relative: bool):
+    results = []
+    for batch_size in (1, 3, 7):
+        module = make_module(bundle, batch_size, relative)
+        total, _, _ = module.full_pass(backward=True)
+        params = [p for _, p in module.trainable()]
+        optimizer = torch.optim.Adam(params, lr=0.01)
+        optimizer.step()
+        results.append((total, [p.detach().clone() for p in params]))
+    total0, params0 = results[0]
+    for total, params in results[1:]:
+        assert total == pytest.approx(total0, rel=1e-12)
+        for a, b in zip(params, params0, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_every_optimizer_name():
+    for name in OPTIMIZER_NAMES:
+        weight = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+        if name == "sparseadam":
+            with pytest.raises(InputError, match="sparse"):
+                build_optimizer(name, [weight], 0.1)
+            continue
+        optimizer = build_optimizer(name, [weight], 0.1, sgd_momentum=0.5, adam_beta1=0.8)
+
+        def closure(w=weight, opt=optimizer):
+            opt.zero_grad()
+            loss = ((w - 2.0) ** 2).sum()
+            loss.backward()
+            return loss
+
+        closure()
+        optimizer.step(closure)
+        assert float(((weight - 2.0) ** 2).sum()) < 3.0, name
+    adam = build_optimizer("adam", [weight], 0.1, adam_beta1=0.8, adam_beta2=0.9)
+    assert adam.param_groups[0]["betas"] == (0.8, 0.9)
+    sgd = build_optimizer("sgd", [weight], 0.1, sgd_momentum=0.7)
+    assert sgd.param_groups[0]["momentum"] == 0.7
+    with pytest.raises(InputError, match="optimizer.name"):
+        build_optimizer("adamm", [weight], 0.1)
+
+
+def test_schedule_semantics():
+    lr0, gamma, step = 0.1, 0.5, 3
+    lr, seen = lr0, []
+    for epoch in range(10):
+        seen.append(lr)
+        if decays_after(epoch, step):
+            lr *= gamma
+    expected = [lr0 * gamma ** (0 if e == 0 else (e - 1) // step) for e in range(10)]
+    assert seen == pytest.approx(expected)
+    assert [lr_at_epoch(lr0, gamma, step, e) for e in range(10)] == pytest.approx(expected)
+
+
+def test_penalty_formulas():
+    q0, lam, threshold, mu, n_k = 2.0, 0.3, 5.0, 0.7, 11
+    q = torch.linspace(q0, 12.0, 50, dtype=torch.float64)
+    values = torch.stack([torch.cos(q) * 8, torch.sin(q) * 3], dim=1)
+    prior = torch.stack([torch.cos(q) * 7, torch.zeros_like(q)], dim=1)
+    ramp = 1 / (1 + np.exp(-10 * (q.numpy() - (q0 + 0.5))))
+    expected = lam * n_k * np.mean(ramp[:, None] * np.abs(values.numpy() - prior.numpy()))
+    assert float(decay_penalty(values, prior, q, q0, lam, n_k)) == pytest.approx(expected)
+    x = np.abs(values.numpy())
+    excess = x - threshold
+    sig = 1 / (1 + np.exp(-10 * excess))
+    expected_mag = mu * n_k * np.mean(sig * np.maximum(excess, 0))
+    assert float(magnitude_penalty(values, threshold, mu, n_k)) == pytest.approx(expected_mag)
+    huge = torch.full((4, 2), 1e6, dtype=torch.float64)
+    assert math.isfinite(float(magnitude_penalty(huge, 150.0, 1.0, 1)))
+
+
+def test_penalties_use_the_analytic_prior(bundle):
+    model = torch.nn.Linear(1, 2).double()
+    pen = Penalties(PenaltySettings(1.0, 1.0), bundle.pp_params, None, [5, 2])
+    terms = pen.terms(model)
+    assert set(terms) == {"decay"} and float(terms["decay"]) > 0
+    off = Penalties(PenaltySettings(None, None, 5.0, 0.0), bundle.pp_params, None, [5])
+    assert not off.active
+
+
+def test_datamodule_serves_every_item_once(tmp_path: Path):
+    data = KPointDataModule([3, 4], batch_size=2)
+    items = torch.cat(list(data.train_dataloader()))
+    assert items.tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2], [1, 3]]
+    assert len(KPointDataModule([3, 4], 2, separate=False).batches()) == 1

@@ -1,0 +1,77 @@
+"""Helpers of the training tests: tiny bundles and in-process runs of the Hydra app."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from dpp.training.config import CONF_DIR
+from dpp.training.workflow import run
+
+REPO = Path(__file__).resolve().parents[1]
+CDSE = REPO / "dpp" / "data" / "examples" / "zb_CdSe"
+INGAASP = REPO / "tests" / "data" / "InGaAsP"
+
+
+def _set_key(path: Path, key: str, value: str) -> None:
+    lines = [ln for ln in path.read_text().splitlines() if ln.split("=")[0].strip() != key]
+    path.write_text("\n".join([*lines, f"{key} = {value}"]) + "\n")
+
+
+def small_bundle(
+    tmp: Path, source: Path = CDSE, n_k: int = 5, max_ke: float = 1.5, **config: object
+) -> Path:
+    """Copy of `source` with maxKE `max_ke`, the first `n_k` k-points and NN_config keys set
+    (defaults: 3 epochs, plotEvery 2, 20 pre-fit epochs, no init checkpoint)."""
+    folder = tmp / f"bundle_{source.name}"
+    shutil.copytree(source, folder)
+    (folder / "init_PPmodel.pth").unlink(missing_ok=True)
+    settings = {
+        "max_num_epochs": 3,
+        "plotEvery": 2,
+        "init_Zunger_num_epochs": 4,
+        "init_Zunger_plotEvery": 2,
+        "schedulerStep": 2,
+        "patience": 100,
+    }
+    settings.update(config)
+    for key, value in settings.items():
+        _set_key(folder / "NN_config.par", key, str(value))
+    for input_file in folder.glob("input_*.par"):
+        _set_key(input_file, "maxKE", str(max_ke))
+    for table in [*folder.glob("kpoints_*.par"), *folder.glob("expBandStruct_*.par")]:
+        rows = [ln for ln in table.read_text().splitlines() if ln.strip()]
+        table.write_text("\n".join(rows[:n_k]) + "\n")
+    return folder
+
+
+QUIET = [
+    "trainer.enable_progress_bar=false",
+    "callbacks.converge_plots=false",
+    "callbacks.n_qgrid=64",
+    "callbacks.n_rgrid=64",
+    "callbacks.ft_n_qgrid=128",
+]
+
+
+def compose_cfg(overrides: list[str], config_name: str = "train", config_dir: Path = CONF_DIR):
+    """Composed config with Hydra's runtime choices (as `python train.py overrides`)."""
+    with initialize_config_dir(str(config_dir), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    return cfg, OmegaConf.to_container(cfg.hydra.runtime.choices)
+
+
+def run_app(
+    run_dir: Path, overrides: list[str], config_name: str = "train", extra_dirs: tuple = ()
+) -> float:
+    """Run the app in-process like `python train.py overrides hydra.run.dir=run_dir`."""
+    overrides = [*QUIET, *overrides]
+    cfg, choices = compose_cfg(overrides, config_name)
+    return run(cfg, run_dir=run_dir, overrides=overrides, choices=choices, config_dirs=extra_dirs)
+
+
+def cost_rows(path: Path) -> list[tuple[int, float]]:
+    return [(int(a), float(b)) for a, b in (ln.split() for ln in path.read_text().splitlines())]
