@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from training_support import CDSE, compose_cfg, small_bundle
+from training_support import CDSE, compose_cfg, run_app, small_bundle
 
 from dpp.errors import InputError
 from dpp.io.config import KEYS
@@ -103,3 +103,23 @@ def test_converter_reports_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture
         stream.write("optimiser_lr = 0.1\n")
     assert main([str(bundle / "NN_config.par")]) == 2
     assert "optimizer_lr" in capsys.readouterr().err
+
+
+def test_monte_carlo_workflow_on_a_gradient_bundle(tmp_path: Path):
+    """workflow=monte_carlo on a bundle whose NN_config trains by gradient (max_num_epochs > 0)."""
+    folder = small_bundle(tmp_path, n_k=3, max_ke=1.5)
+    run_dir = tmp_path / "mc"
+    best = run_app(
+        run_dir,
+        [
+            f"data.bundle={folder}",
+            "workflow=monte_carlo",
+            "model.name=ZeroFunction",
+            "workflow.iterations=3",
+            "workflow.percentage=0.01",
+            "workflow.beta=10",
+            "workflow.progress=false",
+        ],
+    )
+    assert best > 0
+    assert (run_dir / "final_mc_cost.dat").is_file()

@@ -257,8 +257,10 @@ def nnconfig_from_cfg(cfg: DictConfig, source: str | Path | None = None) -> NNCo
         default = KEYS[key].default
         if value != _plain(default) or KEYS[key].required:
             given[key] = value
-    if cfg.workflow.name == "monte_carlo":
-        given["mc_bool"] = True
+    monte_carlo = cfg.workflow.name == "monte_carlo"
+    given["mc_bool"] = monte_carlo  # the chosen workflow wins over the file's mc_bool
+    if monte_carlo:
+        given["max_num_epochs"] = 0
     return NNConfig.from_mapping(given, source=source)
 
 
