@@ -9,7 +9,7 @@ import torch
 
 from dpp.io.records import Bundle
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.training.objective import RelativeEnergy, SystemTensors, system_loss
+from dpp.training.objective import RelativeEnergy, SystemTensors, bundle_targets, system_loss
 
 MISSING = 1e-15  # |E_ref| at or below this is a missing reference entry
 SOC_SLOT, SOC_LIMIT, SOC_PENALTY = 5, 8.0, 10.0
@@ -27,7 +27,7 @@ class NetworkCost:
     """L = Σ_X L_X of physics.md §7.1 (with relE), eV², the loss of gradient training."""
 
     def __init__(self, bundle: Bundle) -> None:
-        self.targets = [SystemTensors(system) for system in bundle.systems]
+        self.targets = bundle_targets(bundle)
         self.relative = RelativeEnergy.from_config(bundle.config, bundle.systems)
 
     @torch.no_grad()
@@ -66,12 +66,15 @@ class AnalyticCost:
     """C of physics.md §10.2: Σ_X normalised band cost + [SObool] Σ_s 10·(a5 − 8) for a5 > 8."""
 
     def __init__(self, bundle: Bundle, *, opt_gaps: bool = False) -> None:
-        self.targets = [SystemTensors(system) for system in bundle.systems]
+        self.targets = bundle_targets(bundle)
         self.opt_gaps = opt_gaps
 
     @torch.no_grad()
     def __call__(self, hamiltonian: PseudopotentialHamiltonian) -> Evaluation:
-        bands = [hamiltonian.bands(index) for index in range(len(self.targets))]
+        bands = [
+            target.reordering.bands(hamiltonian, index, torch.arange(target.reference.shape[0]))
+            for index, target in enumerate(self.targets)
+        ]
         total = sum(
             float(normalised_band_cost(b, t, opt_gaps=self.opt_gaps))
             for b, t in zip(bands, self.targets, strict=True)

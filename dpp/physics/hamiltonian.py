@@ -240,6 +240,10 @@ class PseudopotentialHamiltonian(nn.Module):
             return self.options.k_chunk
         return default_k_chunk(self.geometries[system].n_basis, self.options.spin_orbit)
 
+    def order_matrix(self, system: int) -> torch.Tensor | None:
+        """The system's order matrix (nK, nBands) as a tensor, or None."""
+        return self._order_rows[system]
+
     def eigenpairs(
         self, system: int, k_indices: torch.Tensor, n_eig: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,8 +258,17 @@ class PseudopotentialHamiltonian(nn.Module):
             vectors.append(chunk_vectors)
         return torch.cat(values), torch.cat(vectors)
 
-    def bands(self, system: int, k_indices: torch.Tensor | None = None) -> torch.Tensor:
-        """Band energies in eV, (len(k_indices), nBands), as compared with expBandStruct."""
+    def bands(
+        self,
+        system: int,
+        k_indices: torch.Tensor | None = None,
+        order_rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Band energies in eV, (len(k_indices), nBands), as compared with expBandStruct.
+
+        `order_rows` (len(k_indices), columns) replaces the system's order matrix for these
+        k-points (indices into the ascending eigenvalues of each H(k)).
+        """
         geometry = self.geometries[system]
         if k_indices is None:
             k_indices = torch.arange(geometry.n_kpoints, device=geometry.kpoints.device)
@@ -263,6 +276,8 @@ class PseudopotentialHamiltonian(nn.Module):
         n_bands = self.systems[system].n_bands
         rows = self._order_rows[system]
         rows = None if rows is None else rows[k_indices]
+        if order_rows is not None:
+            rows = order_rows
         n_eig = needed_eigenvalues(n_bands, self.options.spin_orbit, rows)
         n_eig = min(n_eig, geometry.n_basis * (2 if self.options.spin_orbit else 1))
         values, _ = self.eigenpairs(system, k_indices, n_eig)

@@ -18,8 +18,10 @@ from dpp.io.records import Bundle, SystemData
 from dpp.io.writers import write_band_file
 from dpp.models import load_checkpoint
 from dpp.physics import build_hamiltonian
+from dpp.physics.reorder import smooth_reorder
 from dpp.training import plots
 from dpp.training.objective import RelativeEnergy, SystemTensors, system_loss
+from dpp.training.reordering import BandReordering, reorder_mode
 from dpp.training.setup import build_network
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ def run_evaluate(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
         log.info("evaluating the analytic form of init_<S>Params.par")
     hamiltonian = build_hamiltonian(bundle, network)
     relative = RelativeEnergy.from_config(bundle.config, bundle.systems)
+    mode, legacy = reorder_mode(bundle.config), bool(bundle.config.legacy_reorder)
     chunk = int(cfg.workflow.k_chunk)
     total = 0.0
     for index, system in enumerate(bundle.systems):
@@ -54,12 +57,16 @@ def run_evaluate(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
         parts, loss = [], 0.0
         has_reference = system.ref_bands is not None
         targets = SystemTensors(system) if has_reference else None
+        reordering = BandReordering(mode, system.n_kpoints, legacy)
         for k in torch.split(k_all, chunk):
-            bands = hamiltonian.bands(index, k)
-            parts.append(bands.cpu().numpy())
-            if has_reference:
-                loss += float(system_loss(hamiltonian, index, targets, k, relative, bands=bands))
-        bands = np.concatenate(parts)
+            bands = reordering.bands(hamiltonian, index, k)
+            parts.append(bands)
+        bands = torch.cat(parts)
+        if mode == "smooth" and chunk < system.n_kpoints:
+            bands = torch.gather(bands, 1, smooth_reorder(bands))
+        if has_reference:
+            loss = float(system_loss(hamiltonian, index, targets, k_all, relative, bands=bands))
+        bands = bands.cpu().numpy()
         k_cart = hamiltonian.geometries[index].kpoints.cpu().numpy()
         distance = path_distance(system, k_cart)
         write_band_file(run_dir / f"bands_sys{index}.dat", distance, bands)

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from dpp.io.records import SystemData
+from dpp.io.records import Bundle, SystemData
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.training.loss import band_loss, relative_shifts
+from dpp.training.reordering import BandReordering, reorder_mode
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,31 @@ class RelativeEnergy:
 
 
 class SystemTensors:
-    """Reference bands and weights of one system as tensors on a device."""
+    """Reference bands and weights of one system as tensors on a device, and the band
+    reordering (physics.md §11) applied to its computed bands."""
 
-    def __init__(self, system: SystemData, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        system: SystemData,
+        device: torch.device | str = "cpu",
+        reordering: BandReordering | None = None,
+    ) -> None:
         if system.ref_bands is None:
             raise ValueError(f"system {system.index} has no reference bands")
         self.reference = torch.as_tensor(system.ref_bands, device=device)
         self.kweights = torch.as_tensor(system.kweights, device=device)
         self.band_weights = torch.as_tensor(system.band_weights, device=device)
+        self.reordering = reordering or BandReordering("none", system.n_kpoints)
+
+
+def bundle_targets(bundle: Bundle, device: torch.device | str = "cpu") -> list[SystemTensors]:
+    """Targets of every system, with the reordering selected in the bundle's config."""
+    mode = reorder_mode(bundle.config)
+    legacy = bool(getattr(bundle.config, "legacy_reorder", False))
+    return [
+        SystemTensors(system, device, BandReordering(mode, system.n_kpoints, legacy))
+        for system in bundle.systems
+    ]
 
 
 def system_loss(
@@ -59,7 +77,7 @@ def system_loss(
     at k-index 0 unless `detach_first` reproduces the original's constant reference.
     """
     if bands is None:
-        bands = hamiltonian.bands(system, k_indices)
+        bands = targets.reordering.bands(hamiltonian, system, k_indices)
     reference = targets.reference[k_indices]
     band_index = None if relative is None else relative.band_index[system]
     shift: torch.Tensor | float = 0.0

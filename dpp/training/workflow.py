@@ -15,6 +15,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 
@@ -32,12 +33,13 @@ from dpp.training.callbacks import (
 from dpp.training.config import resolve_config
 from dpp.training.datamodule import KPointDataModule
 from dpp.training.module import OptimizerSettings, PseudopotentialModule
-from dpp.training.objective import RelativeEnergy, SystemTensors
+from dpp.training.objective import RelativeEnergy, bundle_targets
 from dpp.training.outputs import OutputGrids, Reporter, evaluate_bands, write_run_info
 from dpp.training.penalties import Penalties, PenaltySettings
 from dpp.training.preadjust import pre_adjust
 from dpp.training.prefit import PrefitSettings, initialise
 from dpp.training.setup import build_network, load_run_bundle, set_threads, train_slots
+from dpp.training.strategy import is_global_zero
 
 log = logging.getLogger(__name__)
 RESOLVED_CONFIG = "config_resolved.yaml"
@@ -84,7 +86,8 @@ def run(
     run_dir = Path(run_dir or hydra_dir or Path.cwd())
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = resolve_config(cfg, overrides, choices, [*hydra_dirs, *map(Path, config_dirs)])
-    write_text_atomic(run_dir / RESOLVED_CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
+    if is_global_zero():
+        write_text_atomic(run_dir / RESOLVED_CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     set_threads(int(cfg.hamiltonian.num_threads))
     name = cfg.workflow.name
@@ -195,7 +198,8 @@ def run_gradient(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
         raise InputError(
             resume, "nothing to resume", key="resume", expected="a checkpoint from an earlier run"
         )
-    if resume is None:
+    lead = is_global_zero()
+    if resume is None and lead:
         chosen = initialise(
             network,
             bundle,
@@ -224,9 +228,11 @@ def run_gradient(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
             init_path=chosen,
             version=_dpp_version(),
         )
+    elif resume is None:
+        log.info("DDP rank > 0: initial parameters come from rank 0 when training starts")
     else:
         log.info("resuming from %s", resume)
-    targets = [SystemTensors(system) for system in bundle.systems]
+    targets = bundle_targets(bundle)
     relative = RelativeEnergy.from_config(c, bundle.systems)
     n_kpoints = [s.n_kpoints for s in bundle.systems]
     data = KPointDataModule(n_kpoints, int(cfg.data.kpt_batch_size), bool(c.separateKptGrad))
@@ -241,7 +247,7 @@ def run_gradient(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
     )
     epochs = int(c.max_num_epochs)
     if epochs > 0:
-        if resume is None and c.pre_adjust_moves > 0:
+        if resume is None and lead and c.pre_adjust_moves > 0:
             pre_adjust(module, c.pre_adjust_moves, c.pre_adjust_stepSize, generator, reporter)
         _fit(cfg, module, data, reporter, logger, state, resume)
     final = _finish(module, reporter, run_dir, bool(cfg.callbacks.converge_plots))
@@ -279,18 +285,13 @@ def _fit(
             Perturbation(c.perturbEvery, float(cfg.callbacks.perturb_epsilon), int(cfg.seed))
         )
     t = cfg.trainer
-    if t.get("strategy") not in (None, "auto") or t.devices not in (1, "1"):
-        raise InputError(
-            None,
-            "multi-device training is not implemented yet",
-            key="trainer",
-            expected="trainer=cpu or trainer=gpu with devices=1",
-            found=f"strategy={t.get('strategy')}, devices={t.devices}",
-        )
     trainer = pl.Trainer(
         max_epochs=int(c.max_num_epochs),
         accelerator=str(t.accelerator),
         devices=t.devices,
+        num_nodes=int(t.num_nodes),
+        strategy=_strategy(t.get("strategy")),
+        use_distributed_sampler=False,  # the DataModule shards the k-points itself
         precision=t.precision,
         logger=logger if logger is not None else False,
         callbacks=callbacks,
@@ -303,6 +304,22 @@ def _fit(
         default_root_dir=str(reporter.run_dir),
     )
     trainer.fit(module, datamodule=data, ckpt_path=None if resume is None else str(resume))
+
+
+def _strategy(node: Any) -> str | pl.strategies.Strategy:
+    """`auto` (one device), or the strategy a `_target_` node builds (trainer=ddp). Plain
+    `ddp` would average the gradients over ranks inside DistributedDataParallel."""
+    if node is None or node == "auto":
+        return "auto"
+    if OmegaConf.is_dict(node) and "_target_" in node:
+        return instantiate(node)
+    raise InputError(
+        None,
+        "unsupported trainer strategy",
+        key="trainer.strategy",
+        expected="auto or a _target_ node such as trainer=ddp (KPointDDPStrategy)",
+        found=str(node),
+    )
 
 
 class _EpochCounter(pl.Callback):
@@ -318,18 +335,26 @@ class _EpochCounter(pl.Callback):
 def _finish(
     module: PseudopotentialModule, reporter: Reporter, run_dir: Path, converge: bool
 ) -> float:
-    """Final potentials and cost plot; returns the final eval-mode loss."""
+    """Final potentials and cost plot (global rank 0); returns the final eval-mode loss,
+    evaluated by all ranks together after a DDP fit."""
     ham = module.hamiltonian
-    reporter.potentials("final", ham, converge=converge, real_space_files=True)
-    if module.network is not None:
-        save_torch_atomic(module.network.state_dict(), run_dir / "final_PPmodel.pth")
-    if module.train_history:
-        fig = plots.cost_figure(module.train_history, module.val_history, "training cost")
-        plots.save_figure(fig, run_dir / "final_train_cost.png")
-        plots.close(fig)
+    if is_global_zero():
+        _final_files(module, reporter, run_dir, converge)
     was_training = ham.training
     ham.eval()
     with torch.no_grad():
         final, _, _ = module.full_pass(backward=False)
     ham.train(was_training)
     return final
+
+
+def _final_files(
+    module: PseudopotentialModule, reporter: Reporter, run_dir: Path, converge: bool
+) -> None:
+    reporter.potentials("final", module.hamiltonian, converge=converge, real_space_files=True)
+    if module.network is not None:
+        save_torch_atomic(module.network.state_dict(), run_dir / "final_PPmodel.pth")
+    if module.train_history:
+        fig = plots.cost_figure(module.train_history, module.val_history, "training cost")
+        plots.save_figure(fig, run_dir / "final_train_cost.png")
+        plots.close(fig)
