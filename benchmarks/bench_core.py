@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from dpp.io import load_bundle
-from dpp.models import build_model, load_checkpoint
+from dpp.models import build_model_from_config, load_checkpoint
 from dpp.physics import build_hamiltonian
 from dpp.physics.bands import needed_eigenvalues
 from dpp.physics.eigensolver import lowest_eigh_raw
@@ -38,16 +38,8 @@ def best_of(repeats: int, work: Callable[[], None]) -> float:
 
 
 def network_for(bundle) -> torch.nn.Module:  # noqa: ANN001 - Bundle
-    config = bundle.config
-    model = build_model(
-        config.PPmodel,
-        config.hiddenLayers,
-        bundle.n_species,
-        decay_rate=config.PPmodel_decay_rate,
-        decay_center=config.PPmodel_decay_center,
-        gaussian_std=config.PPmodel_gaussian_std,
-        scale=config.PPmodel_scale,
-        generator=torch.Generator().manual_seed(0),
+    model = build_model_from_config(
+        bundle.config, bundle.n_species, generator=torch.Generator().manual_seed(0)
     )
     if bundle.init_model_path is not None:
         load_checkpoint(model, bundle.init_model_path)

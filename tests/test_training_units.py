@@ -12,12 +12,13 @@ from training_support import small_bundle
 
 from dpp.errors import InputError
 from dpp.io import load_bundle
+from dpp.io.config import OPTIMIZERS
 from dpp.models import build_model
 from dpp.physics import build_hamiltonian
 from dpp.training.datamodule import KPointDataModule
 from dpp.training.module import OptimizerSettings, PseudopotentialModule
 from dpp.training.objective import RelativeEnergy, SystemTensors
-from dpp.training.optimizers import OPTIMIZER_NAMES, build_optimizer, decays_after, lr_at_epoch
+from dpp.training.optimizers import build_optimizer, decays_after, lr_at_epoch
 from dpp.training.penalties import (
     Penalties,
     PenaltySettings,
@@ -71,7 +72,7 @@ def test_step_is_independent_of_batch_size(bundle, relative: bool):
 
 
 def test_every_optimizer_name():
-    for name in OPTIMIZER_NAMES:
+    for name in OPTIMIZERS:
         weight = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
         if name == "sparseadam":
             with pytest.raises(InputError, match="sparse"):

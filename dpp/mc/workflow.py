@@ -15,7 +15,7 @@ from dpp.io.montecarlo import McOptions, read_beta_schedule, read_mc_options, re
 from dpp.io.records import Bundle
 from dpp.mc.runner import MonteCarloRunner
 from dpp.mc.settings import MonteCarloSettings
-from dpp.models import build_model, load_checkpoint
+from dpp.models import build_model_from_config, load_checkpoint
 from dpp.physics import PhysicsOptions, build_hamiltonian
 
 log = logging.getLogger(__name__)
@@ -95,17 +95,8 @@ def replica_ladder(
 
 def build_model_for(bundle: Bundle, seed: int) -> torch.nn.Module:
     """The bundle's PPmodel, loaded from init_PPmodel.pth when present (else seeded init)."""
-    c = bundle.config
-    model = build_model(
-        c.PPmodel,
-        c.hiddenLayers,
-        bundle.n_species,
-        decay_rate=c.PPmodel_decay_rate,
-        decay_center=c.PPmodel_decay_center,
-        gaussian_std=c.PPmodel_gaussian_std,
-        scale=c.PPmodel_scale,
-        generator=torch.Generator().manual_seed(seed),
-        source=bundle.path / "NN_config.par",
+    model = build_model_from_config(
+        bundle.config, bundle.n_species, generator=torch.Generator().manual_seed(seed)
     )
     if bundle.init_model_path is not None:
         load_checkpoint(model, bundle.init_model_path)

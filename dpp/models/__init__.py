@@ -7,6 +7,7 @@ from dpp.models.catalog import (
     PPMODELS,
     CatalogEntry,
     build_model,
+    build_model_from_config,
     has_batchnorm,
     is_zero_function,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "GaussianGate",
     "ZeroFunction",
     "build_model",
+    "build_model_from_config",
     "has_batchnorm",
     "is_zero_function",
     "load_checkpoint",

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -205,3 +206,26 @@ def has_batchnorm(model: nn.Module) -> bool:
 def is_zero_function(model: nn.Module) -> bool:
     """True for ZeroFunction (no network: analytic local form only)."""
     return isinstance(model, ZeroFunction)
+
+
+def build_model_from_config(
+    config: Any,
+    n_species: int,
+    *,
+    generator: torch.Generator | None = None,
+    dropout: float = 0.0,
+) -> nn.Module:
+    """The PPmodel an NNConfig names: `PPmodel`, `hiddenLayers` and the gate keys
+    (PPmodel_decay_rate/_center, PPmodel_gaussian_std, PPmodel_scale) of bundle-format §11.3."""
+    return build_model(
+        config.PPmodel,
+        config.hiddenLayers,
+        n_species,
+        decay_rate=config.PPmodel_decay_rate,
+        decay_center=config.PPmodel_decay_center,
+        gaussian_std=config.PPmodel_gaussian_std,
+        scale=config.PPmodel_scale,
+        dropout=dropout,
+        generator=generator,
+        source=config.source,
+    )

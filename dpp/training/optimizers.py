@@ -10,23 +10,10 @@ from pathlib import Path
 import torch
 
 from dpp.errors import InputError
+from dpp.io.config import OPTIMIZERS
 
 log = logging.getLogger(__name__)
 
-OPTIMIZER_NAMES = (
-    "adam",
-    "sgd",
-    "asgd",
-    "lbfgs",
-    "adadelta",
-    "adagrad",
-    "adamw",
-    "sparseadam",
-    "adamax",
-    "nadam",
-    "radam",
-    "rmsprop",
-)
 _BETAS = ("adam", "adamw", "adamax", "nadam", "radam")
 
 
@@ -74,7 +61,7 @@ def build_optimizer(
             None,
             "unknown optimiser",
             key="optimizer.name",
-            expected="one of " + ", ".join(OPTIMIZER_NAMES),
+            expected="one of " + ", ".join(OPTIMIZERS),
             found=repr(name),
         )
     if name not in _BETAS and (adam_beta1, adam_beta2) != (0.9, 0.999):
