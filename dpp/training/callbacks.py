@@ -9,14 +9,17 @@ import resource
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_only
 
 from dpp.io.writers import save_torch_atomic, write_parameter_dump
+from dpp.mc.perturb import perturb_network, perturb_soc
 from dpp.training import plots
 from dpp.training.module import PseudopotentialModule
 from dpp.training.outputs import Reporter
+from dpp.training.setup import SOC_NL_SLOTS
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +125,7 @@ class Perturbation(pl.Callback):
     def __init__(self, every: int, epsilon: float, seed: int) -> None:
         self.every = every
         self.epsilon = epsilon
-        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
 
     def on_train_batch_end(
         self,
@@ -135,31 +138,26 @@ class Perturbation(pl.Callback):
         epoch = trainer.current_epoch
         if not (_last_batch(trainer, batch_idx) and epoch > 0 and epoch % self.every == 0):
             return
-        kick(pl_module, self.epsilon, self.generator)
+        kick(pl_module, self.epsilon, self.rng)
         log.info("epoch %d: random perturbation (epsilon %g)", epoch + 1, self.epsilon)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
+        return {"rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.generator.set_state(state_dict["generator"])
-
-
-def _uniform(shape: torch.Size, bound: float, generator: torch.Generator) -> torch.Tensor:
-    return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2.0 - 1.0) * bound
+        self.rng.bit_generator.state = state_dict["rng"]
 
 
 @torch.no_grad()
-def kick(module: PseudopotentialModule, epsilon: float, generator: torch.Generator) -> None:
-    """Apply the mode-1 perturbation to the network and to a5..a7 of every species."""
-    if module.hamiltonian.uses_network:
-        for p in module.network.parameters():
-            p.mul_(1.0 + _uniform(p.shape, epsilon, generator).to(p))
-    ham = module.hamiltonian
-    table = ham.pp_table().detach().clone()
-    table[:, 5:8] *= 1.0 + _uniform(table[:, 5:8].shape, epsilon / 100.0, generator).to(table)
-    ham.pp_fixed.copy_(table)
-    ham.pp_free.data.copy_(table[ham.pp_mask])
+def kick(module: PseudopotentialModule, epsilon: float, rng: np.random.Generator) -> None:
+    """Apply the Monte Carlo mode-1 perturbation to the network and to a5..a7 of every species."""
+    hamiltonian = module.hamiltonian
+    if hamiltonian.uses_network:
+        perturb_network(module.network.parameters(), 1, epsilon, rng)
+    table = hamiltonian.pp_table().detach().clone()
+    perturb_soc(table, 1, epsilon, rng, active=SOC_NL_SLOTS)
+    hamiltonian.pp_fixed.copy_(table)
+    hamiltonian.pp_free.data.copy_(table[hamiltonian.pp_mask])
 
 
 class EarlyStopping(pl.Callback):
