@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import EXAMPLES, shrink_bundle
 from training_support import run_app, small_bundle
 
+from dpp.errors import InputError
 from dpp.io import load_bundle
 from dpp.physics import build_hamiltonian
 from dpp.physics.reorder import smooth_reorder
-from dpp.training.reordering import BandReordering
+from dpp.training.reordering import BandReordering, check_parallel
 
 
 def cdse_hamiltonian(n_kpoints: int = 12):
@@ -57,3 +59,28 @@ def test_training_runs_with_each_reordering(tmp_path: Path) -> None:
         loss = run_app(run_dir, [f"data.bundle={folder}", f"hamiltonian.{switch}=true"])
         assert math.isfinite(loss)
         assert (run_dir / "final_training_cost.dat").is_file()
+
+
+def test_eigvec_permutations_recomputed_at_each_pass_of_a_shard() -> None:
+    hamiltonian, n_k = cdse_hamiltonian()
+    state = BandReordering("eigvec", n_k)
+    calls = []
+    original = hamiltonian.eigenpairs
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    hamiltonian.eigenpairs = counting
+    with torch.no_grad():
+        for shard in ([1, 3, 5], [7, 9, 11], [1, 3, 5], [7, 9, 11]):  # two passes of rank 1
+            state.bands(hamiltonian, 0, torch.tensor(shard))
+    full_path_solves = [args for args in calls if len(args[1]) == n_k]
+    assert len(full_path_solves) == 2
+
+
+def test_smooth_reorder_is_refused_under_data_parallelism() -> None:
+    check_parallel("smooth", 1)
+    check_parallel("eigvec", 4)
+    with pytest.raises(InputError, match="smooth_reorder"):
+        check_parallel("smooth", 2)

@@ -4,6 +4,11 @@ Manual optimisation: the k-point batches of an epoch each back-propagate their p
 loss (gradients accumulate), and one optimiser step is taken at the last batch, so the step
 equals the full-batch step to round-off (physics.md §7.3, §8). L-BFGS re-evaluates the whole
 epoch in its closure.
+
+Under DDP (`dpp.training.strategy`) every rank evaluates its share of the k-points; the
+gradients and the per-system losses are summed over ranks before the step, and the global
+terms (penalties, observables) enter the gradient on global rank 0 only, so the step is the
+single-process one.
 """
 
 from __future__ import annotations
@@ -19,10 +24,20 @@ from torch import nn
 
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.training.objective import RelativeEnergy, SystemTensors, system_loss
+from dpp.training.observables import ObservableTerms
 from dpp.training.optimizers import build_optimizer, decays_after, load_optimizer_state
 from dpp.training.penalties import Penalties
+from dpp.training.strategy import sum_gradients, sum_over_ranks
 
 log = logging.getLogger(__name__)
+EPOCH_LOG = {
+    "on_step": False,
+    "on_epoch": True,
+    "batch_size": 1,
+    "sync_dist": True,
+    "rank_zero_only": True,
+}
+"""self.log flags: one value per epoch, already summed over ranks (no further sync)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,7 @@ class PseudopotentialModule(pl.LightningModule):
         optimizer: OptimizerSettings,
         batches: list[torch.Tensor],
         *,
+        observables: ObservableTerms | None = None,
         runtime_flag: bool = False,
     ) -> None:
         super().__init__()
@@ -60,6 +76,7 @@ class PseudopotentialModule(pl.LightningModule):
         self.targets = targets
         self.relative = relative
         self.penalties = penalties if penalties is not None and penalties.active else None
+        self.observables = observables if observables is not None and observables.active else None
         self.settings = optimizer
         self.batches = batches
         self.runtime_flag = runtime_flag
@@ -70,6 +87,15 @@ class PseudopotentialModule(pl.LightningModule):
         self.epoch_terms: dict[str, float] = {}
         self.val_bands: list[torch.Tensor] | None = None
         self._reset_epoch()
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module signature
+        """Device moves and casts also reach the reference tensors of the targets."""
+        super()._apply(fn, recurse)
+        for target in self.targets:
+            for name, value in vars(target).items():
+                if isinstance(value, torch.Tensor):
+                    setattr(target, name, fn(value))
+        return self
 
     # -- parameters ---------------------------------------------------------------------
     @property
@@ -124,21 +150,47 @@ class PseudopotentialModule(pl.LightningModule):
             self.manual_backward(loss)
 
     def penalty_terms(self, backward: bool) -> dict[str, torch.Tensor]:
-        """Penalties (added once per step, outside the k-loop), back-propagated if asked."""
-        if self.penalties is None or not self.hamiltonian.uses_network:
-            return {}
-        terms = self.penalties.terms(self.network)
+        """Penalties and observable terms (added once per step, outside the k-loop),
+        back-propagated if asked."""
+        terms: dict[str, torch.Tensor] = {}
+        if self.penalties is not None and self.hamiltonian.uses_network:
+            terms.update(self.penalties.terms(self.network))
+        if self.observables is not None:
+            terms.update(self.observables.terms(self.hamiltonian))
         if backward and terms:
             self._backward(torch.stack(list(terms.values())).sum())
         return {name: value.detach().cpu() for name, value in terms.items()}
 
+    @property
+    def _global_rank_zero(self) -> bool:
+        """Whether global terms (penalties, observables) enter the gradient here: once over
+        all ranks."""
+        return self._trainer is None or self.trainer.is_global_zero
+
+    def _summed(self, per_system: torch.Tensor) -> torch.Tensor:
+        """Per-system losses summed over ranks (on the rank's device for the collective)."""
+        on_device = per_system.to(self.device)
+        sum_over_ranks([on_device])
+        return on_device.cpu()
+
     def full_pass(self, backward: bool = True) -> tuple[float, torch.Tensor, dict[str, float]]:
-        """Loss (and gradient) over every batch: (total, per-system band terms, penalties)."""
-        per_system = sum(self.batch_loss(batch, backward) for batch in self.batches)
-        penalties = {k: float(v) for k, v in self.penalty_terms(backward).items()}
+        """Loss (and gradient) over every batch of every rank: (total, per-system band terms,
+        penalties); the gradients are summed over ranks."""
+        per_system = torch.zeros(self.n_systems, dtype=torch.float64)
+        for batch in self.batches:
+            per_system += self.batch_loss(batch, backward)
+        per_system = self._summed(per_system)
+        terms = self.penalty_terms(backward and self._global_rank_zero)
+        penalties = {k: float(v) for k, v in terms.items()}
+        if backward:
+            sum_gradients(p for _, p in self.trainable())
         return float(per_system.sum()) + sum(penalties.values()), per_system, penalties
 
     # -- training -----------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        """From now on full passes (L-BFGS closure, final loss) evaluate this rank's share."""
+        self.batches = self.trainer.datamodule.batches()
+
     def on_train_epoch_start(self) -> None:
         self._reset_epoch()
         self.optimizers().zero_grad()
@@ -152,11 +204,14 @@ class PseudopotentialModule(pl.LightningModule):
 
     def _step(self) -> None:
         optimizer = self.optimizers()
-        penalties = {k: float(v) for k, v in self.penalty_terms(backward=True).items()}
-        total = float(self._band_sum.sum()) + sum(penalties.values())
+        terms = self.penalty_terms(backward=self._global_rank_zero)
+        penalties = {k: float(v) for k, v in terms.items()}
+        sum_gradients(p for _, p in self.trainable())
+        band_sum = self._summed(self._band_sum)
+        total = float(band_sum.sum()) + sum(penalties.values())
         self.epoch_loss, self.epoch_terms = total, penalties
         self.train_history.append((self.current_epoch + 1, total))
-        self._log_epoch(total, self._band_sum, penalties, optimizer)
+        self._log_epoch(total, band_sum, penalties, optimizer)
         start = time.perf_counter()
         if self.settings.name == "lbfgs":
             first = [True]
@@ -196,8 +251,8 @@ class PseudopotentialModule(pl.LightningModule):
         if norms:
             metrics["grad_norm/total"] = float(torch.tensor(list(norms.values())).norm())
             metrics.update({f"grad_norm/{name}": value for name, value in norms.items()})
-        self.log("loss", total, prog_bar=True, on_step=False, on_epoch=True, batch_size=1)
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=1)
+        self.log("loss", total, prog_bar=True, **EPOCH_LOG)
+        self.log_dict(metrics, **EPOCH_LOG)
 
     def on_train_batch_end(self, outputs: Any, batch: torch.Tensor, batch_idx: int) -> None:
         last = batch_idx == self.trainer.num_training_batches - 1
@@ -206,19 +261,18 @@ class PseudopotentialModule(pl.LightningModule):
 
     # -- validation ---------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
-        self._val_parts: list[dict[int, torch.Tensor]] = [{} for _ in range(self.n_systems)]
+        self._val_parts = [
+            torch.zeros_like(target.reference, device=self.device) for target in self.targets
+        ]
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         for system in torch.unique(batch[:, 0]).tolist():
-            k = batch[batch[:, 0] == system, 1]
-            bands = self.hamiltonian.bands(system, k.to(self.device))
-            for row, index in enumerate(k.tolist()):
-                self._val_parts[system][index] = bands[row]
+            k = batch[batch[:, 0] == system, 1].to(self.device)
+            self._val_parts[system][k] = self.hamiltonian.bands(system, k)
 
     def on_validation_epoch_end(self) -> None:
-        self.val_bands = [
-            torch.stack([parts[k] for k in sorted(parts)]) for parts in self._val_parts
-        ]
+        sum_over_ranks(self._val_parts)  # every rank filled its own k-points, zeros elsewhere
+        self.val_bands = self._val_parts
         per_system = []
         for system, bands in enumerate(self.val_bands):
             k_all = torch.arange(bands.shape[0], device=bands.device)
@@ -239,7 +293,7 @@ class PseudopotentialModule(pl.LightningModule):
         self.val_history.append((self.current_epoch + 1, total))
         metrics = {f"val/loss_sys{i}": v for i, v in enumerate(per_system)}
         metrics["val/loss"] = total
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=1)
+        self.log_dict(metrics, **EPOCH_LOG)
 
     # -- checkpoint state ---------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

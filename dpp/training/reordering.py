@@ -3,13 +3,16 @@
 smooth_reorder: a batch holding every k-point of the system is reordered along the path;
 smaller batches use the previous epoch's reordered bands as history (none in the first
 epoch). eigvec_reorder: eigenvector-overlap permutations of the whole path, recomputed
-without gradients whenever a pass starts at k-index 0, act as the order matrix.
+without gradients at the start of every pass over this process's k-points (a batch whose first
+k-index does not follow the previous batch), act as the order matrix. Every process computes
+them for the whole path, so they agree under data parallelism.
 """
 
 from __future__ import annotations
 
 import torch
 
+from dpp.errors import InputError
 from dpp.physics.bands import spatial_columns
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.physics.reorder import overlap_reorder, smooth_reorder, smooth_reorder_from_previous
@@ -32,6 +35,7 @@ class BandReordering:
         self._pending: torch.Tensor | None = None
         self._filled = torch.zeros(n_kpoints, dtype=torch.bool)
         self._rows: torch.Tensor | None = None
+        self._last_k = -1
 
     def bands(
         self, hamiltonian: PseudopotentialHamiltonian, system: int, k_indices: torch.Tensor
@@ -67,7 +71,9 @@ class BandReordering:
     def _eigvec_rows(
         self, hamiltonian: PseudopotentialHamiltonian, system: int, k_indices: torch.Tensor
     ) -> torch.Tensor:
-        if self._rows is not None and int(k_indices[0]) != 0:
+        new_pass = int(k_indices[0]) <= self._last_k
+        self._last_k = int(k_indices[-1])
+        if self._rows is not None and not new_pass:
             return self._rows
         device = k_indices.device
         all_k = torch.arange(self.n_kpoints, device=device)
@@ -99,3 +105,16 @@ def reorder_mode(config: object) -> str:
     if getattr(config, "eigvec_reorder", False):
         return "eigvec"
     return "smooth" if getattr(config, "smooth_reorder", False) else "none"
+
+
+def check_parallel(mode: str, world_size: int) -> None:
+    """smooth_reorder between k-batches needs the neighbouring k-points' bands of the previous
+    epoch, which other processes hold: it runs in single-process training only."""
+    if mode == "smooth" and world_size > 1:
+        raise InputError(
+            None,
+            "smooth_reorder needs every k-point's bands in one process",
+            key="hamiltonian.smooth_reorder",
+            expected="trainer=cpu or trainer=gpu (one process), or hamiltonian.eigvec_reorder",
+            found=f"trainer with {world_size} processes",
+        )

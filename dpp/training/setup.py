@@ -7,12 +7,13 @@ import os
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from dpp.io import load_bundle
 from dpp.io.records import Bundle
-from dpp.models import build_model, is_zero_function
+from dpp.models import build_model_from_config, is_zero_function
 from dpp.training.config import bundle_path, nnconfig_from_cfg
 
 LOCAL_SLOTS, LR_SLOT, SOC_NL_SLOTS = (0, 1, 2, 3), 4, (5, 6, 7)
@@ -27,27 +28,29 @@ def load_run_bundle(cfg: DictConfig, *, require_reference: bool = True) -> Bundl
     return bundle
 
 
-def set_threads(count: int) -> None:
-    """num_cores: torch CPU threads, clipped to the CPU count (0 keeps torch's default)."""
-    if count > 0:
-        torch.set_num_threads(min(count, os.cpu_count() or 1))
+def set_threads(count: int, processes: int = 1) -> None:
+    """num_cores: torch CPU threads, clipped to the CPU count and shared evenly by the
+    `processes` DDP ranks of a node (at least one each). The CPU eigensolver diagonalises
+    the k-points of a chunk in one thread per torch thread, so this is the number of
+    k-point workers of training, evaluation and no-gradient passes; BLAS gets the same
+    limit. 0 keeps the defaults in one process and shares the CPU count among several."""
+    cpus = os.cpu_count() or 1
+    if processes > 1:
+        threads = max(1, min(count or cpus, cpus) // processes)
+    elif count > 0:
+        threads = min(count, cpus)
+    else:
+        return
+    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads, user_api="blas")
 
 
 def build_network(cfg: DictConfig, bundle: Bundle, generator: torch.Generator) -> nn.Module:
     """The PPmodel of the config with weights drawn from `generator`; with
     `model.gradient_checkpointing` its forward is recomputed in the backward pass."""
     config = bundle.config
-    model = build_model(
-        config.PPmodel,
-        config.hiddenLayers,
-        bundle.n_species,
-        decay_rate=config.PPmodel_decay_rate,
-        decay_center=config.PPmodel_decay_center,
-        gaussian_std=config.PPmodel_gaussian_std,
-        scale=config.PPmodel_scale,
-        dropout=float(cfg.model.dropout),
-        generator=generator,
-        source=config.source,
+    model = build_model_from_config(
+        config, bundle.n_species, generator=generator, dropout=float(cfg.model.dropout)
     )
     if config.checkpoint and not is_zero_function(model):
         plain = model.forward

@@ -8,6 +8,7 @@ pre-adjust moves -> Lightning training (one step per epoch) -> final potentials 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -34,10 +35,12 @@ from dpp.training.config import resolve_config
 from dpp.training.datamodule import KPointDataModule
 from dpp.training.module import OptimizerSettings, PseudopotentialModule
 from dpp.training.objective import RelativeEnergy, bundle_targets
+from dpp.training.observables import ObservableTerms
 from dpp.training.outputs import OutputGrids, Reporter, evaluate_bands, write_run_info
 from dpp.training.penalties import Penalties, PenaltySettings
 from dpp.training.preadjust import pre_adjust
 from dpp.training.prefit import PrefitSettings, initialise
+from dpp.training.reordering import check_parallel, reorder_mode
 from dpp.training.setup import build_network, load_run_bundle, set_threads, train_slots
 from dpp.training.strategy import is_global_zero
 
@@ -198,7 +201,7 @@ def run_gradient(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
         raise InputError(
             resume, "nothing to resume", key="resume", expected="a checkpoint from an earlier run"
         )
-    lead = is_global_zero()
+    lead, device = is_global_zero(), _stage_device(cfg)
     if resume is None and lead:
         chosen = initialise(
             network,
@@ -209,8 +212,9 @@ def run_gradient(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
             model_path=None if cfg.init.model_path is None else Path(str(cfg.init.model_path)),
             progress=progress,
         )
+        hamiltonian.to(device)
         reporter.basis_states(hamiltonian)
-        analytic = build_hamiltonian(bundle, None)
+        analytic = build_hamiltonian(bundle, None).to(device)
         reporter.bands("oldFunc", evaluate_bands(analytic), tag="bands_oldFunc")
         reporter.bands("initZunger", evaluate_bands(hamiltonian), tag="bands")
         reporter.potentials(
@@ -243,8 +247,9 @@ def run_gradient(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
         _penalties(bundle),
         _optimizer_settings(cfg, bundle),
         data.batches(),
+        observables=ObservableTerms(bundle),
         runtime_flag=bool(c.runtime_flag),
-    )
+    ).to(device)
     epochs = int(c.max_num_epochs)
     if epochs > 0:
         if resume is None and lead and c.pre_adjust_moves > 0:
@@ -256,6 +261,14 @@ def run_gradient(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
         logger.finalize("success")
     log.info("final validation loss %.6g eV^2; results in %s", final, run_dir)
     return final
+
+
+def _stage_device(cfg: DictConfig) -> torch.device:
+    """Device of the stages outside the Trainer (baseline bands, pre-adjust): this process's
+    GPU when the trainer runs on GPUs, else the CPU."""
+    if str(cfg.trainer.accelerator) in ("gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
 
 
 def _fit(
@@ -303,7 +316,28 @@ def _fit(
         log_every_n_steps=int(t.log_every_n_steps),
         default_root_dir=str(reporter.run_dir),
     )
+    _check_launch(trainer)
+    check_parallel(reorder_mode(c), trainer.world_size)
     trainer.fit(module, datamodule=data, ckpt_path=None if resume is None else str(resume))
+
+
+def _check_launch(trainer: pl.Trainer) -> None:
+    """Lightning starts local DDP ranks by re-running the command line, which inside a Hydra
+    multirun would start the sweep again: there the ranks must come from SLURM or torchrun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if trainer.world_size == 1 or not HydraConfig.initialized():
+        return
+    external = trainer.strategy.cluster_environment.creates_processes_externally
+    if HydraConfig.get().mode == RunMode.MULTIRUN and not external:
+        raise InputError(
+            None,
+            "DDP inside a local multirun",
+            key="trainer.devices",
+            expected="devices=1 per sweep job, or hydra/launcher=slurm with tasks_per_node",
+            found=f"{trainer.world_size} processes",
+        )
 
 
 def _strategy(node: Any) -> str | pl.strategies.Strategy:

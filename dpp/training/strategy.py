@@ -1,0 +1,76 @@
+"""Data parallelism over (system, k-point) items on Lightning's DDP machinery.
+
+`KPointDDPStrategy` is Lightning's DDPStrategy (launchers, torchrun and SLURM environments,
+process groups, rank-zero logging) without PyTorch's DistributedDataParallel wrapper. Each
+rank evaluates its own share of the k-points, back-propagating each batch; the module then
+sums the gradients over ranks once before the optimiser step. That gives the full-batch
+step exactly (a sum, not a mean over ranks), allows any number of backward passes per step,
+and needs no padding when the ranks hold different numbers of k-points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from pytorch_lightning.overrides.distributed import _sync_module_states
+from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.utilities import rank_zero_only
+
+from dpp.training.setup import set_threads
+
+
+class KPointDDPStrategy(DDPStrategy):
+    """DDP over k-points with gradients summed explicitly (see module docstring).
+
+    `process_group_backend` None picks nccl on GPUs and gloo on CPUs. On CPU every rank
+    uses its share of `num_cores` (0: of the CPU count) as torch threads, so the ranks of a
+    node do not oversubscribe its cores."""
+
+    strategy_name = "ddp_kpoints"
+
+    def __init__(self, *args: Any, num_cores: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.num_cores = num_cores
+
+    def setup_environment(self) -> None:
+        super().setup_environment()
+        if self.root_device.type == "cpu":
+            set_threads(self.num_cores, processes=self.num_processes)
+
+    def configure_ddp(self) -> None:
+        """Keep the module unwrapped; start every rank from rank 0's parameters and buffers."""
+        if distributed():
+            _sync_module_states(self.model)
+
+
+def distributed() -> bool:
+    """True inside an initialised process group of more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def sum_over_ranks(tensors: Iterable[torch.Tensor]) -> None:
+    """All-reduce (sum) every tensor in place; a no-op in a single process. With nccl the
+    tensors must be on the rank's GPU."""
+    if not distributed():
+        return
+    for tensor in tensors:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+
+def sum_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
+    """Sum the accumulated gradients of all ranks (missing gradients count as zero)."""
+    if not distributed():
+        return
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+        dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+
+
+def is_global_zero() -> bool:
+    """Global rank 0: from the launcher's environment (RANK, LOCAL_RANK, SLURM_PROCID) until
+    the Trainer sets the rank up, then from the strategy; True in a single process."""
+    return rank_zero_only.rank == 0

@@ -1,0 +1,122 @@
+"""Data parallelism over k-points (2 gloo processes), Hydra multirun sweeps and their configs."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from training_support import QUIET, REPO, cost_rows, run_app, small_bundle
+
+from dpp.training.config import CONF_DIR
+from dpp.training.datamodule import ShardedBatchSampler
+from dpp.training.setup import set_threads
+
+# 5 k-points (odd), batches of 2 per process: rank 1 serves an empty last batch
+TINY = {"n_k": 5, "max_ke": 2.5, "init_Zunger_num_epochs": 0, "plotEvery": 1, "hiddenLayers": 4}
+RUN = [
+    *QUIET,
+    "logger=none",
+    "data.kpt_batch_size=2",
+    "loss.penalize_starting=2.0",
+    "loss.penalize_lambda=1.0",
+    "loss.relE_bIdx=3",
+]
+DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+
+
+def _train(args: list[str], cwd: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _assert_same_parameters(a: Path, b: Path) -> None:
+    left, right = torch.load(a), torch.load(b)
+    assert left.keys() == right.keys()
+    for name, value in left.items():
+        torch.testing.assert_close(right[name], value, rtol=1e-10, atol=0.0, msg=name)
+
+
+@pytest.mark.parametrize(("n_items", "batch", "world"), [(5, 2, 2), (5, 1, 3), (1, 8, 2)])
+def test_sharded_sampler_serves_every_item_once_in_equal_batch_counts(n_items, batch, world):
+    samplers = [ShardedBatchSampler(n_items, batch, rank, world) for rank in range(world)]
+    batches = [list(sampler) for sampler in samplers]
+    assert len({len(b) for b in batches}) == 1 and all(len(s) == len(batches[0]) for s in samplers)
+    served = sorted(i for rank in batches for b in rank for i in b)
+    assert served == list(range(n_items))
+    assert all(len(b) <= batch for rank in batches for b in rank)
+
+
+def test_threads_are_shared_by_the_processes_of_a_node():
+    before = torch.get_num_threads()
+    try:
+        set_threads(64, processes=64)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_two_gloo_processes_equal_one_and_resume_on_one(tmp_path: Path):
+    bundle = small_bundle(tmp_path, max_num_epochs=2, **TINY)
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    run_app(single, [f"data.bundle={bundle}", *RUN])
+    args = [f"data.bundle={bundle}", *RUN, *DDP, "trainer.max_epochs=1", f"hydra.run.dir={ddp}"]
+    _train(args, tmp_path)
+    _assert_same_parameters(single / "epoch_1_PPmodel.pth", ddp / "epoch_1_PPmodel.pth")
+    expected = cost_rows(single / "final_training_cost.dat")
+    assert _costs(ddp) == pytest.approx([v for _, v in expected[:1]], rel=1e-10)
+    run_app(ddp, [f"data.bundle={bundle}", *RUN, "resume=true"])
+    _assert_same_parameters(single / "final_PPmodel.pth", ddp / "final_PPmodel.pth")
+    assert [x for x, _ in cost_rows(ddp / "final_training_cost.dat")] == [1, 2]
+    assert _costs(ddp) == pytest.approx([v for _, v in expected], rel=1e-10)
+
+
+def _costs(run_dir: Path) -> list[float]:
+    return [value for _, value in cost_rows(run_dir / "final_training_cost.dat")]
+
+
+def test_multirun_writes_the_sweep_summary(tmp_path: Path):
+    bundle = small_bundle(tmp_path, max_num_epochs=1, **TINY)
+    sweep = tmp_path / "sweep"
+    _train(
+        ["-m", f"data.bundle={bundle}", *RUN, "optimizer.lr=1e-3,5e-3", f"hydra.sweep.dir={sweep}"],
+        tmp_path,
+    )
+    with (sweep / "sweep_summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(float(row["optimizer.lr"]) for row in rows) == [1e-3, 5e-3]
+    assert all(row["status"] == "COMPLETED" and float(row["final_loss"]) > 0 for row in rows)
+    assert float(rows[0]["final_loss"]) <= float(rows[1]["final_loss"])
+    assert (sweep / "sweep_summary.md").read_text().startswith("| job | optimizer.lr |")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["hparams_search=optuna"],
+        ["hydra/launcher=local"],
+        ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"],
+        ["hparams_search=optuna", "hydra/launcher=slurm"],
+    ],
+)
+def test_sweeper_and_launcher_configs_compose(overrides: list[str]):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    launcher, sweeper = cfg.hydra.launcher._target_, cfg.hydra.sweeper._target_
+    if "hparams_search=optuna" in overrides:
+        assert sweeper.endswith("OptunaSweeper") and "optimizer.lr" in cfg.hydra.sweeper.params
+    if "hydra/launcher=local" in overrides:
+        assert launcher.endswith("JoblibLauncher")
+    if "hydra/launcher=slurm" in overrides:
+        assert launcher.endswith("SlurmLauncher") and cfg.hydra.launcher.timeout_min > 0
+    assert "SweepSummary" in cfg.hydra.callbacks.sweep_summary._target_
