@@ -8,12 +8,9 @@ well-defined gradient this way, because it depends on the group's projector alon
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import scipy.linalg
 import torch
-from threadpoolctl import threadpool_limits
 
 SOLVERS = ("auto", "lapack", "torch")
 
@@ -32,9 +29,8 @@ def lowest_eigh_raw(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lowest `n_eig` eigenvalues (B, n_eig) and eigenvectors (B, n, n_eig); no autograd.
 
-    On CPU the matrices of a batch are solved in parallel threads (one per torch thread),
-    each with single-threaded BLAS: several small problems at once scale better than one
-    problem on several BLAS threads.
+    On CPU each matrix is solved by LAPACK's subset driver, which uses the BLAS threads
+    (`num_cores` sets them); SciPy holds the GIL there, so k-points are solved in turn.
     """
     method = resolve_solver(solver, matrices.device)
     if method == "torch":
@@ -44,19 +40,10 @@ def lowest_eigh_raw(
     values = np.empty(host.shape[:-2] + (n_eig,), dtype=np.float64)
     vectors = np.empty(host.shape[:-1] + (n_eig,), dtype=host.dtype)
 
-    def solve(index: tuple[int, ...]) -> None:
+    for index in np.ndindex(host.shape[:-2]):
         values[index], vectors[index] = scipy.linalg.eigh(
             host[index], subset_by_index=(0, n_eig - 1), driver="evr", check_finite=False
         )
-
-    indices = list(np.ndindex(host.shape[:-2]))
-    workers = min(len(indices), torch.get_num_threads())
-    if workers > 1:
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-            list(pool.map(solve, indices))
-    else:
-        for index in indices:
-            solve(index)
     return (
         torch.from_numpy(values).to(matrices.device),
         torch.from_numpy(vectors).to(matrices.device),

@@ -29,11 +29,11 @@ def load_run_bundle(cfg: DictConfig, *, require_reference: bool = True) -> Bundl
 
 
 def set_threads(count: int, processes: int = 1) -> None:
-    """num_cores: torch CPU threads, clipped to the CPU count and shared evenly by the
-    `processes` DDP ranks of a node (at least one each). The CPU eigensolver diagonalises
-    the k-points of a chunk in one thread per torch thread, so this is the number of
-    k-point workers of training, evaluation and no-gradient passes; BLAS gets the same
-    limit. 0 keeps the defaults in one process and shares the CPU count among several."""
+    """num_cores: torch and BLAS/LAPACK CPU threads, clipped to the CPU count and shared
+    evenly by the `processes` DDP ranks of a node (at least one each). They run the k-point
+    eigensolves and tensor work of training, evaluation and no-gradient passes (Monte Carlo
+    replicas also run in that many threads). 0 keeps the defaults in one process and shares
+    the CPU count among several."""
     cpus = os.cpu_count() or 1
     if processes > 1:
         threads = max(1, min(count or cpus, cpus) // processes)
