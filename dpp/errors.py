@@ -42,3 +42,18 @@ class InputError(ValueError):
         if hint:
             message += f" ({hint})"
         super().__init__(message)
+
+
+class SettingError(ValueError):
+    """An invalid value of a typed setting (e.g. a field of `PhysicsOptions`).
+
+    Raised by the settings objects themselves; the application layer turns it into an
+    `InputError` that names the configuration key and where its value came from.
+    """
+
+    def __init__(self, setting: str, problem: str, *, expected: str, found: object) -> None:
+        self.setting = setting
+        self.problem = problem
+        self.expected = expected
+        self.found = found
+        super().__init__(f"{setting}: {problem}; expected {expected}, found {found!r}")

@@ -69,7 +69,7 @@ def test_engine_and_ladder() -> None:
 
 def test_replica_views_share_caches_and_active_slots(tmp_path: Path) -> None:
     bundle = load_bundle(tiny_bundle(tmp_path / "bundle"), SObool=1)
-    base = build_hamiltonian(bundle)
+    base = build_hamiltonian(bundle, spin_orbit=True)
     view = base.replica(None)
     assert view._kernels is base._kernels and view.geometries is base.geometries
     assert view.pp_fixed.data_ptr() != base.pp_fixed.data_ptr()

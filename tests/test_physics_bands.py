@@ -24,8 +24,8 @@ GAMMA = 20  # k-index of Γ on the zb_CdSe path (L is index 0)
 
 
 def test_cdse_legacy_basis_reproduces_reference_exactly() -> None:
-    bundle = load_bundle(CDSE, basis_search="legacy")
-    bands = band_structure(bundle)[0].numpy()
+    bundle = load_bundle(CDSE)
+    bands = band_structure(bundle, basis_search="legacy")[0].numpy()
     assert np.abs(bands - bundle.systems[0].ref_bands).max() < 1e-10
     np.testing.assert_allclose(bands[0, ::2], L_LEGACY, atol=1e-6)
     np.testing.assert_allclose(bands[GAMMA, ::2], G_LEGACY, atol=1e-6)
@@ -40,12 +40,12 @@ def test_cdse_complete_basis_restores_gamma_degeneracy() -> None:
 
 
 def test_cdse_network_path_matches_original() -> None:
-    bundle = load_bundle(CDSE, basis_search="legacy")
+    bundle = load_bundle(CDSE)
     model = build_model("Net_relu_xavier_decay2", [20, 20, 20], 2)
     load_checkpoint(model, DATA / "extras" / "nn_zbCdSe" / "epoch_199_PPmodel.pth")
     model.eval()
     small = shrink_bundle(bundle, 10.0)
-    hamiltonian = build_hamiltonian(small, model)
+    hamiltonian = build_hamiltonian(small, model, basis_search="legacy")
     with torch.no_grad():
         bands = hamiltonian.bands(0, torch.tensor([0, GAMMA])).numpy()
     np.testing.assert_allclose(bands[0, ::2], L_NETWORK, atol=2e-6)
@@ -69,7 +69,7 @@ def test_ingaasp_evaluates_with_analytic_form_and_checkpoint() -> None:
 
 def test_cspbi3_spin_orbit_maxke6_check_values() -> None:
     bundle = shrink_bundle(load_bundle(DATA / "CsPbI3_soc_golden"), 6.0, n_kpoints=1)
-    bands = band_structure(bundle)[0][0].numpy()
+    bands = band_structure(bundle, spin_orbit=True)[0][0].numpy()
     expected = [-17.283000, -17.274397, -17.270784, -12.576170, -9.440714, -9.437325, -8.451900]
     expected += [-8.420000, -8.362546, -8.361254, -7.559520, -7.549782, -6.157284, -4.219711]
     expected += [-2.677538, -2.674641]
@@ -80,13 +80,13 @@ def test_cspbi3_spin_orbit_maxke6_check_values() -> None:
 def test_nonlocal_term_matters() -> None:
     bundle = shrink_bundle(load_bundle(DATA / "CsPbI3_soc_golden"), 6.0, n_kpoints=1)
     bundle.pp_params[:, 6:8] = 0.0
-    bands = band_structure(bundle)[0][0].numpy()
+    bands = band_structure(bundle, spin_orbit=True)[0][0].numpy()
     assert bands[26] == pytest.approx(-5.561, abs=2e-3)
 
 
 def golden_deviation(k_indices: list[int]) -> float:
     bundle = load_bundle(DATA / "CsPbI3_soc_golden")
-    hamiltonian = build_hamiltonian(bundle)
+    hamiltonian = build_hamiltonian(bundle, spin_orbit=True)
     with torch.no_grad():
         bands = hamiltonian.bands(0, torch.tensor(k_indices)).numpy()
     return float(np.abs(bands - bundle.systems[0].ref_bands[k_indices]).max())

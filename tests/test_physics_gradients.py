@@ -82,7 +82,7 @@ def test_network_gradient_matches_finite_differences() -> None:
 
 def test_spin_orbit_nonlocal_and_zunger_gradients_match_finite_differences() -> None:
     bundle = shrink_bundle(load_bundle(DATA / "CsPbI3_soc"), 1.5, n_kpoints=2)
-    hamiltonian = build_hamiltonian(bundle, train_slots=(0, 1, 2, 3, 5, 6, 7))
+    hamiltonian = build_hamiltonian(bundle, spin_orbit=True, train_slots=(0, 1, 2, 3, 5, 6, 7))
     targets = [SystemTensors(s) for s in bundle.systems]
     assert hamiltonian.options.spin_orbit
     analytic, numeric = central_difference(

@@ -14,10 +14,11 @@ from dpp.io.montecarlo import read_beta_schedule
 from dpp.io.observables import read_coupling_targets, read_defpot_targets, read_qpoints
 from dpp.io.params import params_path, read_species_params
 from dpp.io.qspace import read_qspace_table
-from dpp.io.records import N_PARAMS, Bundle, SystemData
+from dpp.io.records import Bundle, SystemData
 from dpp.io.reference import read_band_weights, read_reference_bands
 from dpp.io.settings import read_settings
 from dpp.io.system import read_system
+from dpp.slots import N_SLOTS
 
 CONFIG_NAME = "NN_config.par"
 QSPACE_NAME = "init_qSpace_pot.par"
@@ -50,7 +51,7 @@ def load_bundle(
     ]
     species = tuple(sorted({symbol for s in systems for symbol in s.crystal.symbols}))
     validate_for_systems(config, systems, species)
-    pp_params = np.zeros((len(species), N_PARAMS))
+    pp_params = np.zeros((len(species), N_SLOTS))
     for row, symbol in enumerate(species):
         file = params_path(folder, symbol)
         if not file.is_file():

@@ -12,8 +12,8 @@ import numpy as np
 from dpp.errors import InputError
 from dpp.io.config import suggest
 from dpp.io.keyvalue import read_key_values
-from dpp.io.records import N_PARAMS
 from dpp.io.tables import parse_number, read_flat, read_table, to_int
+from dpp.slots import N_SLOTS
 
 
 @dataclass(frozen=True)
@@ -136,10 +136,10 @@ def read_param_steps(folder: str | Path, species: Sequence[str], params: np.ndar
             expected="a step file for every species or for none",
             found=f"{sum(present)} of {len(paths)} files",
         )
-    steps = np.zeros((len(species), N_PARAMS))
+    steps = np.zeros((len(species), N_SLOTS))
     for row, path in enumerate(paths):
         values, lines = read_flat(path)
-        if values.size not in (5, N_PARAMS):
+        if values.size not in (5, N_SLOTS):
             raise InputError(
                 path,
                 "wrong number of steps",

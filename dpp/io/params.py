@@ -8,11 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from dpp.errors import InputError
-from dpp.io.records import N_PARAMS
 from dpp.io.tables import read_flat
-
-LONG_RANGE_SLOT = 4
-STRAIN_SLOT = 8
+from dpp.slots import N_SLOTS, Slot
 
 
 def params_path(folder: str | Path, symbol: str) -> Path:
@@ -28,13 +25,13 @@ def read_species_params(path: str | Path, *, fifth_param: str = "strain") -> np.
     (`"long_range"`). Any other count is an InputError.
     """
     values, lines = read_flat(path)
-    params = np.zeros(N_PARAMS)
-    if values.size == N_PARAMS:
+    params = np.zeros(N_SLOTS)
+    if values.size == N_SLOTS:
         params[:] = values
     elif values.size in (4, 5):
         params[:4] = values[:4]
         if values.size == 5:
-            slot = STRAIN_SLOT if fifth_param == "strain" else LONG_RANGE_SLOT
+            slot = Slot.STRAIN if fifth_param == "strain" else Slot.LONG_RANGE
             params[slot] = values[4]
             if fifth_param == "strain":
                 warnings.warn(

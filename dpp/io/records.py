@@ -12,9 +12,6 @@ from typing import Any
 
 import numpy as np
 
-N_PARAMS = 9
-"""Slots per species: a0..a3 Wang–Zunger, a4 long range, a5 SOC, a6/a7 nonlocal, a8 strain."""
-
 
 @dataclass(frozen=True)
 class Crystal:
@@ -85,7 +82,7 @@ class Bundle:
     config: Any  # dpp.io.config.NNConfig
     systems: list[SystemData]
     species: tuple[str, ...]  # sorted unique symbols across all systems
-    pp_params: np.ndarray  # (n_species, 9) a0..a8 in species order
+    pp_params: np.ndarray  # (n_species, N_SLOTS) a0..a8 in species order (dpp.slots)
     qspace_prior: QSpaceTable | None = None
     init_model_path: Path | None = None
     init_optimizer_path: Path | None = None

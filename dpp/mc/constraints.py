@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import torch
 
 from dpp.io.records import Bundle, SystemData
-from dpp.physics.hamiltonian import PhysicsOptions
+from dpp.physics.options import PhysicsOptions
+from dpp.slots import NONLOCAL, WANG_ZUNGER, Slot
 
-LR_SLOT, SOC_SLOT, NL_SLOTS, STRAIN_SLOT = 4, 5, (6, 7), 8
 NONZERO = 1e-10
 
 
@@ -29,13 +29,13 @@ def enforce_constraints(table: torch.Tensor, atoms: Sequence[int]) -> None:
     (the last species, by first appearance, with |a4| > 1e-10); nothing if all a4 vanish."""
     order = list(dict.fromkeys(atoms))
     for species in order:
-        table[species, SOC_SLOT] = table[species, SOC_SLOT].abs()
-    charged = [s for s in order if abs(float(table[s, LR_SLOT])) > NONZERO]
+        table[species, Slot.SPIN_ORBIT] = table[species, Slot.SPIN_ORBIT].abs()
+    charged = [s for s in order if abs(float(table[s, Slot.LONG_RANGE])) > NONZERO]
     if not charged:
         return
     constrained = charged[-1]
-    others = sum(float(table[s, LR_SLOT]) for s in atoms if s != constrained)
-    table[constrained, LR_SLOT] = -others / atoms.count(constrained)
+    others = sum(float(table[s, Slot.LONG_RANGE]) for s in atoms if s != constrained)
+    table[constrained, Slot.LONG_RANGE] = -others / atoms.count(constrained)
 
 
 def active_slots(
@@ -44,13 +44,13 @@ def active_slots(
     """Parameter slots that change the bands (the ones an analytic fit moves or trains): a0..a4
     with the analytic form (a4 also with a network when long_range_with_nn), a5 with
     spin-orbit, a6/a7 with the nonlocal term, a8 when a system has a strain reference."""
-    slots = [] if uses_network else [0, 1, 2, 3]
+    slots = [] if uses_network else list(WANG_ZUNGER)
     if not uses_network or options.long_range_with_nn:
-        slots.append(LR_SLOT)
+        slots.append(Slot.LONG_RANGE)
     if options.spin_orbit:
-        slots.append(SOC_SLOT)
+        slots.append(Slot.SPIN_ORBIT)
     if options.nonlocal_active:
-        slots.extend(NL_SLOTS)
+        slots.extend(NONLOCAL)
     if any(s.settings.strain_ref_scale is not None for s in systems):
-        slots.append(STRAIN_SLOT)
+        slots.append(Slot.STRAIN)
     return tuple(slots)

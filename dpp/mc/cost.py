@@ -9,10 +9,11 @@ import torch
 
 from dpp.io.records import Bundle
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.slots import Slot
 from dpp.training.objective import RelativeEnergy, SystemTensors, bundle_targets, system_loss
 
 MISSING = 1e-15  # |E_ref| at or below this is a missing reference entry
-SOC_SLOT, SOC_LIMIT, SOC_PENALTY = 5, 8.0, 10.0
+SOC_LIMIT, SOC_PENALTY = 8.0, 10.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,6 @@ class AnalyticCost:
             for b, t in zip(bands, self.targets, strict=True)
         )
         if hamiltonian.options.spin_orbit:
-            soc = hamiltonian.pp_table()[:, SOC_SLOT]
+            soc = hamiltonian.pp_table()[:, Slot.SPIN_ORBIT]
             total += float((SOC_PENALTY * (soc - SOC_LIMIT)).clamp(min=0.0).sum())
         return Evaluation(total, bands)

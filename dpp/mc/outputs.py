@@ -16,6 +16,7 @@ from dpp.io.writers import (
 )
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.physics.realspace import q_grid, r_grid, to_real_space
+from dpp.slots import Slot, slot_name
 
 COST_HEADER = "# iter      newLoss      accept?      bestLoss      currLoss\n"
 
@@ -45,7 +46,7 @@ def cost_row(trial: int, new: float, accepted: bool, best: float, current: float
 
 def iterations_header(species: Sequence[str]) -> str:
     """iterations.dat header: `newMSE \\t curMSE \\t bstMSE \\t %Accpt \\t <S>_a<j> ...`."""
-    names = [f"{s}_a{j}" for s in species for j in range(9)]
+    names = [f"{s}_{slot_name(j)}" for s in species for j in Slot]
     return "newMSE \t curMSE \t bstMSE \t %Accpt \t " + " \t ".join(names) + "\n"
 
 

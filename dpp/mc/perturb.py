@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
-SOC_SLOT, NL_SLOTS = 5, (6, 7)
+from dpp.slots import NONLOCAL, SPIN_ORBIT_NONLOCAL, Slot
+
 MODES = (1, 2, 3, 4, 5, 6, 7)
 KICK_PROBABILITY = 0.6
 
@@ -74,7 +75,7 @@ def perturb_network(
 
 
 def _soc_slots(mode: int, active: Sequence[int]) -> list[int]:
-    wanted = {6: (SOC_SLOT,), 7: NL_SLOTS}.get(mode, (SOC_SLOT, *NL_SLOTS))
+    wanted = {6: (Slot.SPIN_ORBIT,), 7: NONLOCAL}.get(mode, SPIN_ORBIT_NONLOCAL)
     return [slot for slot in wanted if slot in active]
 
 

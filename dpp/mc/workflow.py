@@ -168,7 +168,10 @@ def run_monte_carlo(cfg: Any, bundle: Bundle, run_dir: Path) -> float:
     model = None if engine == "analytic" else build_model_for(bundle, settings.seed)
     names = {f.name for f in fields(PhysicsOptions)}
     switches = {k: v for k, v in dict(_get(cfg, "hamiltonian", {})).items() if k in names}
-    hamiltonian = build_hamiltonian(bundle, model, **switches)
+    options = PhysicsOptions(
+        spin_orbit=bool(bundle.config.SObool), cache_projectors=bool(bundle.config.cacheSO)
+    )
+    hamiltonian = build_hamiltonian(bundle, model, options, **switches)
     log.info(
         "Monte Carlo: engine %s, %d trials, seed %d, %d replica(s)",
         engine,

@@ -3,7 +3,8 @@
 from dpp.physics.band_structure import band_structure, build_hamiltonian
 from dpp.physics.constants import AUTOEV
 from dpp.physics.eigensolver import lowest_eigh
-from dpp.physics.hamiltonian import PhysicsOptions, PseudopotentialHamiltonian
+from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.physics.options import PhysicsOptions
 
 __all__ = [
     "AUTOEV",

@@ -9,52 +9,21 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 from torch import nn
 
 from dpp.errors import InputError
-from dpp.io.records import N_PARAMS, SystemData
+from dpp.io.records import SystemData
 from dpp.models import has_batchnorm, is_zero_function
 from dpp.physics.bands import needed_eigenvalues, process_bands
 from dpp.physics.eigensolver import lowest_eigh
 from dpp.physics.geometry import SystemGeometry, default_k_chunk
+from dpp.physics.options import PhysicsOptions
 from dpp.physics.potentials import long_range, strain_factor, wang_zunger
 from dpp.physics.projectors import ProjectorKernels
-
-SOC_SLOT, NL1_SLOT, NL2_SLOT, LR_SLOT, STRAIN_SLOT = 5, 6, 7, 4, 8
-
-
-@dataclass(frozen=True)
-class PhysicsOptions:
-    """The physics switches of physics.md (also NN_config.par keys and `hamiltonian.` config)."""
-
-    spin_orbit: bool = False
-    basis_search: str = "complete"
-    long_range_with_nn: bool = True
-    nonlocal_without_soc: bool = False
-    eigensolver: str = "auto"
-    k_chunk: int = 0
-    cache_projectors: bool = True
-
-    @classmethod
-    def from_config(cls, config: object, **overrides: object) -> PhysicsOptions:
-        """Read the switches from an NNConfig (SObool, cacheSO, ...) and apply overrides."""
-        values = {
-            "spin_orbit": bool(config.SObool),
-            "cache_projectors": bool(config.cacheSO),
-        }
-        for field in fields(cls):
-            if field.name not in values and hasattr(config, field.name):
-                values[field.name] = getattr(config, field.name)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    @property
-    def nonlocal_active(self) -> bool:
-        return self.spin_orbit or self.nonlocal_without_soc
+from dpp.slots import N_SLOTS, Slot
 
 
 class PseudopotentialHamiltonian(nn.Module):
@@ -82,8 +51,8 @@ class PseudopotentialHamiltonian(nn.Module):
         self.systems = list(systems)
         self.model = None if model is None else model.to(device)
         table = torch.as_tensor(np.asarray(pp_params, dtype=np.float64), device=device)
-        if table.shape != (len(species), N_PARAMS):
-            raise ValueError(f"pp_params must be ({len(species)}, {N_PARAMS}), got {table.shape}")
+        if table.shape != (len(species), N_SLOTS):
+            raise ValueError(f"pp_params must be ({len(species)}, {N_SLOTS}), got {table.shape}")
         mask = torch.zeros_like(table, dtype=torch.bool)
         mask[:, list(train_slots)] = True
         self.register_buffer("pp_fixed", table.clone())
@@ -169,10 +138,10 @@ class PseudopotentialHamiltonian(nn.Module):
         if self.uses_network:
             values = self.model(q[:, None])
             if self.options.long_range_with_nn:
-                values = values + long_range(q, table[:, LR_SLOT])
+                values = values + long_range(q, table[:, Slot.LONG_RANGE])
         else:
-            values = wang_zunger(q, table) + long_range(q, table[:, LR_SLOT])
-        return values * strain_factor(table[:, STRAIN_SLOT], volume_ratio)
+            values = wang_zunger(q, table) + long_range(q, table[:, Slot.LONG_RANGE])
+        return values * strain_factor(table[:, Slot.STRAIN], volume_ratio)
 
     # -- assembly -------------------------------------------------------------------------
     def local_potential(self, system: int, table: torch.Tensor) -> torch.Tensor:
@@ -218,12 +187,14 @@ class PseudopotentialHamiltonian(nn.Module):
         if not self.options.nonlocal_active:
             return diagonal_block
         kernels = self.projector_kernels(system).kernels(k_indices)
-        nonlocal_ = self._strength_matrix(system, table[:, NL1_SLOT]) * kernels[:, 3]
-        nonlocal_ = nonlocal_ + self._strength_matrix(system, table[:, NL2_SLOT]) * kernels[:, 4]
+        nonlocal_ = self._strength_matrix(system, table[:, Slot.NONLOCAL_1]) * kernels[:, 3]
+        nonlocal_ = (
+            nonlocal_ + self._strength_matrix(system, table[:, Slot.NONLOCAL_2]) * kernels[:, 4]
+        )
         diagonal_block = diagonal_block + nonlocal_
         if not self.options.spin_orbit:
             return diagonal_block
-        soc = self._strength_matrix(system, table[:, SOC_SLOT])
+        soc = self._strength_matrix(system, table[:, Slot.SPIN_ORBIT])
         cx, cy, cz = kernels[:, 0], kernels[:, 1], kernels[:, 2]
         up_up = diagonal_block - 0.5j * soc * cz
         down_down = diagonal_block + 0.5j * soc * cz

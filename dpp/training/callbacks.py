@@ -16,10 +16,10 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from dpp.io.writers import save_torch_atomic, write_parameter_dump
 from dpp.mc.perturb import perturb_network, perturb_soc
+from dpp.slots import SPIN_ORBIT_NONLOCAL
 from dpp.training import plots
 from dpp.training.module import PseudopotentialModule
 from dpp.training.outputs import Reporter
-from dpp.training.setup import SOC_NL_SLOTS
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def kick(module: PseudopotentialModule, epsilon: float, rng: np.random.Generator
     if hamiltonian.uses_network:
         perturb_network(module.network.parameters(), 1, epsilon, rng)
     table = hamiltonian.pp_table().detach().clone()
-    perturb_soc(table, 1, epsilon, rng, active=SOC_NL_SLOTS)
+    perturb_soc(table, 1, epsilon, rng, active=SPIN_ORBIT_NONLOCAL)
     hamiltonian.pp_fixed.copy_(table)
     hamiltonian.pp_free.data.copy_(table[hamiltonian.pp_mask])
 

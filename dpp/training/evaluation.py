@@ -22,7 +22,7 @@ from dpp.physics.reorder import smooth_reorder
 from dpp.training import plots
 from dpp.training.objective import RelativeEnergy, SystemTensors, system_loss
 from dpp.training.reordering import BandReordering, reorder_mode
-from dpp.training.setup import build_network
+from dpp.training.setup import build_network, physics_options
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def run_evaluate(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
         log.info("evaluating checkpoint %s", cfg.checkpoint)
     else:
         log.info("evaluating the analytic form of init_<S>Params.par")
-    hamiltonian = build_hamiltonian(bundle, network)
+    hamiltonian = build_hamiltonian(bundle, network, physics_options(bundle.config))
     relative = RelativeEnergy.from_config(bundle.config, bundle.systems)
     mode, legacy = reorder_mode(bundle.config), bool(bundle.config.legacy_reorder)
     chunk = int(cfg.workflow.k_chunk)

@@ -14,9 +14,9 @@ from torch.utils.checkpoint import checkpoint
 from dpp.io import load_bundle
 from dpp.io.records import Bundle
 from dpp.models import build_model_from_config, is_zero_function
+from dpp.physics import PhysicsOptions
+from dpp.slots import SPIN_ORBIT_NONLOCAL, WANG_ZUNGER, Slot
 from dpp.training.config import bundle_path, nnconfig_from_cfg
-
-LOCAL_SLOTS, LR_SLOT, SOC_NL_SLOTS = (0, 1, 2, 3), 4, (5, 6, 7)
 
 
 def load_run_bundle(cfg: DictConfig, *, require_reference: bool = True) -> Bundle:
@@ -65,9 +65,22 @@ def train_slots(cfg: DictConfig, bundle: Bundle, model: nn.Module) -> tuple[int,
         return tuple(int(s) for s in OmegaConf.to_container(cfg.model.train_slots))
     if not is_zero_function(model):
         return ()
-    slots = list(LOCAL_SLOTS)
-    if bool((bundle.pp_params[:, LR_SLOT] != 0).any()):
-        slots.append(LR_SLOT)
+    slots = list(WANG_ZUNGER)
+    if bool((bundle.pp_params[:, Slot.LONG_RANGE] != 0).any()):
+        slots.append(Slot.LONG_RANGE)
     if bundle.config.SObool:
-        slots.extend(SOC_NL_SLOTS)
+        slots.extend(SPIN_ORBIT_NONLOCAL)
     return tuple(slots)
+
+
+def physics_options(config: object) -> PhysicsOptions:
+    """The physics switches of a validated NNConfig."""
+    return PhysicsOptions(
+        spin_orbit=bool(config.SObool),
+        basis_search=config.basis_search,
+        long_range_with_nn=bool(config.long_range_with_nn),
+        nonlocal_without_soc=bool(config.nonlocal_without_soc),
+        eigensolver=config.eigensolver,
+        k_chunk=int(config.k_chunk),
+        cache_projectors=bool(config.cacheSO),
+    )

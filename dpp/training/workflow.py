@@ -41,7 +41,13 @@ from dpp.training.penalties import Penalties, PenaltySettings
 from dpp.training.preadjust import pre_adjust
 from dpp.training.prefit import PrefitSettings, initialise
 from dpp.training.reordering import check_parallel, reorder_mode
-from dpp.training.setup import build_network, load_run_bundle, set_threads, train_slots
+from dpp.training.setup import (
+    build_network,
+    load_run_bundle,
+    physics_options,
+    set_threads,
+    train_slots,
+)
 from dpp.training.strategy import is_global_zero
 
 log = logging.getLogger(__name__)
@@ -177,7 +183,10 @@ def run_gradient(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
     seed = int(cfg.seed)
     generator = torch.Generator().manual_seed(seed)
     network = build_network(cfg, bundle, generator)
-    hamiltonian = build_hamiltonian(bundle, network, train_slots=train_slots(cfg, bundle, network))
+    options = physics_options(bundle.config)
+    hamiltonian = build_hamiltonian(
+        bundle, network, options, train_slots=train_slots(cfg, bundle, network)
+    )
     progress = bool(cfg.trainer.enable_progress_bar)
     logger = None
     if cfg.logger.name == "tensorboard":
@@ -214,7 +223,7 @@ def run_gradient(cfg: DictConfig, bundle: Bundle, run_dir: Path) -> float:
         )
         hamiltonian.to(device)
         reporter.basis_states(hamiltonian)
-        analytic = build_hamiltonian(bundle, None).to(device)
+        analytic = build_hamiltonian(bundle, None, options).to(device)
         reporter.bands("oldFunc", evaluate_bands(analytic), tag="bands_oldFunc")
         reporter.bands("initZunger", evaluate_bands(hamiltonian), tag="bands")
         reporter.potentials(

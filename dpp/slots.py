@@ -1,0 +1,42 @@
+"""The nine parameter slots a0..a8 of every species (physics.md §4), defined once.
+
+Every table of species parameters is (n_species, N_SLOTS) in this order; code names a slot
+by its member (`Slot.SPIN_ORBIT`), never by a bare number.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Slot(IntEnum):
+    """Column of a parameter table: a0..a3 Wang–Zunger (a0 in Hartree·Bohr³, a1 in 1/Bohr²,
+    a2 dimensionless, a3 in Bohr²), a4 long range, a5 spin–orbit, a6/a7 nonlocal, a8 strain."""
+
+    A0 = 0
+    A1 = 1
+    A2 = 2
+    A3 = 3
+    LONG_RANGE = 4
+    SPIN_ORBIT = 5
+    NONLOCAL_1 = 6
+    NONLOCAL_2 = 7
+    STRAIN = 8
+
+
+N_SLOTS = len(Slot)
+"""Slots per species."""
+
+WANG_ZUNGER = (Slot.A0, Slot.A1, Slot.A2, Slot.A3)
+"""The analytic local form v(q) = a0 (q² − a1) / (a2 exp(a3 q²) − 1)."""
+
+NONLOCAL = (Slot.NONLOCAL_1, Slot.NONLOCAL_2)
+"""The two nonlocal l = 1 channels."""
+
+SPIN_ORBIT_NONLOCAL = (Slot.SPIN_ORBIT, *NONLOCAL)
+"""The projector strengths moved together by Monte Carlo modes and perturbation kicks."""
+
+
+def slot_name(slot: int) -> str:
+    """`a<j>` for slot j, the name used in output tables (e.g. `Cd_a5`)."""
+    return f"a{int(slot)}"
