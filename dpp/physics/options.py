@@ -20,6 +20,8 @@ class PhysicsOptions:
     eigensolver: `auto`, `lapack` (CPU subset driver) or `torch` (batched eigh).
     k_chunk: k-points assembled at once (0 = automatic within a 2 GB budget).
     cache_projectors: keep the spin–orbit/nonlocal k-kernels between evaluations.
+    legacy_batchnorm: call a batch-norm network once per atom and k-point, as the original
+        (its running statistics then depend on the number of atoms and k-points).
     """
 
     spin_orbit: bool = False
@@ -29,6 +31,7 @@ class PhysicsOptions:
     eigensolver: str = "auto"
     k_chunk: int = 0
     cache_projectors: bool = True
+    legacy_batchnorm: bool = False
 
     def __post_init__(self) -> None:
         if self.basis_search not in BASIS_SEARCH_MODES:
