@@ -57,3 +57,8 @@ class SettingError(ValueError):
         self.expected = expected
         self.found = found
         super().__init__(f"{setting}: {problem}; expected {expected}, found {found!r}")
+
+
+class RunStopped(RuntimeError):
+    """A run stopped on purpose after some work (e.g. a loss became NaN); the message says
+    why and which results were kept."""

@@ -1,100 +1,153 @@
-"""NN_config.par <-> Hydra config: mapping, precedence and the converter."""
+"""NN_config.par composed into the Hydra config: precedence, the converter, honest printing."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from training_support import CDSE, compose_cfg, run_app, small_bundle
+from training_support import CDSE, REPO, compose_cfg, run_app, small_bundle
 
+from dpp.app.compose import compose_config, config_dir
+from dpp.app.monte_carlo import chain_settings, resolve_engine
+from dpp.app.origins import Origins
+from dpp.app.run import read_bundle, run_settings
+from dpp.app.settings import build
 from dpp.errors import InputError
-from dpp.io.config import KEYS
 from dpp.io.convert import convert, main
-from dpp.training.config import CONF_DIR, NN_TO_HYDRA, nnconfig_from_cfg, resolve_config
+from dpp.io.nnconfig import KEYS
 
 
-def resolved(overrides: list[str], config_dirs: tuple = ()):
-    cfg, choices = compose_cfg(overrides)
-    return resolve_config(cfg, overrides, choices, config_dirs)
+def settings_of(overrides: list[str]):
+    cfg, _, prepared = compose_cfg(overrides)
+    origins = Origins.build(overrides, None, prepared.nn_config, prepared.translation)
+    return cfg, run_settings(cfg, origins), origins
 
 
 def test_every_key_has_a_documented_place():
-    cfg, _ = compose_cfg([])
-    assert set(KEYS) - set(NN_TO_HYDRA) == {"mc_bool"}
-    for key, path in NN_TO_HYDRA.items():
-        if path.startswith("workflow."):
+    cfg = compose_config("train", [])
+    for key in KEYS.values():
+        if key.path is None:
             continue
-        assert OmegaConf.select(cfg, path, default="<missing>") != "<missing>", (key, path)
-        group = path.split(".")[0]
-        files = (CONF_DIR / group).glob("*.yaml") if group != "seed" else [CONF_DIR / "train.yaml"]
-        assert any(key in f.read_text() for f in files), f"{key} undocumented in conf/{group}"
+        parent = key.path.rsplit(".", 1)[0] if "." in key.path else key.path
+        assert OmegaConf.select(cfg, parent, default="<missing>") != "<missing>", key.path
+        group = key.path.split(".")[0]
+        files = list((config_dir() / group).rglob("*.yaml")) or [config_dir() / "train.yaml"]
+        assert any(key.name in f.read_text() for f in files), f"{key.name} undocumented in {group}"
 
 
-def test_bundle_values_fill_config_and_cli_wins(tmp_path: Path):
+def test_bundle_values_fill_config_and_command_line_wins(tmp_path: Path):
     bundle = small_bundle(tmp_path, optimizer_lr=0.02, basis_search="legacy")
-    cfg = resolved([f"data.bundle={bundle}", "trainer.max_epochs=7"])
+    cfg, settings, _ = settings_of([f"data.bundle={bundle}", "trainer.max_epochs=7"])
     assert cfg.optimizer.lr == 0.02  # NN_config.par beats the group default
-    assert cfg.hamiltonian.basis_search == "legacy"  # physics switch as an NN_config key
+    assert settings.physics.basis_search == "legacy"  # physics switch as an NN_config key
     assert cfg.trainer.max_epochs == 7  # command line beats NN_config.par
-    assert cfg.model.name == "Net_celu_HeInit_decayGaussian"
-    config = nnconfig_from_cfg(cfg)
-    assert config.max_num_epochs == 7 and config.optimizer_lr == 0.02
+    assert settings.model.name == "Net_celu_HeInit_decayGaussian"
+
+
+@pytest.mark.parametrize(
+    ("key", "file_value", "override", "field", "expected"),
+    [
+        ("legacy_fifth_param", "long_range", "data.legacy_fifth_param=strain", "data", "strain"),
+        ("allow_left_handed", "1", "data.allow_left_handed=false", "data", False),
+        ("SObool", "1", "hamiltonian.spin_orbit=false", "physics", False),
+        ("separateKptGrad", "0", "data.separate_kpt_grad=true", "data", True),
+        ("seed", "5", "seed=0", None, 0),
+    ],
+)
+def test_command_line_beats_nn_config_even_at_the_default(
+    tmp_path: Path, key: str, file_value: str, override: str, field: str | None, expected: object
+):
+    """Regression: a command-line value equal to the default used to lose to NN_config.par."""
+    bundle = small_bundle(tmp_path, **{key: file_value})
+    _, settings, _ = settings_of([f"data.bundle={bundle}", override])
+    name = override.split("=")[0].rsplit(".", 1)[-1]
+    holder = settings if field is None else getattr(settings, field)
+    value = getattr(holder, {"spin_orbit": "spin_orbit"}.get(name, name))
+    assert value == expected
+
+
+def test_run_info_records_the_winning_fifth_slot(tmp_path: Path):
+    bundle = small_bundle(tmp_path, legacy_fifth_param="long_range", max_num_epochs=0)
+    run_app(tmp_path / "run", [f"data.bundle={bundle}", "data.legacy_fifth_param=strain"])
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    assert info["legacy_switches"]["legacy_fifth_param"] == "strain"
 
 
 def test_group_choice_on_command_line_beats_bundle(tmp_path: Path):
-    bundle = small_bundle(tmp_path, optimizer="adam")
-    cfg = resolved([f"data.bundle={bundle}", "optimizer=sgd"])
-    assert cfg.optimizer.name == "sgd"
+    bundle = small_bundle(tmp_path, optimizer="adam", optimizer_lr=0.03)
+    cfg, _, _ = settings_of([f"data.bundle={bundle}", "optimizer=sgd"])
+    assert cfg.optimizer._target_ == "torch.optim.SGD" and cfg.optimizer.lr == 0.03
 
 
-def test_embedded_example_uses_quick_experiment():
-    cfg = resolved([])
-    assert Path(cfg.data.bundle) == CDSE
-    assert cfg.trainer.max_epochs == 20 and cfg.init.num_epochs == 200
-    assert cfg.model.hidden_layers == [20, 20, 20]
+def test_cfg_job_prints_what_runs():
+    """`python train.py --cfg job` on the embedded example shows its real lr and epochs."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = OmegaConf.create(result.stdout)
+    assert printed.optimizer.lr == 0.005 and printed.trainer.max_epochs == 20
+    assert printed.init.num_epochs == 200 and printed.model.name == "Net_celu_HeInit_decayGaussian"
 
 
 def test_monte_carlo_selected_by_mc_bool(tmp_path: Path):
-    if not (CONF_DIR / "workflow" / "monte_carlo.yaml").is_file():
-        pytest.skip("workflow/monte_carlo.yaml not written yet")
     bundle = small_bundle(
         tmp_path, max_num_epochs=0, mc_bool=1, mc_iter=5, mc_percentage=0.1, mc_beta=10
     )
-    cfg = resolved([f"data.bundle={bundle}"])
+    cfg, _, _ = settings_of([f"data.bundle={bundle}"])
     assert cfg.workflow.name == "monte_carlo"
-    assert cfg.workflow.iterations == 5 and cfg.workflow.beta == 10
+    assert cfg.mc.iterations == 5 and cfg.mc.beta == 10
+
+
+def test_monte_carlo_replica_workers_follow_num_threads(tmp_path: Path, monkeypatch):
+    """Regression: replica threads ignored num_cores (a top-level key that did not exist)."""
+    monkeypatch.setattr("dpp.threads.available_cores", lambda: 8)
+    bundle = small_bundle(
+        tmp_path, max_num_epochs=0, mc_bool=1, mc_iter=5, mc_percentage=0.1, mc_beta=10,
+        num_cores=2, PPmodel="ZeroFunction",
+    )  # fmt: skip
+    cfg, settings, origins = settings_of([f"data.bundle={bundle}", "mc.replicas=3"])
+    assert settings.threads == 2
+    mc = build(cfg, "mc", origins)
+    chain = chain_settings(mc, settings, read_bundle(settings), "analytic", None, origins)
+    assert chain.workers == 2 and chain.n_replicas == 3
+    assert resolve_engine("auto", "ZeroFunction") == "analytic"
 
 
 def test_missing_bundle_is_an_input_error(tmp_path: Path):
-    with pytest.raises(InputError, match="data.bundle"):
-        resolved([f"data.bundle={tmp_path}"])
+    with pytest.raises(InputError, match="data.bundle.*NN_config.par"):
+        compose_cfg([f"data.bundle={tmp_path}"])
+
+
+def test_unknown_override_suggests_the_closest_key():
+    with pytest.raises(InputError, match=r"optimizer.lrr=0.1.*did you mean 'optimizer.lr'"):
+        compose_cfg(["optimizer.lrr=0.1"])
+    with pytest.raises(InputError, match=r"optimizer=adamm.*did you mean 'adam'"):
+        compose_cfg(["optimizer=adamm"])
 
 
 def test_converter_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture):
-    bundle = small_bundle(tmp_path, optimizer_lr=0.03)
+    bundle = small_bundle(tmp_path, optimizer_lr=0.03, optimizer="sgd", sgd_momentum=0.5)
     assert main([str(bundle / "NN_config.par")]) == 0
     text = capsys.readouterr().out
     assert text == convert(bundle / "NN_config.par")
+    assert "optimizer_lr" in text and "override /optimizer: sgd" in text
     (tmp_path / "conf" / "experiment").mkdir(parents=True)
     (tmp_path / "conf" / "experiment" / "converted.yaml").write_text(text)
-    direct = resolved([f"data.bundle={bundle}"])
-    # the converted file alone (its data.bundle) gives the same config
-    cfg, choices = compose_cfg_with_dir(tmp_path / "conf", ["experiment=converted"])
-    via_file = resolve_config(cfg, ["experiment=converted"], choices, [tmp_path / "conf"])
-    assert OmegaConf.to_container(via_file) == OmegaConf.to_container(direct)
-
-
-def compose_cfg_with_dir(extra: Path, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[*overrides, f"hydra.searchpath=[file://{extra}]"],
-            return_hydra_config=True,
-        )
-    return cfg, OmegaConf.to_container(cfg.hydra.runtime.choices)
+    direct, _, _ = compose_cfg([f"data.bundle={bundle}"])
+    via_file, _, _ = compose_cfg(["experiment=converted"], config_dirs=(tmp_path / "conf",))
+    for cfg in (direct, via_file):
+        cfg.paths.output_dir = "run"
+    assert OmegaConf.to_container(via_file, resolve=True) == OmegaConf.to_container(
+        direct, resolve=True
+    )
 
 
 def test_converter_reports_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -105,8 +158,15 @@ def test_converter_reports_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "optimizer_lr" in capsys.readouterr().err
 
 
+def test_embedded_example_is_the_default():
+    cfg, settings, _ = settings_of([])
+    assert Path(settings.data.bundle) == CDSE
+    assert cfg.trainer.max_epochs == 20 and settings.init.num_epochs == 200
+    assert settings.model.hidden_layers == (20, 20, 20)
+
+
 def test_monte_carlo_workflow_on_a_gradient_bundle(tmp_path: Path):
-    """workflow=monte_carlo on a bundle whose NN_config trains by gradient (max_num_epochs > 0)."""
+    """workflow=monte_carlo on a bundle whose NN_config trains by gradient."""
     folder = small_bundle(tmp_path, n_k=3, max_ke=1.5)
     run_dir = tmp_path / "mc"
     best = run_app(
@@ -115,10 +175,10 @@ def test_monte_carlo_workflow_on_a_gradient_bundle(tmp_path: Path):
             f"data.bundle={folder}",
             "workflow=monte_carlo",
             "model.name=ZeroFunction",
-            "workflow.iterations=3",
-            "workflow.percentage=0.01",
-            "workflow.beta=10",
-            "workflow.progress=false",
+            "mc.iterations=3",
+            "mc.percentage=0.01",
+            "mc.beta=10",
+            "mc.progress=false",
         ],
     )
     assert best > 0

@@ -52,7 +52,7 @@ def test_shipped_bundles_load(name: str) -> None:
         bundle = load_bundle(path)
     assert bundle.species == species
     assert bundle.pp_params.shape == (len(species), 9)
-    assert len(bundle.systems) == n_systems == bundle.config.nSystem
+    assert len(bundle.systems) == n_systems
     for index, system in enumerate(bundle.systems):
         assert system.index == index
         assert system.kpoints.shape == (n_k, 3)
@@ -74,7 +74,6 @@ def test_crystal_and_params_content() -> None:
     assert crystal.symbols == ("Pb", "I", "I", "I", "Cs")
     np.testing.assert_allclose(crystal.cell, np.eye(3))
     assert bundle.pp_params[2, 5] == pytest.approx(7.78990812)  # Pb spin-orbit slot
-    assert bundle.config.SObool is True
     assert bundle.systems[0].settings.system_name == "CsPbI3"
 
 
@@ -85,7 +84,7 @@ def test_five_number_params_go_to_strain_slot(bundle: Path) -> None:
     np.testing.assert_allclose(
         loaded.pp_params[0], [-31.4518, 1.389, -0.0502, 1.6603] + [0] * 4 + [0.0586]
     )
-    long_range = load_bundle(bundle, legacy_fifth_param="long_range")
+    long_range = load_bundle(bundle, fifth_param="long_range")
     assert long_range.pp_params[0, 4] == pytest.approx(0.0586)
     assert long_range.pp_params[0, 8] == 0
 
@@ -94,14 +93,6 @@ def test_four_number_params_pad_with_zeros(bundle: Path) -> None:
     (bundle / "init_SeParams.par").write_text("# a0..a3\n1 2\n3 4  # inline comment\n")
     loaded = load_bundle(bundle)
     np.testing.assert_allclose(loaded.pp_params[1], [1, 2, 3, 4, 0, 0, 0, 0, 0])
-
-
-def test_overrides_are_validated(bundle: Path) -> None:
-    loaded = load_bundle(bundle, basis_search="legacy", SObool=1)
-    assert loaded.config.basis_search == "legacy"
-    assert loaded.config.SObool is True
-    expect_error(bundle, "SOBool", "did you mean 'SObool'", SOBool=1)
-    expect_error(bundle, "basis_search", "complete, legacy", basis_search="box")
 
 
 def test_reference_optional_only_on_request(bundle: Path) -> None:
@@ -209,24 +200,13 @@ def test_wrong_parameter_count(bundle: Path) -> None:
     expect_error(bundle, "init_SeParams.par", "line 6", "found 6")
 
 
-def test_mc_bool_with_training(bundle: Path) -> None:
-    with (bundle / "NN_config.par").open("a") as stream:
-        stream.write("mc_bool = 1\nmc_iter = 10\nmc_percentage = 0.1\nmc_beta = 5\n")
-    expect_error(bundle, "NN_config.par", "line 21", "key 'mc_bool'", "max_num_epochs")
-
-
-def test_unknown_config_key_suggests(bundle: Path) -> None:
-    edit_line(bundle / "NN_config.par", 5, "SOBool = 0")
-    expect_error(bundle, "NN_config.par", "line 5", "key 'SOBool'", "did you mean 'SObool'")
-
-
 def test_left_handed_cell(bundle: Path) -> None:
     path = bundle / "system_0.par"
     lines = path.read_text().splitlines()
     lines[3], lines[4] = lines[4], lines[3]
     path.write_text("\n".join(lines) + "\n")
     expect_error(bundle, "system_0.par", "line 3", "key 'cell'", "left-handed")
-    assert load_bundle(bundle, allow_left_handed=1).config.allow_left_handed
+    assert load_bundle(bundle, allow_left_handed=True).systems[0].crystal.cell[0, 0] == 0.5
 
 
 def test_order_matrix_shape(bundle: Path) -> None:
@@ -246,15 +226,6 @@ def test_order_matrix_negative_entry(bundle: Path) -> None:
 def test_missing_required_setting(bundle: Path) -> None:
     (bundle / "input_0.par").write_text("nBands = 16\n")
     expect_error(bundle, "input_0.par", "key 'maxKE'", "required")
-
-
-def test_smooth_reorder_needs_even_bands(bundle: Path) -> None:
-    (bundle / "bandWeights_0.par").unlink()
-    edit_line(bundle / "input_0.par", 2, "nBands = 15")
-    path = bundle / "expBandStruct_0.par"
-    path.write_text("".join(" ".join(r.split()[:16]) + "\n" for r in path.read_text().splitlines()))
-    with pytest.warns(UserWarning):
-        expect_error(bundle, "NN_config.par", "key 'smooth_reorder'", "odd", smooth_reorder=1)
 
 
 def test_qspace_prior_missing_species(bundle: Path) -> None:
@@ -278,22 +249,9 @@ def test_fit_defpot_reads_targets(bundle: Path) -> None:
     expect_error(bundle, "input_0.par", "key 'idxGap'", "< 61")
 
 
-def test_beta_schedule_checked_for_monte_carlo(bundle: Path) -> None:
-    overrides = {
-        "max_num_epochs": 0,
-        "mc_bool": 1,
-        "mc_iter": 5,
-        "mc_percentage": 0.1,
-        "mc_beta": 2.0,
-        "mc_beta_schedule": "beta.par",
-    }
-    expect_error(bundle, "beta.par", "file not found", **overrides)
-    (bundle / "beta.par").write_text("1 5\n10 20\n")
-    assert load_bundle(bundle, **overrides).config.mc_beta_schedule == "beta.par"
-
-
-def test_override_supplies_missing_required_key(bundle: Path) -> None:
-    path = bundle / "NN_config.par"
-    path.write_text(path.read_text().replace("nSystem = 1\n", ""))
-    expect_error(bundle, "NN_config.par", "key 'nSystem'", "required key missing")
-    assert load_bundle(bundle, nSystem=1).config.nSystem == 1
+def test_number_of_systems_from_the_files(bundle: Path) -> None:
+    assert len(load_bundle(bundle).systems) == 1
+    for name in ("system", "input", "kpoints", "expBandStruct", "bandWeights"):
+        shutil.copy(bundle / f"{name}_0.par", bundle / f"{name}_1.par")
+    assert len(load_bundle(bundle).systems) == 2
+    assert len(load_bundle(bundle, n_systems=1).systems) == 1

@@ -1,264 +1,136 @@
-"""NN_config.par schema, typed access and the cross-key rules of bundle-format §3.10."""
+"""NN_config.par: the schema, the reader and its rules, and the translation into Hydra."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from dpp.errors import InputError
-from dpp.io import NNConfig
-from dpp.io.config import KEYS, parse_value, validate_for_systems
+from dpp.io.keys import parse_value
+from dpp.io.nnconfig import KEYS, read_nn_config, translate
 
-BASE = {"PPmodel": "Net_relu_xavier_decay2", "hiddenLayers": "20 20 20", "nSystem": "1"}
+BASE = "PPmodel = Net_relu_xavier_decay2\nhiddenLayers = 20 20 20\nnSystem = 1\n"
 SECTION_3_KEYS = [
-    "PPmodel",
-    "hiddenLayers",
-    "nSystem",
-    "num_cores",
-    "SHOWPLOTS",
-    "separateKptGrad",
-    "checkpoint",
-    "memory_flag",
-    "runtime_flag",
-    "printGrad",
-    "init_Zunger_printGrad",
-    "SObool",
-    "cacheSO",
-    "PPmodel_decay_rate",
-    "PPmodel_decay_center",
-    "PPmodel_gaussian_std",
-    "PPmodel_scale",
-    "penalize_starting",
-    "penalize_lambda",
-    "penalize_mag_threshold",
-    "penalize_mag_lambda",
-    "penalty_reference",
-    "init_Zunger_num_epochs",
-    "init_Zunger_optimizer",
-    "init_Zunger_optimizer_lr",
-    "init_Zunger_scheduler_gamma",
-    "init_Zunger_plotEvery",
-    "init_Zunger_schedulerStep",
-    "max_num_epochs",
-    "optimizer",
-    "optimizer_lr",
-    "sgd_momentum",
-    "adam_beta1",
-    "adam_beta2",
-    "scheduler_gamma",
-    "schedulerStep",
-    "plotEvery",
-    "patience",
-    "perturbEvery",
-    "pre_adjust_moves",
-    "pre_adjust_stepSize",
-    "relE_bIdx",
-    "relE_reference",
-    "mc_bool",
-    "mc_iter",
-    "mc_percentage",
-    "mc_beta",
-    "mc_perturb_mode",
-    "mc_beta_schedule",
-    "mc_engine",
-    "smooth_reorder",
-    "eigvec_reorder",
-    "qmax",
-    "nQGrid",
-    "Rmax",
-    "nRGrid",
-    "ft_qmax",
-    "ft_nQGrid",
-]
+    "PPmodel", "hiddenLayers", "nSystem", "num_cores", "SHOWPLOTS", "separateKptGrad",
+    "checkpoint", "memory_flag", "runtime_flag", "printGrad", "init_Zunger_printGrad", "SObool",
+    "cacheSO", "PPmodel_decay_rate", "PPmodel_decay_center", "PPmodel_gaussian_std",
+    "PPmodel_scale", "penalize_starting", "penalize_lambda", "penalize_mag_threshold",
+    "penalize_mag_lambda", "penalty_reference", "init_Zunger_num_epochs", "init_Zunger_optimizer",
+    "init_Zunger_optimizer_lr", "init_Zunger_scheduler_gamma", "init_Zunger_plotEvery",
+    "init_Zunger_schedulerStep", "max_num_epochs", "optimizer", "optimizer_lr", "sgd_momentum",
+    "adam_beta1", "adam_beta2", "scheduler_gamma", "schedulerStep", "plotEvery", "patience",
+    "perturbEvery", "pre_adjust_moves", "pre_adjust_stepSize", "relE_bIdx", "relE_reference",
+    "mc_bool", "mc_iter", "mc_percentage", "mc_beta", "mc_perturb_mode", "mc_beta_schedule",
+    "mc_engine", "smooth_reorder", "eigvec_reorder", "qmax", "nQGrid", "Rmax", "nRGrid",
+    "ft_qmax", "ft_nQGrid",
+]  # fmt: skip
 DPP_SWITCHES = [
-    "basis_search",
-    "allow_left_handed",
-    "long_range_with_nn",
-    "nonlocal_without_soc",
-    "legacy_batchnorm",
-    "legacy_fifth_param",
-    "legacy_reorder",
-    "legacy_relE_detached",
-    "legacy_mc_modes",
-    "eigensolver",
-    "k_chunk",
-    "seed",
-]
+    "basis_search", "allow_left_handed", "long_range_with_nn", "nonlocal_without_soc",
+    "legacy_batchnorm", "legacy_fifth_param", "legacy_reorder", "legacy_relE_detached",
+    "legacy_mc_modes", "eigensolver", "k_chunk", "seed",
+]  # fmt: skip
 
 
-def system(index: int, n_bands: int, rel_band: int | None = None) -> SimpleNamespace:
-    settings = SimpleNamespace(relE_bIdx=rel_band)
-    return SimpleNamespace(index=index, n_bands=n_bands, settings=settings)
-
-
-def make(**values: object) -> NNConfig:
-    return NNConfig.from_mapping({**BASE, **values})
-
-
-def write_config(tmp_path: Path, text: str) -> Path:
+def write(tmp_path: Path, extra: str = "", base: str = BASE) -> Path:
     path = tmp_path / "NN_config.par"
-    path.write_text(text)
+    path.write_text(base + extra)
     return path
 
 
 def test_schema_covers_every_key() -> None:
     assert set(SECTION_3_KEYS + DPP_SWITCHES) == set(KEYS)
-    for spec in KEYS.values():
-        assert spec.group and spec.doc
-        assert spec.kind in {
-            "int",
-            "float",
-            "bool",
-            "str",
-            "path",
-            "int_list",
-            "float_list",
-            "choice",
-        }
+    for key in KEYS.values():
+        assert key.spec.doc
+        assert key.spec.kind in {"int", "float", "bool", "path", "int_list", "float_list", "choice"}
 
 
-def test_defaults_and_typed_access() -> None:
-    cfg = make(
-        max_num_epochs="10", optimizer_lr="0.01", plotEvery=5, schedulerStep=2, scheduler_gamma=0.9
-    )
-    assert cfg.hiddenLayers == (20, 20, 20)
-    assert cfg.SObool is False and cfg.separateKptGrad is True and cfg.cacheSO is True
-    assert cfg.basis_search == "complete" and cfg.legacy_fifth_param == "strain"
-    assert cfg.long_range_with_nn is True and cfg.eigensolver == "auto" and cfg.k_chunk == 0
-    assert cfg.patience == 11 and cfg.pre_adjust_stepSize == 0.01
-    assert cfg.mc_engine == "nn" and make(PPmodel="ZeroFunction").mc_engine == "analytic"
-    assert cfg.training
-    data = cfg.to_dict()
-    assert list(data) == list(KEYS) and data["hiddenLayers"] == [20, 20, 20]
-    with pytest.raises(AttributeError):
-        _ = cfg.not_a_key
-
-
-def test_replace_validates_and_rederives() -> None:
-    cfg = make(
-        max_num_epochs=4, optimizer_lr=0.1, plotEvery=1, schedulerStep=1, scheduler_gamma=1.0
-    )
-    longer = cfg.replace(max_num_epochs=20)
-    assert longer.patience == 21 and cfg.patience == 5
-    assert cfg.replace(SObool="true").SObool is True
-    with pytest.raises(InputError, match="key 'SObool'.*0 or 1"):
-        cfg.replace(SObool="maybe")
-    with pytest.raises(InputError, match="did you mean 'hiddenLayers'"):
-        cfg.replace(hiddenlayer="1")
-
-
-def test_file_reading_and_source(tmp_path: Path) -> None:
-    path = write_config(
+def test_file_reading_lines_and_types(tmp_path: Path) -> None:
+    path = write(
         tmp_path,
-        "PPmodel = Net_relu  # comment = x\nhiddenLayers = 8 8\n"
-        "nSystem = 2\nSObool = TRUE\n# SObool = 0\nno equals sign here\n",
+        "SObool = TRUE  # comment = x\n# SObool = 0\nno equals sign here\nqmax = 30\n",
+        base="PPmodel = Net_relu\nhiddenLayers = 8 8\nnSystem = 2\n",
     )
-    cfg = NNConfig.from_file(path)
-    assert cfg.source == path and cfg.line_of("nSystem") == 3
-    assert cfg.SObool is True and cfg.nSystem == 2 and cfg.is_set("SObool")
+    config = read_nn_config(path)
+    assert config.values == {
+        "PPmodel": "Net_relu",
+        "hiddenLayers": (8, 8),
+        "nSystem": 2,
+        "SObool": True,
+        "qmax": 30.0,
+    }
+    assert config.lines["nSystem"] == 3 and config.lines["SObool"] == 4
 
 
 def test_upstream_keys_warn(tmp_path: Path) -> None:
-    path = write_config(
-        tmp_path,
-        "PPmodel = Net_relu\nhiddenLayers = 8\nnSystem = 1\n"
-        "num_threads = 4\nLSD_cutoff = 3\nRmax = 30\n",
-    )
+    path = write(tmp_path, "num_threads = 4\nLSD_cutoff = 3\nRmax = 30\n")
     with pytest.warns(UserWarning, match="recognised, not supported") as record:
-        cfg = NNConfig.from_file(path)
-    assert len(record) == 2 and set(cfg.unsupported) == {"num_threads", "LSD_cutoff"}
-    assert cfg.Rmax == 30.0
-
-
-def test_bad_values(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "PPmodel = Net_relu\nhiddenLayers = 8 x\nnSystem = 1\n")
-    with pytest.raises(InputError, match=r"NN_config.par, line 2, key 'hiddenLayers'"):
-        NNConfig.from_file(path)
-    with pytest.raises(InputError, match="did you mean 'Net_relu_xavier'"):
-        make(PPmodel="Net_relu_xavie")
-    with pytest.raises(InputError, match=">= 1"):
-        make(nSystem=0)
-    with pytest.raises(InputError, match="an integer"):
-        make(nSystem=1.5)
-    assert parse_value(KEYS["optimizer"], "Adam") == "adam"
+        config = read_nn_config(path)
+    assert len(record) == 2 and config.values["Rmax"] == 30.0
 
 
 @pytest.mark.parametrize(
-    ("values", "message"),
+    ("extra", "fragments"),
     [
-        ({"PPmodel": None}, "key 'PPmodel'"),  # rule 1
-        ({"init_Zunger_num_epochs": 5}, "init_Zunger_plotEvery"),  # rule 2
-        ({"mc_bool": 1, "mc_iter": 5}, "mc_percentage"),  # rule 3
-        ({"max_num_epochs": 5}, "plotEvery"),  # rule 4
-        ({"PPmodel": "Net_relu_xavier_decay"}, "PPmodel_decay_rate"),  # rule 5
-        ({"PPmodel": "Net_celu_HeInit_decayGaussian"}, "PPmodel_gaussian_std"),
-        ({"penalize_starting": 3.0}, "penalize_lambda"),  # rule 7
-        ({"smooth_reorder": 1, "eigvec_reorder": 1}, "exclusive"),  # rule 8
-        ({"mc_perturb_mode": 6}, "SObool = 1"),  # rule 9
-        ({"mc_perturb_mode": 8}, "1 ... 7"),
-        ({"init_Zunger_plotEvery": 0}, ">= 1 or -1"),
+        ("hiddenLayers = 8 x\n", ["line 4", "key 'hiddenLayers'", "space-separated integers"]),
+        ("PPmodel = Net_relu_xavie\n", ["did you mean 'Net_relu_xavier'"]),
+        ("nSystem = 0\n", [">= 1"]),
+        ("nSystem = 1.5\n", ["an integer"]),
+        ("SOBool = 1\n", ["line 4", "unknown NN_config key", "did you mean 'SObool'"]),
+        ("smooth_reorder = 1\neigvec_reorder = 1\n", ["key 'eigvec_reorder'", "exclusive"]),
+        ("init_Zunger_plotEvery = 0\n", [">= 1 or -1"]),
+        ("optimizer = sparseadam\n", ["line 4", "sparseadam", "dense"]),
         (
-            {
-                "max_num_epochs": 1,
-                "optimizer": "sparseadam",
-                "optimizer_lr": 1,
-                "plotEvery": 1,
-                "schedulerStep": 1,
-                "scheduler_gamma": 1,
-            },
-            "sparseadam",
+            "mc_bool = 1\nmax_num_epochs = 5\n",
+            [
+                "line 4",
+                "key 'mc_bool'",
+                "conflicts with max_num_epochs > 0",
+                "found max_num_epochs = 5",
+            ],
         ),
     ],
 )
-def test_cross_key_errors(values: dict, message: str) -> None:
-    mapping = {**BASE, **values}
-    mapping = {k: v for k, v in mapping.items() if v is not None}
-    with pytest.raises(InputError, match=message):
-        NNConfig.from_mapping(mapping)
+def test_file_errors(tmp_path: Path, extra: str, fragments: list[str]) -> None:
+    with pytest.raises(InputError) as info:
+        read_nn_config(write(tmp_path, extra))
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
 
 
-def test_evaluation_only_needs_no_optimiser_keys() -> None:  # rule 10
-    cfg = make(mc_bool=0, max_num_epochs=0)
-    assert not cfg.training and cfg.optimizer_lr is None
+def test_required_keys(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="key 'nSystem'.*required key missing"):
+        read_nn_config(write(tmp_path, base="PPmodel = Net_relu\nhiddenLayers = 8\n"))
 
 
-def test_cross_key_warnings() -> None:  # rules 6 and 7
-    with pytest.warns(UserWarning, match="without SObool"):
-        make(cacheSO=1)
-    with pytest.warns(UserWarning, match="slow"):
-        make(checkpoint=1)
-    with pytest.warns(UserWarning, match="last resort"):
-        make(checkpoint=1, separateKptGrad=0)
-    with pytest.warns(UserWarning, match="> 100"):
-        make(penalize_mag_threshold=150)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        make(cacheSO=0, SObool=0)
+def test_choice_values_are_case_insensitive() -> None:
+    assert parse_value(KEYS["optimizer"].spec, "Adam") == "adam"
 
 
-def test_rules_needing_systems() -> None:
-    systems = [system(0, 16), system(1, 15)]
-    with pytest.raises(InputError, match="system 1 has an odd nBands"):
-        validate_for_systems(make(smooth_reorder=1), systems, ("Cd", "Se"))
-    validate_for_systems(make(smooth_reorder=1), systems[:1], ("Cd", "Se"))
-    scaled = make(
-        PPmodel="Net_celu_HeInit_scale_decayGaussian", PPmodel_gaussian_std=2, PPmodel_scale="1 2 3"
+def test_translation_paths_groups_and_sources(tmp_path: Path) -> None:
+    extra = (
+        "optimizer = sgd\nsgd_momentum = 0.9\noptimizer_lr = 0.01\nmc_bool = 0\n"
+        "init_Zunger_optimizer = sgd\nsmooth_reorder = 1\nnum_cores = 0\nruntime_flag = 1\n"
+        "plotEvery = 5\nadam_beta1 = 0.8\n"
     )
-    with pytest.raises(InputError, match="key 'PPmodel_scale'.*2 values"):
-        validate_for_systems(scaled, systems[:1], ("Cd", "Se"))
-    validate_for_systems(scaled, systems[:1], ("Cd", "S", "Se"))
+    translation = translate(read_nn_config(write(tmp_path, extra)))
+    assert translation.groups == {
+        "optimizer": "sgd",
+        "optimizer@init.optimizer": "sgd",
+        "workflow": "gradient",
+    }
+    values = translation.values
+    assert values["optimizer.lr"] == 0.01 and values["optimizer.momentum"] == 0.9
+    assert values["model.hidden_layers"] == (20, 20, 20) and values["loss.reorder"] == "smooth"
+    assert values["num_threads"] == "auto" and values["trainer.profiler"] == "simple"
+    assert values["trainer.check_val_every_n_epoch"] == 5
+    assert "optimizer.betas" not in values and any("adam_beta1" in n for n in translation.notes)
+    assert translation.sources["optimizer.momentum"] == "sgd_momentum"
+    tree = translation.tree()
+    assert {"override /optimizer": "sgd"} in tree["defaults"]
+    assert tree["model"]["hidden_layers"] == [20, 20, 20]
 
 
-def test_global_relative_band_checked_per_system() -> None:
-    cfg = make(relE_bIdx=20)
-    with pytest.raises(InputError, match="key 'relE_bIdx'.*system 0"):
-        validate_for_systems(cfg, [system(0, 16)], ("Cd", "Se"))
-    validate_for_systems(cfg, [system(0, 16, rel_band=3), system(1, 32)], ("Cd", "Se"))
-
-
-def test_list_overrides_accept_sequences() -> None:
-    assert make(hiddenLayers=[4, 5]).hiddenLayers == (4, 5)
-    assert make(hiddenLayers=7).hiddenLayers == (7,)
+def test_adam_betas_fill_the_missing_one(tmp_path: Path) -> None:
+    translation = translate(read_nn_config(write(tmp_path, "adam_beta2 = 0.99\n")))
+    assert translation.values["optimizer.betas"] == [0.9, 0.99]

@@ -12,13 +12,15 @@ import pytest
 import torch
 
 import dpp
+from dpp.fitting import LossSettings
+from dpp.fitting.build import analytic_objective, training_objective
 from dpp.io import load_bundle
 from dpp.io.params import read_species_params
 from dpp.mc import MonteCarloRunner, MonteCarloSettings
-from dpp.mc.cost import AnalyticCost, NetworkCost
 from dpp.mc.hybrid import next_stage_bundle
 from dpp.mc.state import capture
 from dpp.models import build_model
+from dpp.outputs.reporter import OutputSettings, Reporter
 from dpp.physics import build_hamiltonian
 
 EXAMPLE = Path(dpp.__file__).parent / "data" / "examples" / "zb_CdSe"
@@ -65,6 +67,19 @@ def settings(**changes) -> MonteCarloSettings:
     return replace(base, **changes)
 
 
+SMALL_GRIDS = OutputSettings(converge_plots=False, n_qgrid=64, n_rgrid=64, ft_n_qgrid=128)
+
+
+def make_runner(bundle, hamiltonian, chain: MonteCarloSettings, run_dir: Path):
+    """The chain with the objective of its engine, writing small grids into `run_dir`."""
+    if chain.engine == "analytic":
+        objective = analytic_objective(bundle, LossSettings())
+    else:
+        objective = training_objective(bundle, LossSettings())
+    reporter = Reporter(run_dir, bundle, SMALL_GRIDS)
+    return MonteCarloRunner(bundle, hamiltonian, objective, chain, reporter)
+
+
 @pytest.fixture
 def bundle(tmp_path: Path):
     return load_bundle(tiny_bundle(tmp_path / "bundle"))
@@ -80,7 +95,7 @@ def _state_equal(a, b) -> bool:
 @pytest.mark.parametrize("mode", [1, 3, 5, 7])
 def test_rejection_restores_state_bit_for_bit(bundle, tmp_path: Path, mode: int) -> None:
     hamiltonian = network_hamiltonian(bundle, spin_orbit=True)
-    runner = MonteCarloRunner(
+    runner = make_runner(
         bundle, hamiltonian, settings(perturb_mode=mode, beta=1e12), tmp_path / "run"
     )
     runner._start()
@@ -104,19 +119,19 @@ def test_final_current_loss_matches_fresh_evaluation(bundle, tmp_path: Path, eng
     else:
         hamiltonian = build_hamiltonian(bundle)
         change = {"engine": "analytic", "steps": np.abs(bundle.pp_params) / 100, "beta": 50.0}
-    MonteCarloRunner(bundle, hamiltonian, settings(**change, write_potentials=True), run).run()
+    make_runner(bundle, hamiltonian, settings(**change, write_potentials=True), run).run()
     last = run.joinpath("final_mc_cost.dat").read_text().splitlines()[-1].split()
     if engine == "nn":
         fresh = network_hamiltonian(bundle)
         fresh.model.load_state_dict(torch.load(run / "final_PPmodel.pth", weights_only=True))
-        cost = NetworkCost(bundle)
+        cost = training_objective(bundle, LossSettings()).evaluate
     else:
         final = np.array(
             [read_species_params(run / f"final_{s}Params.dat") for s in bundle.species]
         )
         fresh = build_hamiltonian(replace(bundle, pp_params=final))
-        cost = AnalyticCost(bundle)
-    value = cost(fresh).cost
+        cost = analytic_objective(bundle, LossSettings()).evaluate
+    value = cost(fresh).total
     fmt = "%.4f" if engine == "nn" else "%.8g"
     assert last[4] == fmt % value
     assert (run / f"best_pot_{bundle.species[0]}.dat").is_file()
@@ -126,11 +141,9 @@ def test_final_current_loss_matches_fresh_evaluation(bundle, tmp_path: Path, eng
 def test_restart_reproduces_uninterrupted_run(bundle, tmp_path: Path, replicas) -> None:
     change = {"replica_betas": replicas, "exchange_every": 2, "workers": 2 if replicas else 0}
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    MonteCarloRunner(bundle, network_hamiltonian(bundle), settings(**change), whole).run()
-    MonteCarloRunner(
-        bundle, network_hamiltonian(bundle), settings(**change, iterations=3), parts
-    ).run()
-    MonteCarloRunner(bundle, network_hamiltonian(bundle), settings(**change), parts).run()
+    make_runner(bundle, network_hamiltonian(bundle), settings(**change), whole).run()
+    make_runner(bundle, network_hamiltonian(bundle), settings(**change, iterations=3), parts).run()
+    make_runner(bundle, network_hamiltonian(bundle), settings(**change), parts).run()
     trace = (whole / "final_mc_cost.dat").read_text()
     assert trace == (parts / "final_mc_cost.dat").read_text()
     assert len(trace.splitlines()) == 9
@@ -150,19 +163,20 @@ def test_analytic_tempering_and_hybrid_handover(bundle, tmp_path: Path) -> None:
         "exchange_every": 1,
         "workers": 2,
     }
-    best = MonteCarloRunner(bundle, build_hamiltonian(bundle), settings(**change), run).run()
+    best = make_runner(bundle, build_hamiltonian(bundle), settings(**change), run).run()
     start = float(run.joinpath("iterations.dat").read_text().splitlines()[1].split()[0])
     assert best <= start
     new = next_stage_bundle(run, bundle.path, tmp_path / "next")
     stage = load_bundle(new)
     cd = read_species_params(run / "best_CdParams.dat")
     assert np.array_equal(stage.pp_params[0], cd)
-    assert best == pytest.approx(AnalyticCost(stage)(build_hamiltonian(stage)).cost, rel=1e-12)
+    objective = analytic_objective(stage, LossSettings())
+    assert best == pytest.approx(objective.evaluate(build_hamiltonian(stage)).total, rel=1e-12)
 
 
 @pytest.mark.slow
 def test_ingaasp_analytic_chain_lowers_the_loss(tmp_path: Path) -> None:
-    bundle = load_bundle(INGAASP, PPmodel="ZeroFunction", max_num_epochs=0)
+    bundle = load_bundle(INGAASP)
     change = {
         "engine": "analytic",
         "steps": np.abs(bundle.pp_params) / 1000,
@@ -171,6 +185,6 @@ def test_ingaasp_analytic_chain_lowers_the_loss(tmp_path: Path) -> None:
         "seed": 0,
     }
     run = tmp_path / "run"
-    best = MonteCarloRunner(bundle, build_hamiltonian(bundle), settings(**change), run).run()
+    best = make_runner(bundle, build_hamiltonian(bundle), settings(**change), run).run()
     start = float(run.joinpath("iterations.dat").read_text().splitlines()[1].split()[0])
     assert best < start

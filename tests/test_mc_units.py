@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from dpp.fitting.perturb import analytic_step, perturb_network, perturb_soc
 from dpp.io.montecarlo import BetaSchedule
 from dpp.mc.acceptance import TemperatureSwitch, exchange_probability, metropolis_accept
 from dpp.mc.constraints import enforce_constraints
-from dpp.mc.perturb import analytic_step, perturb_network, perturb_soc
 
 ALL = (5, 6, 7)
 

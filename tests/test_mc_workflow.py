@@ -1,31 +1,21 @@
-"""The config entry point `run_monte_carlo` (plain namespaces, no Hydra) and its helpers."""
+"""`workflow=monte_carlo` from the configuration: companion files, engines and the ladder."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 from test_mc_chain import tiny_bundle
+from training_support import run_app
 
+from dpp.app.monte_carlo import replica_ladder, resolve_engine
 from dpp.errors import InputError
 from dpp.io import load_bundle
-from dpp.mc import run_monte_carlo
 from dpp.mc.constraints import active_slots
-from dpp.mc.workflow import replica_ladder, resolve_engine
 from dpp.physics import build_hamiltonian
 
-
-def _cfg(**workflow) -> SimpleNamespace:
-    defaults = {"engine": "auto", "progress": False, "tensorboard": True, "seed": None}
-    return SimpleNamespace(
-        seed=3,
-        workflow=SimpleNamespace(**{**defaults, **workflow}),
-        model=SimpleNamespace(name="ZeroFunction"),
-        hamiltonian={"basis_search": "complete", "num_threads": 0},
-        num_cores=2,
-    )
+MC = ["workflow=monte_carlo", "model.name=ZeroFunction", "mc.progress=false", "seed=3"]
 
 
 def test_workflow_two_temperatures_with_step_files(tmp_path: Path) -> None:
@@ -36,9 +26,8 @@ def test_workflow_two_temperatures_with_step_files(tmp_path: Path) -> None:
     )
     for symbol in ("Cd", "Se"):
         (folder / f"{symbol}ParamSteps.par").write_text("0.1\n0.01\n0\n0.01\n0\n")
-    bundle = load_bundle(folder, PPmodel="ZeroFunction", max_num_epochs=0)
     run = tmp_path / "run"
-    best = run_monte_carlo(_cfg(options_file="mcOpts1.par"), bundle, run)
+    best = run_app(run, [f"data.bundle={folder}", *MC, "mc.options_file=mcOpts1.par"])
     rows = (run / "iterations.dat").read_text().splitlines()
     assert len(rows) == 7  # header, start row, 5 trials
     assert best <= float(rows[1].split()[0])
@@ -52,23 +41,21 @@ def test_workflow_two_temperatures_with_step_files(tmp_path: Path) -> None:
 def test_workflow_rejects_unsupported_terms(tmp_path: Path) -> None:
     folder = tiny_bundle(tmp_path / "bundle")
     (folder / "mcOpts2.par").write_text("fitCoupling = True\n")
-    bundle = load_bundle(folder, PPmodel="ZeroFunction", max_num_epochs=0)
+    overrides = [f"data.bundle={folder}", *MC, "mc.options_file=mcOpts2.par", "mc.iterations=2"]
     with pytest.raises(InputError, match="fitCoupling"):
-        run_monte_carlo(_cfg(options_file="mcOpts2.par", iterations=2), bundle, tmp_path / "r")
+        run_app(tmp_path / "r", overrides)
 
 
 def test_engine_and_ladder() -> None:
     assert resolve_engine("auto", "ZeroFunction") == "analytic"
     assert resolve_engine("auto", "Net_relu") == "nn"
-    with pytest.raises(InputError, match="engine"):
-        resolve_engine("gradient", "Net_relu")
     betas, mods = replica_ladder(3, None, None, 100.0)
     assert betas == pytest.approx((100.0, 10.0, 1.0)) and mods == (1.0, 1.0, 1.0)
     assert replica_ladder(1, None, None, 5.0) == ((), ())
 
 
 def test_replica_views_share_caches_and_active_slots(tmp_path: Path) -> None:
-    bundle = load_bundle(tiny_bundle(tmp_path / "bundle"), SObool=1)
+    bundle = load_bundle(tiny_bundle(tmp_path / "bundle"))
     base = build_hamiltonian(bundle, spin_orbit=True)
     view = base.replica(None)
     assert view._kernels is base._kernels and view.geometries is base.geometries

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from dpp.errors import InputError
+from dpp.errors import InputError, SettingError
 from dpp.models import (
     PPMODELS,
     build_model,
     has_batchnorm,
     is_zero_function,
     load_checkpoint,
+    model_state,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -221,32 +222,44 @@ def test_same_seed_same_weights(name: str) -> None:
 
 
 def test_unknown_name_suggests_closest() -> None:
-    with pytest.raises(InputError, match="Net_celu_HeInit_decayGaussian") as info:
-        build_model("Net_celu_Heinit_decayGausian", [8], 2, source="NN_config.par")
-    assert info.value.key == "PPmodel" and "NN_config.par" in str(info.value)
+    with pytest.raises(SettingError, match="Net_celu_HeInit_decayGaussian") as info:
+        build_model("Net_celu_Heinit_decayGausian", [8], 2)
+    assert info.value.setting == "name"
 
 
 @pytest.mark.parametrize(
     ("name", "kwargs", "key"),
     [
-        ("Net_relu_xavier_decay", {"decay_center": 6.0}, "PPmodel_decay_rate"),
-        ("Net_relu_xavier_decay", {"decay_rate": 1.5}, "PPmodel_decay_center"),
-        ("Net_relu_HeInit_decayGaussian", {}, "PPmodel_gaussian_std"),
-        ("Net_celu_HeInit_scale_decayGaussian", {"scale": [1, 1]}, "PPmodel_gaussian_std"),
-        ("Net_celu_HeInit_scale_decayGaussian", {"gaussian_std": 2.0}, "PPmodel_scale"),
-        ("Net_relu_xavier_decayGaussian", {"gaussian_std": 0.0}, "PPmodel_gaussian_std"),
+        ("Net_relu_xavier_decay", {"decay_center": 6.0}, "decay_rate"),
+        ("Net_relu_xavier_decay", {"decay_rate": 1.5}, "decay_center"),
+        ("Net_relu_HeInit_decayGaussian", {}, "gaussian_std"),
+        ("Net_celu_HeInit_scale_decayGaussian", {"scale": [1, 1]}, "gaussian_std"),
+        ("Net_celu_HeInit_scale_decayGaussian", {"gaussian_std": 2.0}, "scale"),
+        ("Net_relu_xavier_decayGaussian", {"gaussian_std": 0.0}, "gaussian_std"),
         ("Net_relu_xavier", {"dropout": 0.2}, "dropout"),
     ],
 )
 def test_missing_or_bad_gate_argument(name: str, kwargs: dict, key: str) -> None:
-    with pytest.raises(InputError, match=key) as info:
+    with pytest.raises(SettingError, match=key) as info:
         build_model(name, [8], 2, **kwargs)
-    assert info.value.key == key
+    assert info.value.setting == key
 
 
 def test_wrong_scale_length() -> None:
-    with pytest.raises(InputError, match="PPmodel_scale.*expected 3 values, found 2"):
+    with pytest.raises(SettingError, match="scale.*expected 3 values"):
         build_model("Net_celu_HeInit_scale_decayGaussian", [8], 3, gaussian_std=1.0, scale=[1, 2])
+
+
+def test_checkpoint_records_its_class(tmp_path: Path) -> None:
+    """A dpp checkpoint loads into its own class; into another class of the same shapes it is
+    an error naming both (state_dicts of the original have no class and load by shape)."""
+    celu = build_model("Net_celu_HeInit_decayGaussian", [8, 8], 2, gaussian_std=2.0)
+    path = tmp_path / "model.pth"
+    torch.save(model_state(celu), path)
+    load_checkpoint(build_model("Net_celu_HeInit_decayGaussian", [8, 8], 2, gaussian_std=2.0), path)
+    relu = build_model("Net_relu_xavier_decay", [8, 8], 2, decay_rate=1.0, decay_center=6.0)
+    with pytest.raises(InputError, match="Net_relu_xavier_decay.*Net_celu_HeInit_decayGaussian"):
+        load_checkpoint(relu, path)
 
 
 def test_bad_checkpoints(tmp_path: Path) -> None:
@@ -265,7 +278,7 @@ def test_bad_checkpoints(tmp_path: Path) -> None:
         load_checkpoint(build_model("ZeroFunction", [20], 2), CDSE)
     garbage = tmp_path / "garbage.pth"
     garbage.write_text("not a checkpoint")
-    with pytest.raises(InputError, match="garbage.pth.*cannot read"):
+    with pytest.raises(InputError, match="garbage.pth.*cannot read.*a network state_dict"):
         load_checkpoint(model, garbage)
     with pytest.raises(InputError, match="not found"):
         load_checkpoint(model, tmp_path / "absent.pth")

@@ -10,9 +10,9 @@ from dpp.io import load_bundle
 from dpp.physics import build_hamiltonian
 from dpp.physics.reorder import (
     extrapolate,
+    extrapolation_order,
+    extrapolation_order_from_previous,
     overlap_reorder,
-    smooth_reorder,
-    smooth_reorder_from_previous,
 )
 
 
@@ -31,7 +31,7 @@ def test_extrapolation_rule() -> None:
 
 def test_full_path_resolves_three_cycle() -> None:
     true, raw = three_cycle_path()
-    permutations = smooth_reorder(torch.as_tensor(raw))
+    permutations = extrapolation_order(torch.as_tensor(raw))
     ordered = np.take_along_axis(raw, permutations.numpy(), axis=1)
     np.testing.assert_allclose(ordered, true)
 
@@ -40,9 +40,9 @@ def test_per_k_path_uses_previous_epoch_and_legacy_inverts_cycles() -> None:
     true, raw = three_cycle_path()
     k_indices = torch.arange(4, 8)
     rows = torch.as_tensor(raw[4:])
-    fixed = smooth_reorder_from_previous(torch.as_tensor(true), rows, k_indices)
+    fixed = extrapolation_order_from_previous(torch.as_tensor(true), rows, k_indices)
     np.testing.assert_allclose(np.take_along_axis(raw[4:], fixed.numpy(), axis=1), true[4:])
-    legacy = smooth_reorder_from_previous(torch.as_tensor(true), rows, k_indices, legacy=True)
+    legacy = extrapolation_order_from_previous(torch.as_tensor(true), rows, k_indices, legacy=True)
     assert not np.allclose(np.take_along_axis(raw[4:], legacy.numpy(), axis=1), true[4:])
 
 

@@ -9,9 +9,10 @@ import torch
 from training_support import cost_rows, run_app, small_bundle
 
 from dpp.errors import InputError
+from dpp.fitting import DefPotTerm, LossSettings
+from dpp.fitting.build import training_objective
 from dpp.io import load_bundle
 from dpp.physics import build_hamiltonian
-from dpp.training.observables import ObservableTerms
 
 
 def add_defpot(folder: Path) -> None:
@@ -29,9 +30,11 @@ def test_deformation_term_enters_the_training_loss(tmp_path: Path) -> None:
     run_app(tmp_path / "run_fitted", [f"data.bundle={fitted}", "model.name=ZeroFunction"])
     band_only = cost_rows(tmp_path / "run_plain" / "final_training_cost.dat")[0][1]
     with_defpot = cost_rows(tmp_path / "run_fitted" / "final_training_cost.dat")[0][1]
-    terms = ObservableTerms(load_bundle(fitted))
+    bundle = load_bundle(fitted)
     with torch.no_grad():
-        expected = float(terms.terms(build_hamiltonian(load_bundle(fitted)))["defpot_sys0"])
+        expected = float(
+            DefPotTerm(bundle.systems).values(build_hamiltonian(bundle))["defpot_sys0"]
+        )
     assert expected > 0
     assert with_defpot == pytest.approx(band_only + expected, rel=1e-10)
 
@@ -53,4 +56,4 @@ def test_coupling_targets_are_rejected_clearly(tmp_path: Path) -> None:
         handle.write("fit_eph = 1\nidxVB = 7\nidxCB = 8\nidxGap = 0\n")
     bundle = load_bundle(folder)
     with pytest.raises(InputError, match="input_0.par.*fit_eph"):
-        ObservableTerms(bundle)
+        training_objective(bundle, LossSettings())

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from training_support import QUIET, REPO, cost_rows, run_app, small_bundle
 
-from dpp.training.config import CONF_DIR
+from dpp.app.compose import compose_config
+from dpp.threads import thread_budget
 from dpp.training.datamodule import ShardedBatchSampler
-from dpp.training.setup import set_threads
 
 # 5 k-points (odd), batches of 2 per process: rank 1 serves an empty last batch
 TINY = {"n_k": 5, "max_ke": 2.5, "init_Zunger_num_epochs": 0, "plotEvery": 1, "hiddenLayers": 4}
@@ -57,13 +56,16 @@ def test_sharded_sampler_serves_every_item_once_in_equal_batch_counts(n_items, b
     assert all(len(b) <= batch for rank in batches for b in rank)
 
 
-def test_threads_are_shared_by_the_processes_of_a_node():
-    before = torch.get_num_threads()
-    try:
-        set_threads(64, processes=64)
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+def test_threads_are_shared_by_the_processes_of_a_node(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("dpp.threads.available_cores", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert thread_budget(64, processes=64) == 1
+    assert thread_budget(8, processes=2) == 4
+    assert thread_budget(0) == 1  # automatic: one thread unless the environment grants cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "6")
+    assert thread_budget(0, processes=2) == 3
+    assert thread_budget(32) == 8  # clipped to the cores this process may use
 
 
 def test_two_gloo_processes_equal_one_and_resume_on_one(tmp_path: Path):
@@ -110,8 +112,7 @@ def test_multirun_writes_the_sweep_summary(tmp_path: Path):
     ],
 )
 def test_sweeper_and_launcher_configs_compose(overrides: list[str]):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    cfg = compose_config("train", overrides)
     launcher, sweeper = cfg.hydra.launcher._target_, cfg.hydra.sweeper._target_
     if "hparams_search=optuna" in overrides:
         assert sweeper.endswith("OptunaSweeper") and "optimizer.lr" in cfg.hydra.sweeper.params

@@ -5,16 +5,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pytest
 import torch
 from conftest import EXAMPLES, shrink_bundle
 from training_support import run_app, small_bundle
 
-from dpp.errors import InputError
+from dpp.fitting.reordering import BandReordering
 from dpp.io import load_bundle
 from dpp.physics import build_hamiltonian
-from dpp.physics.reorder import smooth_reorder
-from dpp.training.reordering import BandReordering, check_parallel
+from dpp.physics.reorder import extrapolation_order
 
 
 def cdse_hamiltonian(n_kpoints: int = 12):
@@ -29,7 +27,7 @@ def test_smooth_full_path_then_batches_use_previous_epoch() -> None:
     with torch.no_grad():
         raw = hamiltonian.bands(0, k_all)
         full = state.bands(hamiltonian, 0, k_all)
-        torch.testing.assert_close(full, torch.gather(raw, 1, smooth_reorder(raw)))
+        torch.testing.assert_close(full, torch.gather(raw, 1, extrapolation_order(raw)))
         assert state.previous is not None
         fresh = BandReordering("smooth", n_k)
         first_batch = fresh.bands(hamiltonian, 0, k_all[6:])
@@ -56,7 +54,8 @@ def test_training_runs_with_each_reordering(tmp_path: Path) -> None:
     folder = small_bundle(tmp_path, n_k=6, max_ke=1.5, max_num_epochs=2, init_Zunger_num_epochs=0)
     for switch in ("smooth_reorder", "eigvec_reorder"):
         run_dir = tmp_path / switch
-        loss = run_app(run_dir, [f"data.bundle={folder}", f"hamiltonian.{switch}=true"])
+        mode = switch.removesuffix("_reorder")
+        loss = run_app(run_dir, [f"data.bundle={folder}", f"loss.reorder={mode}"])
         assert math.isfinite(loss)
         assert (run_dir / "final_training_cost.dat").is_file()
 
@@ -77,10 +76,3 @@ def test_eigvec_permutations_recomputed_at_each_pass_of_a_shard() -> None:
             state.bands(hamiltonian, 0, torch.tensor(shard))
     full_path_solves = [args for args in calls if len(args[1]) == n_k]
     assert len(full_path_solves) == 2
-
-
-def test_smooth_reorder_is_refused_under_data_parallelism() -> None:
-    check_parallel("smooth", 1)
-    check_parallel("eigvec", 4)
-    with pytest.raises(InputError, match="smooth_reorder"):
-        check_parallel("smooth", 2)

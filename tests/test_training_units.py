@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -10,21 +11,15 @@ import pytest
 import torch
 from training_support import small_bundle
 
-from dpp.errors import InputError
+from dpp.fitting import LossSettings, PenaltyTerm
+from dpp.fitting.build import training_objective
+from dpp.fitting.penalties import decay_penalty, magnitude_penalty
 from dpp.io import load_bundle
-from dpp.io.config import OPTIMIZERS
 from dpp.models import build_model
 from dpp.physics import build_hamiltonian
 from dpp.training.datamodule import KPointDataModule
-from dpp.training.module import OptimizerSettings, PseudopotentialModule
-from dpp.training.objective import RelativeEnergy, SystemTensors
-from dpp.training.optimizers import build_optimizer, decays_after, lr_at_epoch
-from dpp.training.penalties import (
-    Penalties,
-    PenaltySettings,
-    decay_penalty,
-    magnitude_penalty,
-)
+from dpp.training.module import PseudopotentialModule
+from dpp.training.optimizers import step_after_first_epoch
 
 
 def make_module(bundle, batch_size: int, relative: bool, penalties: bool = True):
@@ -38,15 +33,13 @@ def make_module(bundle, batch_size: int, relative: bool, penalties: bool = True)
     ham = build_hamiltonian(bundle, model)
     n_k = [s.n_kpoints for s in bundle.systems]
     data = KPointDataModule(n_k, batch_size, separate=True)
-    rel = RelativeEnergy((3,) * len(n_k), "first_kpoint") if relative else None
-    pen = Penalties(
-        PenaltySettings(1.0, 0.01, 10.0, 0.001) if penalties else PenaltySettings(),
-        bundle.pp_params,
-        None,
-        n_k,
-    )
-    targets = [SystemTensors(s) for s in bundle.systems]
-    return PseudopotentialModule(ham, targets, rel, pen, OptimizerSettings(), data.batches())
+    terms = {"penalize_starting": 1.0, "penalize_lambda": 0.01} if penalties else {}
+    if penalties:
+        terms.update(penalize_mag_threshold=10.0, penalize_mag_lambda=0.001)
+    loss = LossSettings(relE_bIdx=3 if relative else None, **terms)
+    objective = training_objective(bundle, loss)
+    adam = functools.partial(torch.optim.Adam, lr=1e-3)
+    return PseudopotentialModule(ham, objective, adam, batches=data.batches())
 
 
 @pytest.fixture(scope="module")
@@ -71,42 +64,19 @@ def test_step_is_independent_of_batch_size(bundle, relative: bool):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
-def test_every_optimizer_name():
-    for name in OPTIMIZERS:
-        weight = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
-        if name == "sparseadam":
-            with pytest.raises(InputError, match="sparse"):
-                build_optimizer(name, [weight], 0.1)
-            continue
-        optimizer = build_optimizer(name, [weight], 0.1, sgd_momentum=0.5, adam_beta1=0.8)
-
-        def closure(w=weight, opt=optimizer):
-            opt.zero_grad()
-            loss = ((w - 2.0) ** 2).sum()
-            loss.backward()
-            return loss
-
-        closure()
-        optimizer.step(closure)
-        assert float(((weight - 2.0) ** 2).sum()) < 3.0, name
-    adam = build_optimizer("adam", [weight], 0.1, adam_beta1=0.8, adam_beta2=0.9)
-    assert adam.param_groups[0]["betas"] == (0.8, 0.9)
-    sgd = build_optimizer("sgd", [weight], 0.1, sgd_momentum=0.7)
-    assert sgd.param_groups[0]["momentum"] == 0.7
-    with pytest.raises(InputError, match="optimizer.name"):
-        build_optimizer("adamm", [weight], 0.1)
-
-
-def test_schedule_semantics():
+def test_original_schedule_semantics():
+    """lr of epoch e is lr0·γ^⌊(e−1)/step⌋ (e ≥ 1), lr0 at e = 0 (physics.md §8)."""
     lr0, gamma, step = 0.1, 0.5, 3
-    lr, seen = lr0, []
-    for epoch in range(10):
-        seen.append(lr)
-        if decays_after(epoch, step):
-            lr *= gamma
+    weight = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    optimizer = torch.optim.SGD([weight], lr=lr0)
+    schedule = step_after_first_epoch(optimizer, step, gamma)
+    seen = []
+    for _ in range(10):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
     expected = [lr0 * gamma ** (0 if e == 0 else (e - 1) // step) for e in range(10)]
     assert seen == pytest.approx(expected)
-    assert [lr_at_epoch(lr0, gamma, step, e) for e in range(10)] == pytest.approx(expected)
 
 
 def test_penalty_formulas():
@@ -128,11 +98,12 @@ def test_penalty_formulas():
 
 def test_penalties_use_the_analytic_prior(bundle):
     model = torch.nn.Linear(1, 2).double()
-    pen = Penalties(PenaltySettings(1.0, 1.0), bundle.pp_params, None, [5, 2])
-    terms = pen.terms(model)
+    settings = LossSettings(penalize_starting=1.0, penalize_lambda=1.0)
+    pen = PenaltyTerm(settings, bundle.pp_params, None, [5, 2])
+    terms = pen.values(build_hamiltonian(bundle, model))
     assert set(terms) == {"decay"} and float(terms["decay"]) > 0
-    off = Penalties(PenaltySettings(None, None, 5.0, 0.0), bundle.pp_params, None, [5])
-    assert not off.active
+    off = LossSettings(penalize_mag_threshold=5.0, penalize_mag_lambda=0.0)
+    assert not PenaltyTerm(off, bundle.pp_params, None, [5]).active
 
 
 def test_datamodule_serves_every_item_once(tmp_path: Path):

@@ -13,10 +13,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from training_support import QUIET, REPO, cost_rows, run_app, small_bundle
 
 from dpp.io.convert import convert
-from dpp.training import callbacks
+from dpp.training.callbacks import epoch_outputs
 
 EPOCHS = 4
-RUN = ["trainer.max_epochs=4", "callbacks.plot_every=2"]
+RUN = ["trainer.max_epochs=4", "trainer.check_val_every_n_epoch=2"]
 
 
 def _python(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -127,20 +127,20 @@ def test_convert_and_rerun_is_the_same_run(trained, tmp_path: Path):
 
 def test_resume_after_interruption(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     bundle, run_dir = trained
-    original = callbacks.EpochOutputs.on_train_epoch_end
+    original = epoch_outputs.EpochOutputs.on_train_epoch_end
 
     def interrupt(self, trainer, module):
         original(self, trainer, module)
         if trainer.current_epoch == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(callbacks.EpochOutputs, "on_train_epoch_end", interrupt)
+    monkeypatch.setattr(epoch_outputs.EpochOutputs, "on_train_epoch_end", interrupt)
     handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(SystemExit):
         run_app(tmp_path / "run", [f"data.bundle={bundle}", *RUN])
     signal.signal(signal.SIGINT, handler)
     assert [x for x, _ in cost_rows(tmp_path / "run" / "final_training_cost.dat")] == [1, 2]
-    monkeypatch.setattr(callbacks.EpochOutputs, "on_train_epoch_end", original)
+    monkeypatch.setattr(epoch_outputs.EpochOutputs, "on_train_epoch_end", original)
     run_app(tmp_path / "run", [f"data.bundle={bundle}", *RUN, "resume=true"])
     resumed = cost_rows(tmp_path / "run" / "final_training_cost.dat")
     straight = cost_rows(run_dir / "final_training_cost.dat")
@@ -163,11 +163,11 @@ def test_options_lbfgs_preadjust_perturbation_analytic(tmp_path: Path):
         [
             f"data.bundle={bundle}",
             "trainer.max_epochs=2",
-            "callbacks.plot_every=1",
-            "optimizer.lbfgs_max_iter=2",
-            "callbacks.print_grad=true",
-            "callbacks.runtime_flag=true",
-            "callbacks.memory_flag=true",
+            "trainer.check_val_every_n_epoch=1",
+            "optimizer.max_iter=2",
+            "callbacks.epoch_log.gradients=true",
+            "trainer.profiler=simple",
+            "callbacks.epoch_log.memory=true",
             "logger=none",
         ],
     )

@@ -5,11 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dpp.training.config import CONF_DIR
-from dpp.training.workflow import run
+from dpp.app.compose import Prepared, compose_config, prepare
+from dpp.app.run import run
 
 REPO = Path(__file__).resolve().parents[1]
 CDSE = REPO / "dpp" / "data" / "examples" / "zb_CdSe"
@@ -50,18 +49,24 @@ def small_bundle(
 
 QUIET = [
     "trainer.enable_progress_bar=false",
-    "callbacks.converge_plots=false",
-    "callbacks.n_qgrid=64",
-    "callbacks.n_rgrid=64",
-    "callbacks.ft_n_qgrid=128",
+    "outputs.converge_plots=false",
+    "outputs.n_qgrid=64",
+    "outputs.n_rgrid=64",
+    "outputs.ft_n_qgrid=128",
 ]
 
 
-def compose_cfg(overrides: list[str], config_name: str = "train", config_dir: Path = CONF_DIR):
-    """Composed config with Hydra's runtime choices (as `python train.py overrides`)."""
-    with initialize_config_dir(str(config_dir), version_base="1.3"):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    return cfg, OmegaConf.to_container(cfg.hydra.runtime.choices)
+def compose_cfg(
+    overrides: list[str], config_name: str = "train", config_dirs: tuple = ()
+) -> tuple[DictConfig, dict, Prepared]:
+    """The job config of `python <config_name>.py overrides` (pre-pass included), Hydra's
+    runtime choices and what the pre-pass read."""
+    prepared = prepare(config_name, overrides, config_dirs)
+    cfg = compose_config(config_name, overrides, config_dirs)
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, choices, prepared
 
 
 def run_app(
@@ -69,8 +74,15 @@ def run_app(
 ) -> float:
     """Run the app in-process like `python train.py overrides hydra.run.dir=run_dir`."""
     overrides = [*QUIET, *overrides]
-    cfg, choices = compose_cfg(overrides, config_name)
-    return run(cfg, run_dir=run_dir, overrides=overrides, choices=choices, config_dirs=extra_dirs)
+    cfg, choices, prepared = compose_cfg(overrides, config_name, extra_dirs)
+    return run(
+        cfg,
+        run_dir=run_dir,
+        overrides=overrides,
+        choices=choices,
+        config_dirs=extra_dirs,
+        prepared=prepared,
+    )
 
 
 def cost_rows(path: Path) -> list[tuple[int, float]]:

@@ -1,16 +1,17 @@
-"""Load a whole input bundle folder into typed, validated records (bundle-format §1)."""
+"""Load the data of an input bundle folder into typed, validated records (bundle-format §1).
+
+Every file is read once. Settings (NN_config.par) are not part of the records: they are
+translated into the run configuration by `dpp.io.nnconfig`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from dpp.errors import InputError
-from dpp.io.config import NNConfig, validate_for_systems
 from dpp.io.kpoints import order_matrix_path, read_order_matrix, read_points
-from dpp.io.montecarlo import read_beta_schedule
 from dpp.io.observables import read_coupling_targets, read_defpot_targets, read_qpoints
 from dpp.io.params import params_path, read_species_params
 from dpp.io.qspace import read_qspace_table
@@ -26,31 +27,53 @@ MODEL_NAME = "init_PPmodel.pth"
 OPTIMIZER_NAME = "init_AdamState.pth"
 
 
+def count_systems(folder: Path) -> int:
+    """Number of systems of a bundle without NN_config.par: system_0.par, system_1.par, …"""
+    count = 0
+    while (folder / f"system_{count}.par").is_file():
+        count += 1
+    if count == 0:
+        raise InputError(folder / "system_0.par", "file not found", expected="a system file")
+    return count
+
+
 def load_bundle(
     path: str | Path,
     *,
+    n_systems: int | None = None,
+    fifth_param: str = "strain",
+    allow_left_handed: bool = False,
     require_reference: bool = True,
-    config: NNConfig | None = None,
-    **overrides: Any,
+    deformation_potentials: bool = False,
+    legacy_defpot_weight: float = 1.0,
 ) -> Bundle:
     """Read and validate the bundle in folder `path`.
 
-    `config` replaces the folder's NN_config.par (e.g. one built from a Hydra run config).
-
-    `overrides` are NN_config keys (e.g. `basis_search="legacy"`, `SObool=1`) applied on top of
-    NN_config.par and validated the same way. expBandStruct_X.par may be absent only with
-    `require_reference=False`. Every problem is an InputError naming file and line or key.
+    `n_systems` systems are read (None: as many as there are system_X.par files).
+    `fifth_param` places the 5th number of a 5-number parameter file (`strain` = a8,
+    `long_range` = a4); `allow_left_handed` accepts a cell with a negative triple product.
+    expBandStruct_X.par may be absent only with `require_reference=False`.
+    expDefPot_X.par is read for the systems with fit_defPot = 1, or for every system with
+    `deformation_potentials` (the analytic Monte Carlo engine's fitDefPot), a legacy two-line
+    file then weighted by `legacy_defpot_weight`. Every problem is an InputError naming file
+    and line or key.
     """
     folder = Path(path)
     if not folder.is_dir():
-        raise InputError(folder, "bundle folder not found", expected="a folder with NN_config.par")
-    config = NNConfig.from_file(folder / CONFIG_NAME, overrides)
+        raise InputError(folder, "bundle folder not found", expected="a folder with system files")
+    count = count_systems(folder) if n_systems is None else n_systems
     systems = [
-        read_system_data(folder, index, config, require_reference=require_reference)
-        for index in range(config.nSystem)
+        read_system_data(
+            folder,
+            index,
+            allow_left_handed=allow_left_handed,
+            require_reference=require_reference,
+            deformation_potentials=deformation_potentials,
+            legacy_defpot_weight=legacy_defpot_weight,
+        )
+        for index in range(count)
     ]
     species = tuple(sorted({symbol for s in systems for symbol in s.crystal.symbols}))
-    validate_for_systems(config, systems, species)
     pp_params = np.zeros((len(species), N_SLOTS))
     for row, symbol in enumerate(species):
         file = params_path(folder, symbol)
@@ -62,14 +85,10 @@ def load_bundle(
                 expected=f"parameters a0..a8 of species '{symbol}'",
                 found="no such file",
             )
-        pp_params[row] = read_species_params(file, fifth_param=config.legacy_fifth_param)
-    schedule = config.mc_beta_schedule
-    if schedule is not None and config.mc_bool:
-        read_beta_schedule(folder / schedule)
+        pp_params[row] = read_species_params(file, fifth_param=fifth_param)
     qspace = folder / QSPACE_NAME
     return Bundle(
         path=folder,
-        config=config,
         systems=systems,
         species=species,
         pp_params=pp_params,
@@ -80,7 +99,13 @@ def load_bundle(
 
 
 def read_system_data(
-    folder: str | Path, index: int, config: NNConfig, *, require_reference: bool = True
+    folder: str | Path,
+    index: int,
+    *,
+    allow_left_handed: bool = False,
+    require_reference: bool = True,
+    deformation_potentials: bool = False,
+    legacy_defpot_weight: float = 1.0,
 ) -> SystemData:
     """Read and cross-check the files of system `index` of a bundle folder."""
     folder = Path(folder)
@@ -89,7 +114,7 @@ def read_system_data(
         "input": folder / f"input_{index}.par",
         "kpoints": folder / f"kpoints_{index}.par",
     }
-    crystal = read_system(files["system"], allow_left_handed=config.allow_left_handed)
+    crystal = read_system(files["system"], allow_left_handed=allow_left_handed)
     settings = read_settings(files["input"])
     kpoints, kweights = read_points(files["kpoints"])
     n_k, n_bands = kpoints.shape[0], settings.n_bands
@@ -115,16 +140,24 @@ def read_system_data(
             expected=f"< {n_k} (rows of {files['kpoints'].name})",
             found=str(settings.idx_gap),
         )
-    if settings.fit_defpot:
+    defpot_targets = ()
+    if settings.fit_defpot or deformation_potentials:
         files["defpot"] = folder / f"expDefPot_{index}.par"
         legacy = (settings.idx_gap, settings.idx_vb, settings.idx_cb)
-        read_defpot_targets(files["defpot"], legacy_indices=None if None in legacy else legacy)
+        defpot_targets = tuple(
+            read_defpot_targets(
+                files["defpot"],
+                legacy_indices=None if None in legacy else legacy,
+                legacy_weight=legacy_defpot_weight,
+            )
+        )
+    qpoints = qweights = couplings = None
     if settings.fit_eph:
         _require_keys(files["input"], settings, ("idx_vb", "idx_cb", "idx_gap"), "fit_eph = 1")
         files["qpoints"] = folder / f"qpoints_{index}.par"
         files["coupling"] = folder / f"expCoupling_{index}.par"
-        qpoints, _ = read_qpoints(files["qpoints"])
-        read_coupling_targets(files["coupling"], n_qpoints=qpoints.shape[0])
+        qpoints, qweights = read_qpoints(files["qpoints"])
+        couplings = read_coupling_targets(files["coupling"], n_qpoints=qpoints.shape[0])
     return SystemData(
         index=index,
         crystal=crystal,
@@ -135,6 +168,10 @@ def read_system_data(
         order_matrix=order_matrix,
         ref_path=ref_path,
         ref_bands=ref_bands,
+        defpot_targets=defpot_targets,
+        qpoints=qpoints,
+        qweights=qweights,
+        couplings=couplings,
         files=files,
     )
 
@@ -142,13 +179,13 @@ def read_system_data(
 _INPUT_KEY = {"idx_vb": "idxVB", "idx_cb": "idxCB", "idx_gap": "idxGap"}
 
 
-def _require_keys(file: Path, settings: Any, fields: tuple[str, ...], because: str) -> None:
-    for field in fields:
-        if getattr(settings, field) is None:
+def _require_keys(file: Path, settings: object, fields: tuple[str, ...], because: str) -> None:
+    for name in fields:
+        if getattr(settings, name) is None:
             raise InputError(
                 file,
-                f"{because} needs '{_INPUT_KEY[field]}'",
-                key=_INPUT_KEY[field],
+                f"{because} needs '{_INPUT_KEY[name]}'",
+                key=_INPUT_KEY[name],
                 expected="a band/k index",
                 found="unset",
             )

@@ -1,20 +1,24 @@
 """`dpp-convert-config NN_config.par`: print the equivalent Hydra experiment file.
 
-Save the output as `<dir>/experiment/<name>.yaml` and run it with
-`python train.py --config-dir <dir> experiment=<name>`; the run is the same as
-`python train.py data.bundle=<folder of NN_config.par>`.
+Save the output as `<dir>/experiment/<name>.yaml` (the folder `experiment/` inside a config
+directory of your own) and run it with `python train.py --config-dir <dir>
+experiment=<name>`; the run is the same as `python train.py data.bundle=<folder of
+NN_config.par>`. The bundle path is written relative to `paths.data_root` (the launch
+folder by default), so the file stays valid when the project moves.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from dpp.errors import InputError
-from dpp.io.config import KEYS, NNConfig
+from dpp.io.nnconfig import KEYS, read_nn_config, translate
+from dpp.io.nnconfig.translate import nn_key_of
 
 
 def _yaml_value(value: Any) -> str:
@@ -22,28 +26,42 @@ def _yaml_value(value: Any) -> str:
     return json.dumps(list(value) if isinstance(value, tuple) else value)
 
 
+def _bundle_entry(folder: Path) -> str:
+    relative = os.path.relpath(folder, Path.cwd())
+    if relative.startswith(".."):
+        return _yaml_value(str(folder))
+    return _yaml_value("${paths.data_root}/" + relative.replace(os.sep, "/"))
+
+
 def convert(path: str | Path) -> str:
     """The experiment YAML (package _global_) equivalent to the NN_config.par at `path`."""
-    from dpp.training.config import NN_TO_HYDRA, nn_to_hydra
-
     path = Path(path).resolve()
-    config = NNConfig.from_file(path)
-    values, workflow = nn_to_hydra(config.given)
-    documented = {NN_TO_HYDRA[k]: k for k in config.given if k in NN_TO_HYDRA}
-    lines = ["# @package _global_", f"# Converted from {path} by dpp-convert-config."]
-    if workflow is not None:
-        lines += ["defaults:", f"  - override /workflow: {workflow}"]
-    sections: dict[str, list[str]] = {"data": [f"  bundle: {_yaml_value(str(path.parent))}"]}
-    for dotted, value in values.items():
-        key = documented[dotted]
-        comment = f"  # {key}: {KEYS[key].doc}"
-        if "." not in dotted:
-            lines.append(f"{dotted}: {_yaml_value(value)}{comment}")
-            continue
-        section, name = dotted.split(".", 1)
-        sections.setdefault(section, []).append(f"  {name}: {_yaml_value(value)}{comment}")
-    for section, entries in sections.items():
-        lines += [f"{section}:", *entries]
+    translation = translate(read_nn_config(path))
+    lines = ["# @package _global_", f"# Converted from {path.name} by dpp-convert-config."]
+    lines += [f"# Note: {note}" for note in translation.notes]
+    if translation.groups:
+        lines.append("defaults:")
+        for group, option in translation.groups.items():
+            key = translation.sources[group.partition("@")[2] or group]
+            lines.append(f"  - override /{group}: {option}  # {key}: {KEYS[key].spec.doc}")
+
+    def emit(node: dict[str, Any], indent: str, prefix: str) -> None:
+        for name, value in node.items():
+            dotted = f"{prefix}{name}"
+            if isinstance(value, dict):
+                lines.append(f"{indent}{name}:")
+                emit(value, indent + "  ", dotted + ".")
+                continue
+            key = nn_key_of(dotted, translation)
+            lines.append(f"{indent}{name}: {_yaml_value(value)}  # {key}: {KEYS[key].spec.doc}")
+
+    tree = translation.tree()
+    tree.pop("defaults", None)
+    data = tree.setdefault("data", {})
+    lines.append("data:")
+    lines.append(f"  bundle: {_bundle_entry(path.parent)}")
+    emit(data, "  ", "data.")
+    emit({k: v for k, v in tree.items() if k != "data"}, "", "")
     return "\n".join(lines) + "\n"
 
 

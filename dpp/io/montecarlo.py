@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dpp.errors import InputError
-from dpp.io.config import suggest
+from dpp.io.keys import did_you_mean
 from dpp.io.keyvalue import read_key_values
 from dpp.io.tables import parse_number, read_flat, read_table, to_int
 from dpp.slots import N_SLOTS
@@ -87,7 +87,6 @@ def read_mc_options(path: str | Path) -> McOptions:
             warnings.warn(f"{path}, line {line}: 'paramSteps' is ignored", stacklevel=2)
             continue
         if key not in _MC_FIELDS:
-            best = suggest(key, _MC_FIELDS)
             raise InputError(
                 path,
                 "unknown key",
@@ -95,7 +94,7 @@ def read_mc_options(path: str | Path) -> McOptions:
                 key=key,
                 expected="one of " + ", ".join(_MC_FIELDS),
                 found=repr(key),
-                hint=f"did you mean '{best}'?" if best else None,
+                hint=did_you_mean(key, _MC_FIELDS),
             )
         value = _mc_value(path, key, text, line)
         if key == "fitEffMass":

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+
+from dpp.io.observables import CouplingTargets, DefPotTarget
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class SystemData:
     order_matrix: np.ndarray | None = None  # (nK, nBands) int, indices into ascending eigenvalues
     ref_path: np.ndarray | None = None  # (nK,) column 0 of expBandStruct (plot x-axis)
     ref_bands: np.ndarray | None = None  # (nK, nBands) reference energies in eV
+    defpot_targets: tuple[DefPotTarget, ...] = ()  # expDefPot_X.par rows (fit_defPot = 1)
+    qpoints: np.ndarray | None = None  # (n_q, 3) fractional phonon q (fit_eph = 1)
+    qweights: np.ndarray | None = None  # (n_q,) coupling loss weights
+    couplings: CouplingTargets | None = None  # expCoupling_X.par (fit_eph = 1)
     files: dict[str, Path] = field(default_factory=dict)  # role -> path actually read
 
     @property
@@ -76,10 +81,9 @@ class QSpaceTable:
 
 @dataclass
 class Bundle:
-    """A whole input bundle: config, systems, species and their parameters."""
+    """The data of an input bundle: systems, species and their parameters (no settings)."""
 
     path: Path
-    config: Any  # dpp.io.config.NNConfig
     systems: list[SystemData]
     species: tuple[str, ...]  # sorted unique symbols across all systems
     pp_params: np.ndarray  # (n_species, N_SLOTS) a0..a8 in species order (dpp.slots)

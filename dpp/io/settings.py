@@ -6,13 +6,13 @@ import warnings
 from pathlib import Path
 
 from dpp.errors import InputError
-from dpp.io.config import KeySpec, parse_value, suggest
+from dpp.io.keys import KeySpec, did_you_mean, parse_value
 from dpp.io.keyvalue import read_key_values
 from dpp.io.records import SystemSettings
 
 
 def _key(name: str, kind: str, field: str, doc: str, **extra: object) -> tuple[KeySpec, str]:
-    return KeySpec(name, kind, None, "system", doc, **extra), field
+    return KeySpec(name, kind, doc, **extra), field
 
 
 _KEYS: dict[str, tuple[KeySpec, str]] = {
@@ -61,8 +61,8 @@ def read_settings(path: str | Path) -> SystemSettings:
     fields: dict[str, object] = {}
     for key, (text, line) in read_key_values(path).items():
         if key not in _KEYS:
-            best = suggest(key, _KEYS)
-            hint = f" (did you mean '{best}'?)" if best else ""
+            hint = did_you_mean(key, _KEYS)
+            hint = f" ({hint})" if hint else ""
             warnings.warn(f"{path}, line {line}: unknown key '{key}' ignored{hint}", stacklevel=2)
             continue
         spec, field = _KEYS[key]

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 
-def _atomic(path: str | Path, data: bytes) -> Path:
-    """Write `data` to a temporary file next to `path`, then move it into place."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write `data` to a temporary file next to `path`, then move it into place, so a reader
+    never sees a half-written file (the one atomic writer of dpp)."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -35,7 +36,7 @@ def _atomic(path: str | Path, data: bytes) -> Path:
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write `text` (UTF-8) to `path` atomically."""
-    return _atomic(path, text.encode("utf-8"))
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def save_torch_atomic(obj: Any, path: str | Path) -> Path:
@@ -44,7 +45,7 @@ def save_torch_atomic(obj: Any, path: str | Path) -> Path:
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    return _atomic(path, buffer.getvalue())
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def _rows(table: np.ndarray, formats: Sequence[str], separator: str) -> str:

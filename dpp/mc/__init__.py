@@ -1,7 +1,7 @@
-"""Monte Carlo fitting: network modes 1–7, analytic two-temperature engine, parallel tempering."""
+"""Monte Carlo fitting (the chain only): network modes 1–7, the analytic two-temperature
+engine and parallel tempering, with checkpoint/resume."""
 
 from dpp.mc.runner import MonteCarloRunner
 from dpp.mc.settings import MonteCarloSettings
-from dpp.mc.workflow import run_monte_carlo
 
-__all__ = ["MonteCarloRunner", "MonteCarloSettings", "run_monte_carlo"]
+__all__ = ["MonteCarloRunner", "MonteCarloSettings"]

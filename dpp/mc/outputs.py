@@ -8,14 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dpp.io.writers import (
-    write_qspace_table,
-    write_real_space_potential,
-    write_species_params,
-    write_text_atomic,
-)
-from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.physics.realspace import q_grid, r_grid, to_real_space
+from dpp.io.writers import write_species_params, write_text_atomic
 from dpp.slots import Slot, slot_name
 
 COST_HEADER = "# iter      newLoss      accept?      bestLoss      currLoss\n"
@@ -79,21 +72,3 @@ def write_species_tables(
     """`<prefix>_<S>Params.dat` for every species: a0..a8, one per line."""
     for symbol, row in zip(species, table, strict=True):
         write_species_params(folder / f"{prefix}_{symbol}Params.dat", row, fmt)
-
-
-@torch.no_grad()
-def write_potentials(
-    folder: Path, prefix: str, hamiltonian: PseudopotentialHamiltonian, config: object
-) -> None:
-    """`<prefix>_pot_S.dat` (v(r), Hartree) and `<prefix>_qSpace_pot.dat` (v(q), Ha·Bohr³)."""
-    species = hamiltonian.species
-    q = q_grid(config.ft_qmax, config.ft_nQGrid)
-    r = r_grid(config.Rmax, config.nRGrid)
-    real = to_real_space(q, hamiltonian.form_factors(q), r).numpy()
-    for column, symbol in enumerate(species):
-        write_real_space_potential(
-            folder / f"{prefix}_pot_{symbol}.dat", r.numpy(), real[:, column]
-        )
-    table_q = q_grid(config.qmax, config.nQGrid)
-    values = hamiltonian.form_factors(table_q).numpy()
-    write_qspace_table(folder / f"{prefix}_qSpace_pot.dat", table_q.numpy(), values, species)

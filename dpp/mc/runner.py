@@ -13,11 +13,12 @@ import torch
 from rich.progress import Progress
 
 from dpp.errors import InputError
+from dpp.fitting.objective import Evaluation, Objective
+from dpp.fitting.perturb import analytic_step, perturb_network, perturb_soc
 from dpp.io.records import Bundle
 from dpp.io.writers import save_torch_atomic, write_parameter_dump
 from dpp.mc.acceptance import TemperatureSwitch, exchange_probability, metropolis_accept
 from dpp.mc.constraints import active_slots, atom_species, enforce_constraints
-from dpp.mc.cost import AnalyticCost, Evaluation, NetworkCost
 from dpp.mc.outputs import (
     COST_HEADER,
     AppendLog,
@@ -26,12 +27,11 @@ from dpp.mc.outputs import (
     iterations_row,
     path_length,
     write_path_bands,
-    write_potentials,
     write_species_tables,
 )
-from dpp.mc.perturb import analytic_step, perturb_network, perturb_soc
 from dpp.mc.settings import ENGINES, MonteCarloSettings
 from dpp.mc.state import McState, capture, restore
+from dpp.outputs.reporter import Reporter
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 
 log = logging.getLogger(__name__)
@@ -53,19 +53,22 @@ class Replica:
 
 
 class MonteCarloRunner:
-    """Runs `settings.iterations` trial moves on `hamiltonian` and writes into `run_dir`.
+    """Runs `settings.iterations` trial moves on `hamiltonian`, minimising `objective`, and
+    writes into `reporter.run_dir`.
 
-    The network engine perturbs the model and a5–a7 (modes 1–7) and uses the band loss of
-    training; the analytic engine steps a0..a8 with the constraints of physics.md §5.4 and
-    uses the normalised cost. `hamiltonian` ends in the final state of replica 0.
+    The network engine perturbs the model and a5–a7 (modes 1–7); the analytic engine steps
+    a0..a8 with the constraints of physics.md §5.4. The objective is the training loss for the
+    network engine and the normalised cost of §10.2 for the analytic one (the application
+    builds it). `hamiltonian` ends in the final state of replica 0.
     """
 
     def __init__(
         self,
         bundle: Bundle,
         hamiltonian: PseudopotentialHamiltonian,
+        objective: Objective,
         settings: MonteCarloSettings,
-        run_dir: str | Path,
+        reporter: Reporter,
     ) -> None:
         if settings.engine not in ENGINES:
             raise InputError(
@@ -78,14 +81,12 @@ class MonteCarloRunner:
         self.bundle, self.settings = bundle, settings
         if hamiltonian.model is not None:
             hamiltonian.model.eval()  # physics.md §10.1: losses in eval mode
-        self.run_dir = Path(run_dir)
+        self.reporter = reporter
+        self.run_dir = reporter.run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.analytic = settings.engine == "analytic"
         options = settings.options
-        if self.analytic:
-            self.cost = AnalyticCost(bundle, opt_gaps=bool(options and options.opt_gaps))
-        else:
-            self.cost = NetworkCost(bundle)
+        self.cost = objective.evaluate  # no gradients; losses in eval mode
         self.atoms = atom_species(bundle)
         self.active = active_slots(
             hamiltonian.options, hamiltonian.systems, uses_network=hamiltonian.uses_network
@@ -161,12 +162,12 @@ class MonteCarloRunner:
         start = capture(first.hamiltonian)
         for replica in self.replicas:
             restore(replica.hamiltonian, start)
-            replica.current, replica.cost = capture(replica.hamiltonian), evaluation.cost
+            replica.current, replica.cost = capture(replica.hamiltonian), evaluation.total
         if self.switch is not None:
             first.beta = self.settings.options.betas[0]
         elif not self.settings.replica_betas:
             first.beta = self._scheduled_beta(1)
-        self.best, self.best_cost = start, evaluation.cost
+        self.best, self.best_cost = start, evaluation.total
         self.trace.start(None)
         if self.analytic:
             self.iterations_log.start(None)
@@ -195,22 +196,22 @@ class MonteCarloRunner:
         accepted = []
         for replica, evaluation in zip(self.replicas, evaluations, strict=True):
             u = float(replica.rng.random())
-            ok = metropolis_accept(evaluation.cost, replica.cost, self.best_cost, replica.beta, u)
+            ok = metropolis_accept(evaluation.total, replica.cost, self.best_cost, replica.beta, u)
             accepted.append(ok)
             if not ok:
                 restore(replica.hamiltonian, replica.current)
                 continue
-            replica.current, replica.cost = capture(replica.hamiltonian), evaluation.cost
+            replica.current, replica.cost = capture(replica.hamiltonian), evaluation.total
             replica.accepted += 1
-            if evaluation.cost < self.best_cost:
-                self.best, self.best_cost = capture(replica.hamiltonian), evaluation.cost
+            if evaluation.total < self.best_cost:
+                self.best, self.best_cost = capture(replica.hamiltonian), evaluation.total
                 new_best_evaluation = evaluation
         self.since_best = 0 if new_best_evaluation is not None else self.since_best + 1
         if new_best_evaluation is not None:
             self._on_new_best(new_best_evaluation)
         if len(self.replicas) > 1 and trial % self.settings.exchange_every == 0:
             self._exchange(trial // self.settings.exchange_every)
-        self._record(trial, evaluations[0].cost, accepted[0], writer)
+        self._record(trial, evaluations[0].total, accepted[0], writer)
         if accepted[0] or trial % self.settings.checkpoint_every == 0:
             self._save()
 
@@ -329,9 +330,9 @@ class MonteCarloRunner:
             write_parameter_dump(self.run_dir / "final_params.dat", _dump(first.current.model))
             write_parameter_dump(self.run_dir / "best_params.dat", _dump(self.best.model))
         if self.settings.write_potentials:
-            write_potentials(self.run_dir, "final", first.hamiltonian, self.bundle.config)
+            self.reporter.potentials("final", first.hamiltonian, real_space_files=True)
             restore(first.hamiltonian, self.best)
-            write_potentials(self.run_dir, "best", first.hamiltonian, self.bundle.config)
+            self.reporter.potentials("best", first.hamiltonian, real_space_files=True)
             restore(first.hamiltonian, first.current)
         log.info(
             "Monte Carlo done after %d trials: best %.8g, current %.8g, accepted %d",

@@ -7,17 +7,18 @@ from dpp.models.catalog import (
     PPMODELS,
     CatalogEntry,
     build_model,
-    build_model_from_config,
     has_batchnorm,
     is_zero_function,
 )
-from dpp.models.checkpoint import load_checkpoint
+from dpp.models.checkpoint import load_checkpoint, model_state, safe_torch_load
 from dpp.models.gates import CutoffGate, DecayGate, GatedNet, GaussianGate, ZeroFunction
 from dpp.models.mlp import INITIALISERS, MLP, BodySpec
+from dpp.models.settings import ModelSettings
 
 __all__ = [
     "INITIALISERS",
     "MLP",
+    "ModelSettings",
     "PPMODELS",
     "BodySpec",
     "CatalogEntry",
@@ -27,8 +28,9 @@ __all__ = [
     "GaussianGate",
     "ZeroFunction",
     "build_model",
-    "build_model_from_config",
     "has_batchnorm",
     "is_zero_function",
     "load_checkpoint",
+    "model_state",
+    "safe_torch_load",
 ]

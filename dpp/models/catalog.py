@@ -5,24 +5,22 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from dpp.errors import InputError
+from dpp.errors import SettingError
 from dpp.models.gates import CutoffGate, DecayGate, GatedNet, GaussianGate, ZeroFunction
 from dpp.models.mlp import MLP, BodySpec
 
-# Gate kinds and the NN_config.par keys each one needs.
+# Gate kinds and the `build_model` arguments each one needs.
 GATE_KEYS: dict[str | None, tuple[str, ...]] = {
     None: (),
     "cutoff": (),
-    "decay": ("PPmodel_decay_rate", "PPmodel_decay_center"),
+    "decay": ("decay_rate", "decay_center"),
     "decay2": (),
-    "gaussian": ("PPmodel_gaussian_std",),
-    "gaussian_scale": ("PPmodel_gaussian_std", "PPmodel_scale"),
+    "gaussian": ("gaussian_std",),
+    "gaussian_scale": ("gaussian_std", "scale"),
 }
 
 
@@ -36,7 +34,7 @@ class CatalogEntry:
 
     @property
     def config_keys(self) -> tuple[str, ...]:
-        """NN_config.par keys this class needs besides hiddenLayers."""
+        """`build_model` arguments this class needs besides the hidden layers."""
         return GATE_KEYS[self.gate]
 
 
@@ -99,55 +97,38 @@ PPMODELS: dict[str, CatalogEntry] = {
 """Registry of the PPmodel catalogue, keyed by the original class name."""
 
 
-def _lookup(name: str, source: str | Path | None) -> CatalogEntry:
+def _lookup(name: str) -> CatalogEntry:
     if name in PPMODELS:
         return PPMODELS[name]
     close = difflib.get_close_matches(name, PPMODELS, n=1)
-    raise InputError(
-        source,
-        "unknown PPmodel",
-        key="PPmodel",
-        expected="a class name of the model catalogue",
-        found=repr(name),
-        hint=f"did you mean '{close[0]}'?" if close else "see bundle-format.md §11.3",
+    raise SettingError(
+        "name",
+        "unknown model class" + (f" (did you mean '{close[0]}'?)" if close else ""),
+        expected="a class name of the model catalogue (bundle-format §11.3)",
+        found=name,
     )
 
 
-def _require(value: object, key: str, name: str, source: str | Path | None) -> None:
-    if value is None:
-        raise InputError(source, f"PPmodel {name} needs {key}", key=key, found="nothing")
-
-
-def _gate(
-    entry: CatalogEntry,
-    n_species: int,
-    args: dict[str, object],
-    source: str | Path | None,
-) -> nn.Module:
-    """The gate module of ``entry`` from the NN_config.par values in ``args``."""
+def _gate(entry: CatalogEntry, n_species: int, args: dict[str, object]) -> nn.Module:
+    """The gate module of ``entry`` from the gate arguments in ``args``."""
     for key in entry.config_keys:
-        _require(args[key], key, entry.name, source)
+        if args[key] is None:
+            raise SettingError(key, f"{entry.name} needs it", expected="a value", found=None)
     if entry.gate == "cutoff":
         return CutoffGate(10.0)
     if entry.gate == "decay":
-        return DecayGate(float(args["PPmodel_decay_rate"]), float(args["PPmodel_decay_center"]))
+        return DecayGate(float(args["decay_rate"]), float(args["decay_center"]))
     if entry.gate == "decay2":
         return DecayGate(1.5, 6.0)
-    sigma = float(args["PPmodel_gaussian_std"])
+    sigma = float(args["gaussian_std"])
     if not sigma > 0.0:
-        raise InputError(
-            source, "Gaussian width must be positive", key="PPmodel_gaussian_std", found=str(sigma)
-        )
+        raise SettingError("gaussian_std", "Gaussian width", expected="> 0", found=sigma)
     if entry.gate == "gaussian":
         return GaussianGate(sigma)
-    scale = [float(s) for s in torch.as_tensor(args["PPmodel_scale"]).reshape(-1)]
+    scale = [float(s) for s in torch.as_tensor(args["scale"]).reshape(-1)]
     if len(scale) != n_species:
-        raise InputError(
-            source,
-            "one scale factor per species is needed",
-            key="PPmodel_scale",
-            expected=f"{n_species} values",
-            found=f"{len(scale)}",
+        raise SettingError(
+            "scale", "one factor per species", expected=f"{n_species} values", found=scale
         )
     return GaussianGate(sigma, scale)
 
@@ -164,38 +145,39 @@ def build_model(
     dropout: float = 0.0,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
-    source: str | Path | None = None,
 ) -> nn.Module:
     """Build catalogue class ``name`` with layers ``[1] + hidden_layers + [n_species]``.
 
     The model maps q (M, 1) in 1/Bohr to v_s(q) (M, n_species) in Hartree·Bohr³. Weights are
     drawn from ``generator`` (the global torch RNG when None). ``dropout`` is p for the
-    classes that apply dropout. ``source`` (e.g. the NN_config.par path) names the file in
-    error messages. Raises InputError for an unknown name or a missing/invalid gate value.
+    classes that apply dropout. Raises SettingError (naming the argument) for an unknown name
+    or a missing/invalid gate value.
     """
-    entry = _lookup(name, source)
+    entry = _lookup(name)
     layers = [1, *(int(h) for h in hidden_layers), int(n_species)]
     if min(layers) < 1:
-        raise InputError(
-            source, "layer sizes must be positive", key="hiddenLayers", found=str(layers[1:-1])
+        raise SettingError(
+            "hidden_layers", "layer sizes", expected="positive widths", found=list(hidden_layers)
         )
     if not 0.0 <= dropout < 1.0:
-        raise InputError(source, "dropout must be in [0, 1)", key="dropout", found=str(dropout))
+        raise SettingError("dropout", "dropout probability", expected="0 <= p < 1", found=dropout)
     if entry.body is None:
-        return ZeroFunction(n_species)
+        model: nn.Module = ZeroFunction(n_species)
+        model.catalog_name = name
+        return model
     if dropout and not entry.body.uses_dropout:
-        raise InputError(
-            source, f"PPmodel {name} applies no dropout", key="dropout", found=str(dropout)
-        )
+        raise SettingError("dropout", f"{name} applies no dropout", expected="0", found=dropout)
     args = {
-        "PPmodel_decay_rate": decay_rate,
-        "PPmodel_decay_center": decay_center,
-        "PPmodel_gaussian_std": gaussian_std,
-        "PPmodel_scale": scale,
+        "decay_rate": decay_rate,
+        "decay_center": decay_center,
+        "gaussian_std": gaussian_std,
+        "scale": scale,
     }
-    gate = _gate(entry, n_species, args, source) if entry.gate else None
+    gate = _gate(entry, n_species, args) if entry.gate else None
     body = MLP(layers, entry.body, dropout=dropout, generator=generator, dtype=dtype)
-    return body if gate is None else GatedNet(body, gate)
+    model = body if gate is None else GatedNet(body, gate)
+    model.catalog_name = name  # recorded in saved checkpoints (dpp.models.checkpoint)
+    return model
 
 
 def has_batchnorm(model: nn.Module) -> bool:
@@ -206,26 +188,3 @@ def has_batchnorm(model: nn.Module) -> bool:
 def is_zero_function(model: nn.Module) -> bool:
     """True for ZeroFunction (no network: analytic local form only)."""
     return isinstance(model, ZeroFunction)
-
-
-def build_model_from_config(
-    config: Any,
-    n_species: int,
-    *,
-    generator: torch.Generator | None = None,
-    dropout: float = 0.0,
-) -> nn.Module:
-    """The PPmodel an NNConfig names: `PPmodel`, `hiddenLayers` and the gate keys
-    (PPmodel_decay_rate/_center, PPmodel_gaussian_std, PPmodel_scale) of bundle-format §11.3."""
-    return build_model(
-        config.PPmodel,
-        config.hiddenLayers,
-        n_species,
-        decay_rate=config.PPmodel_decay_rate,
-        decay_center=config.PPmodel_decay_center,
-        gaussian_std=config.PPmodel_gaussian_std,
-        scale=config.PPmodel_scale,
-        dropout=dropout,
-        generator=generator,
-        source=config.source,
-    )

@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from dpp.errors import InputError
 
+CLASS_KEY = "dpp_model_class"
+"""Entry of a saved state_dict's root metadata naming the catalogue class (files stay plain
+state_dicts that the original code loads too)."""
+
 
 def _shape(t: torch.Tensor) -> str:
     return str(tuple(t.shape))
+
+
+def safe_torch_load(path: str | Path, *, what: str) -> Any:
+    """`torch.load` on the CPU with `weights_only=True` (never code from the file); an
+    unreadable, truncated or non-torch file is one InputError saying what was expected."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found", expected=what, found="no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).splitlines()[0] if "Unsupported global" in str(exc) else ""
+        found = "objects a safe load refuses" + (f" ({reason.strip()})" if reason else "")
+        raise InputError(path, "cannot read checkpoint", expected=what, found=found) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        found = "a truncated or non-torch file" if path.stat().st_size else "an empty file"
+        raise InputError(
+            path, "cannot read checkpoint", expected=what, found=f"{found} ({type(exc).__name__})"
+        ) from None
+
+
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state_dict, with its catalogue class recorded in the root metadata."""
+    state = model.state_dict()
+    name = getattr(model, "catalog_name", None)
+    if name is not None:
+        state._metadata.setdefault("", {})[CLASS_KEY] = name  # type: ignore[attr-defined]
+    return state
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
@@ -22,13 +56,7 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     floating tensors (float32 in some originals) are cast to the model's dtype. Raises
     InputError naming the file and the missing, unexpected or mis-shaped keys.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file becomes one clear message
-        raise InputError(path, f"cannot read checkpoint ({type(exc).__name__})") from exc
+    state = safe_torch_load(path, what="a network state_dict saved by dpp or DeepPseudopot")
     if not isinstance(state, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in state.values()
     ):
@@ -37,6 +65,17 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
             "not a model state_dict",
             expected="a mapping of parameter names to tensors",
             found=type(state).__name__,
+        )
+    saved_class = getattr(state, "_metadata", {}).get("", {}).get(CLASS_KEY)
+    wanted_class = getattr(model, "catalog_name", None)
+    if saved_class is not None and wanted_class is not None and saved_class != wanted_class:
+        raise InputError(
+            path,
+            "checkpoint of another model class",
+            key="model.name",
+            expected=wanted_class,
+            found=saved_class,
+            hint="set model.name to the class the checkpoint was trained with",
         )
     target = model.state_dict()
     missing = [k for k in target if k not in state]
@@ -49,19 +88,19 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
         ]
         raise InputError(
             path,
-            "checkpoint parameter names do not match the PPmodel: " + "; ".join(lists),
+            "checkpoint parameter names do not match the model: " + "; ".join(lists),
             key=(missing or unexpected)[0],
-            hint="check PPmodel and hiddenLayers in NN_config.par",
+            hint="check model.name and model.hidden_layers",
         )
     for key, ref in target.items():
         if state[key].shape != ref.shape:
             raise InputError(
                 path,
-                "checkpoint tensor shape does not match the PPmodel",
+                "checkpoint tensor shape does not match the model",
                 key=key,
                 expected=_shape(ref),
                 found=_shape(state[key]),
-                hint="check hiddenLayers and the number of species",
+                hint="check model.hidden_layers and the number of species",
             )
     cast = {k: v.to(target[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(cast, strict=True)

@@ -30,7 +30,7 @@ def lowest_eigh_raw(
     """Lowest `n_eig` eigenvalues (B, n_eig) and eigenvectors (B, n, n_eig); no autograd.
 
     On CPU each matrix is solved by LAPACK's subset driver, which uses the BLAS threads
-    (`num_cores` sets them); SciPy holds the GIL there, so k-points are solved in turn.
+    (`num_threads` sets them); SciPy holds the GIL there, so k-points are solved in turn.
     """
     method = resolve_solver(solver, matrices.device)
     if method == "torch":

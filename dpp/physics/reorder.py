@@ -53,7 +53,7 @@ def pair_permutation(history: np.ndarray, raw: np.ndarray, legacy: bool = False)
     return permutation
 
 
-def smooth_reorder(bands: torch.Tensor) -> torch.Tensor:
+def extrapolation_order(bands: torch.Tensor) -> torch.Tensor:
     """Permutations (nK, nBands) that reorder a whole path, each k using the reordered past."""
     values = bands.detach().cpu().numpy()
     n_k, n_bands = values.shape
@@ -65,7 +65,7 @@ def smooth_reorder(bands: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(permutations, device=bands.device)
 
 
-def smooth_reorder_from_previous(
+def extrapolation_order_from_previous(
     previous: torch.Tensor, bands: torch.Tensor, k_indices: torch.Tensor, legacy: bool = False
 ) -> torch.Tensor:
     """Permutations for k-points served in batches: history from last epoch's ordered bands.

@@ -1,171 +1,117 @@
-"""LightningModule: the pseudopotential Hamiltonian trained on the band-structure loss.
+"""LightningModule: the pseudopotential Hamiltonian trained on the shared objective.
 
 Manual optimisation: the k-point batches of an epoch each back-propagate their part of the
-loss (gradients accumulate), and one optimiser step is taken at the last batch, so the step
+loss (gradients accumulate) and one optimiser step is taken at the last batch, so the step
 equals the full-batch step to round-off (physics.md §7.3, §8). L-BFGS re-evaluates the whole
-epoch in its closure.
+epoch in its closure. Under DDP (`dpp.training.strategy`) every rank evaluates its share of
+the k-points; gradients and per-system losses are summed over ranks before the step, and the
+global terms enter the gradient on global rank 0 only, so the step is the single-process one.
 
-Under DDP (`dpp.training.strategy`) every rank evaluates its share of the k-points; the
-gradients and the per-system losses are summed over ranks before the step, and the global
-terms (penalties, observables) enter the gradient on global rank 0 only, so the step is the
-single-process one.
+Every logged value is per epoch, at TensorBoard step = epoch (1-based, as the file names).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-import time
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import grad_norm
 from torch import nn
 
+from dpp.fitting.objective import Objective, accumulate, split_batch, trainable
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.training.objective import RelativeEnergy, SystemTensors, system_loss
-from dpp.training.observables import ObservableTerms
-from dpp.training.optimizers import build_optimizer, decays_after, load_optimizer_state
-from dpp.training.penalties import Penalties
+from dpp.training.optimizers import load_optimizer_state
 from dpp.training.strategy import sum_gradients, sum_over_ranks
 
 log = logging.getLogger(__name__)
-EPOCH_LOG = {
-    "on_step": False,
-    "on_epoch": True,
-    "batch_size": 1,
-    "sync_dist": True,
-    "rank_zero_only": True,
-}
-"""self.log flags: one value per epoch, already summed over ranks (no further sync)."""
 
-
-@dataclass(frozen=True)
-class OptimizerSettings:
-    """optimizer.* and scheduler.* of the config."""
-
-    name: str = "adam"
-    lr: float = 1e-3
-    sgd_momentum: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    lbfgs_max_iter: int = 20
-    gamma: float = 1.0
-    scheduler_step: int = 1
-    state_path: str | None = None  # init_AdamState.pth to load (adam only)
+OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
 
 class PseudopotentialModule(pl.LightningModule):
-    """Wraps a PseudopotentialHamiltonian (network + analytic parameters) and its loss."""
+    """Wraps a PseudopotentialHamiltonian (network + analytic parameters) and its objective.
+
+    `optimizer(params)` and `scheduler(optimizer)` build the optimiser and its learning-rate
+    schedule (stepped once per epoch; ReduceLROnPlateau with the training loss).
+    `gradient_clip` is a maximum gradient norm (None: no clipping). `optimizer_state` is an
+    init_AdamState.pth to load (Adam only; lr reset to the configured one).
+    """
 
     def __init__(
         self,
         hamiltonian: PseudopotentialHamiltonian,
-        targets: list[SystemTensors],
-        relative: RelativeEnergy | None,
-        penalties: Penalties | None,
-        optimizer: OptimizerSettings,
-        batches: list[torch.Tensor],
+        objective: Objective,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
         *,
-        observables: ObservableTerms | None = None,
-        runtime_flag: bool = False,
+        batches: list[torch.Tensor],
+        gradient_clip: float | None = None,
+        optimizer_state: Path | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.hamiltonian = hamiltonian
-        self.targets = targets
-        self.relative = relative
-        self.penalties = penalties if penalties is not None and penalties.active else None
-        self.observables = observables if observables is not None and observables.active else None
-        self.settings = optimizer
+        self.objective = objective
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         self.batches = batches
-        self.runtime_flag = runtime_flag
-        self.n_systems = len(targets)
+        self.gradient_clip = gradient_clip
+        self.optimizer_state = optimizer_state
+        self.n_systems = len(hamiltonian.systems)
         self.train_history: list[tuple[int, float]] = []
         self.val_history: list[tuple[int, float]] = []
-        self.epoch_loss = float("nan")
-        self.epoch_terms: dict[str, float] = {}
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.nonfinite: str | None = None
+        self.epoch_metrics: dict[str, float] = {}
         self.val_bands: list[torch.Tensor] | None = None
-        self._reset_epoch()
+        self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
 
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module signature
-        """Device moves and casts also reach the reference tensors of the targets."""
+        """Device moves and casts also reach the reference tensors of the objective."""
         super()._apply(fn, recurse)
-        for target in self.targets:
-            for name, value in vars(target).items():
-                if isinstance(value, torch.Tensor):
-                    setattr(target, name, fn(value))
+        for term in self.objective.kpoint_terms:
+            for targets in getattr(term, "targets", ()):
+                targets.to(fn)
         return self
 
-    # -- parameters ---------------------------------------------------------------------
+    # -- parameters -----------------------------------------------------------------------
     @property
     def network(self) -> nn.Module | None:
         return self.hamiltonian.model
 
     def trainable(self) -> list[tuple[str, nn.Parameter]]:
         """Trainable tensors: network parameters (original names), then `pp_free`."""
-        named = [] if self.network is None else list(self.network.named_parameters())
-        if self.hamiltonian.pp_free.requires_grad:
-            named.append(("pp_free", self.hamiltonian.pp_free))
-        return named
+        return trainable(self.hamiltonian)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        s = self.settings
-        optimizer = build_optimizer(
-            s.name,
-            [p for _, p in self.trainable()],
-            s.lr,
-            sgd_momentum=s.sgd_momentum,
-            adam_beta1=s.adam_beta1,
-            adam_beta2=s.adam_beta2,
-            lbfgs_max_iter=s.lbfgs_max_iter,
-        )
-        loaded = s.state_path is not None and s.name == "adam"
-        if loaded and load_optimizer_state(optimizer, s.state_path, s.lr):
-            log.info("optimizer state loaded from %s (lr reset to %g)", s.state_path, s.lr)
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, s.gamma)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
+        optimizer = self.optimizer_factory([p for _, p in self.trainable()])
+        if self.optimizer_state is not None:
+            load_optimizer_state(optimizer, self.optimizer_state)
+        out: dict[str, Any] = {"optimizer": optimizer}
+        if self.scheduler_factory is not None:
+            out["lr_scheduler"] = {"scheduler": self.scheduler_factory(optimizer)}
+        return out
 
-    # -- loss ---------------------------------------------------------------------------
-    def _reset_epoch(self) -> None:
-        self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
-        self._timers = {"bands": 0.0, "step": 0.0}
-
-    def batch_loss(self, batch: torch.Tensor, backward: bool) -> torch.Tensor:
-        """Per-system band loss of one batch (n_systems,), back-propagated if `backward`."""
-        parts = torch.zeros(self.n_systems, dtype=torch.float64)
-        for system in torch.unique(batch[:, 0]).tolist():
-            k = batch[batch[:, 0] == system, 1].to(self.device)
-            loss = system_loss(self.hamiltonian, system, self.targets[system], k, self.relative)
-            if backward:
-                self._backward(loss)
-            parts[system] = loss.detach().cpu()
-        return parts
+    # -- loss -------------------------------------------------------------------------------
+    @property
+    def _global_rank_zero(self) -> bool:
+        """Whether global terms enter the gradient here: once over all ranks."""
+        return self._trainer is None or self.trainer.is_global_zero
 
     def _backward(self, loss: torch.Tensor) -> None:
-        """`manual_backward` inside a Trainer, plain backward outside (pre-adjust moves)."""
         if self._trainer is None:
             loss.backward()
         else:
             self.manual_backward(loss)
-
-    def penalty_terms(self, backward: bool) -> dict[str, torch.Tensor]:
-        """Penalties and observable terms (added once per step, outside the k-loop),
-        back-propagated if asked."""
-        terms: dict[str, torch.Tensor] = {}
-        if self.penalties is not None and self.hamiltonian.uses_network:
-            terms.update(self.penalties.terms(self.network))
-        if self.observables is not None:
-            terms.update(self.observables.terms(self.hamiltonian))
-        if backward and terms:
-            self._backward(torch.stack(list(terms.values())).sum())
-        return {name: value.detach().cpu() for name, value in terms.items()}
-
-    @property
-    def _global_rank_zero(self) -> bool:
-        """Whether global terms (penalties, observables) enter the gradient here: once over
-        all ranks."""
-        return self._trainer is None or self.trainer.is_global_zero
 
     def _summed(self, per_system: torch.Tensor) -> torch.Tensor:
         """Per-system losses summed over ranks (on the rank's device for the collective)."""
@@ -174,46 +120,78 @@ class PseudopotentialModule(pl.LightningModule):
         return on_device.cpu()
 
     def full_pass(self, backward: bool = True) -> tuple[float, torch.Tensor, dict[str, float]]:
-        """Loss (and gradient) over every batch of every rank: (total, per-system band terms,
-        penalties); the gradients are summed over ranks."""
-        per_system = torch.zeros(self.n_systems, dtype=torch.float64)
-        for batch in self.batches:
-            per_system += self.batch_loss(batch, backward)
+        """Loss (and gradient) over every batch of every rank: (total, per-system k-point
+        terms, global terms); gradients are summed over ranks."""
+        per_system, _ = accumulate(
+            self.objective,
+            self.hamiltonian,
+            self.batches,
+            global_terms=False,
+            backward=self._backward if backward else None,
+        )
         per_system = self._summed(per_system)
-        terms = self.penalty_terms(backward and self._global_rank_zero)
-        penalties = {k: float(v) for k, v in terms.items()}
+        terms = self._global_terms(backward and self._global_rank_zero)
         if backward:
             sum_gradients(p for _, p in self.trainable())
-        return float(per_system.sum()) + sum(penalties.values()), per_system, penalties
+        return float(per_system.sum()) + sum(terms.values()), per_system, terms
 
-    # -- training -----------------------------------------------------------------------
+    def _global_terms(self, backward: bool) -> dict[str, float]:
+        values = self.objective.global_values(self.hamiltonian)
+        if backward and values:
+            self._backward(torch.stack(list(values.values())).sum())
+        return {label: float(value.detach()) for label, value in values.items()}
+
+    # -- training ---------------------------------------------------------------------------
     def on_fit_start(self) -> None:
         """From now on full passes (L-BFGS closure, final loss) evaluate this rank's share."""
         self.batches = self.trainer.datamodule.batches()
 
     def on_train_epoch_start(self) -> None:
-        self._reset_epoch()
+        self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
         self.optimizers().zero_grad()
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        start = time.perf_counter()
-        self._band_sum += self.batch_loss(batch, backward=True)
-        self._timers["bands"] += time.perf_counter() - start
+        for system, k in split_batch(batch):
+            loss = self.objective.batch(self.hamiltonian, system, k.to(self.device))
+            self.manual_backward(loss)
+            self._band_sum[system] += float(loss.detach())
         if batch_idx == self.trainer.num_training_batches - 1:
             self._step()
 
+    def _nonfinite_part(self, per_system: torch.Tensor, terms: dict[str, float]) -> str | None:
+        """Which part of the loss or gradient is NaN/inf, or None."""
+        for index, value in enumerate(per_system.tolist()):
+            if not math.isfinite(value):
+                name = self.hamiltonian.systems[index].settings.system_name
+                return f"the band loss of system {index} ({name})"
+        for label, value in terms.items():
+            if not math.isfinite(value):
+                return f"the loss term {label}"
+        for name, parameter in self.trainable():
+            if parameter.grad is not None and not bool(torch.isfinite(parameter.grad).all()):
+                return f"the gradient of {name}"
+        return None
+
     def _step(self) -> None:
         optimizer = self.optimizers()
-        terms = self.penalty_terms(backward=self._global_rank_zero)
-        penalties = {k: float(v) for k, v in terms.items()}
+        epoch = self.current_epoch + 1
+        terms = self._global_terms(backward=self._global_rank_zero)
         sum_gradients(p for _, p in self.trainable())
-        band_sum = self._summed(self._band_sum)
-        total = float(band_sum.sum()) + sum(penalties.values())
-        self.epoch_loss, self.epoch_terms = total, penalties
-        self.train_history.append((self.current_epoch + 1, total))
-        self._log_epoch(total, band_sum, penalties, optimizer)
-        start = time.perf_counter()
-        if self.settings.name == "lbfgs":
+        per_system = self._summed(self._band_sum)
+        total = float(per_system.sum()) + sum(terms.values())
+        self.nonfinite = self._nonfinite_part(per_system, terms)
+        if self.nonfinite is not None:
+            self.trainer.should_stop = True
+            return
+        self.train_history.append((epoch, total))
+        if total < self.best_loss:  # the state before this step produced `total`
+            self.best_loss, self.best_epoch = total, epoch
+            self.best_state = copy.deepcopy(self.hamiltonian.state_dict())
+        self._record_epoch(epoch, total, per_system, terms, optimizer)
+        if self.gradient_clip is not None:
+            self.clip_gradients(optimizer, self.gradient_clip, "norm")
+        before = [p.detach().clone() for _, p in self.trainable()]
+        if isinstance(optimizer.optimizer, torch.optim.LBFGS):
             first = [True]
 
             def closure() -> torch.Tensor:
@@ -226,49 +204,54 @@ class PseudopotentialModule(pl.LightningModule):
             optimizer.step(closure=closure)
         else:
             optimizer.step()
-        self._timers["step"] += time.perf_counter() - start
-        if self.runtime_flag:
-            log.info(
-                "epoch %d: bands+backward %.2f s, optimiser step %.3f s",
-                self.current_epoch + 1,
-                self._timers["bands"],
-                self._timers["step"],
-            )
+        for name, parameter in self.trainable():
+            if not bool(torch.isfinite(parameter).all()):
+                with torch.no_grad():
+                    for (_, p), value in zip(self.trainable(), before, strict=True):
+                        p.copy_(value)
+                self.nonfinite = f"parameter {name} after the optimiser step"
+                self.trainer.should_stop = True
+                return
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(total)
+            else:
+                scheduler.step()
 
-    def _log_epoch(
+    def _record_epoch(
         self,
+        epoch: int,
         total: float,
         per_system: torch.Tensor,
-        penalties: dict[str, float],
+        terms: dict[str, float],
         optimizer: Any,
     ) -> None:
-        metrics = {"train/loss": total, "lr": optimizer.param_groups[0]["lr"]}
+        # logged here rather than by LearningRateMonitor, which logs at batch steps: every
+        # scalar and figure of a dpp run sits at step = epoch
+        metrics = {"train/loss": total, "train/best_loss": self.best_loss}
+        metrics["lr"] = float(optimizer.param_groups[0]["lr"])
         for index, value in enumerate(per_system.tolist()):
             metrics[f"train/loss_sys{index}"] = value
-        for name, value in penalties.items():
-            metrics[f"train/penalty_{name}"] = value
-        norms = {name: float(p.grad.norm()) for name, p in self.trainable() if p.grad is not None}
-        if norms:
-            metrics["grad_norm/total"] = float(torch.tensor(list(norms.values())).norm())
-            metrics.update({f"grad_norm/{name}": value for name, value in norms.items()})
-        self.log("loss", total, prog_bar=True, **EPOCH_LOG)
-        self.log_dict(metrics, **EPOCH_LOG)
+        for label, value in terms.items():
+            metrics[f"train/{label}"] = value
+        for name, value in grad_norm(self.hamiltonian, norm_type=2).items():
+            label = name.replace("grad_2.0_norm", "grad_norm").replace("_total", "/total")
+            metrics[label] = float(value)
+        self.epoch_metrics = metrics
+        self.log("loss", total, prog_bar=True, logger=False, on_epoch=True, batch_size=1)
+        if self.logger is not None and self.trainer.is_global_zero:
+            self.logger.log_metrics(metrics, step=epoch)
 
-    def on_train_batch_end(self, outputs: Any, batch: torch.Tensor, batch_idx: int) -> None:
-        last = batch_idx == self.trainer.num_training_batches - 1
-        if last and decays_after(self.current_epoch, self.settings.scheduler_step):
-            self.lr_schedulers().step()
-
-    # -- validation ---------------------------------------------------------------------
+    # -- validation -------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
-        self._val_parts = [
-            torch.zeros_like(target.reference, device=self.device) for target in self.targets
-        ]
+        references = [t.reference for t in self.objective.primary.targets]
+        self._val_parts = [torch.zeros_like(r, device=self.device) for r in references]
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        for system in torch.unique(batch[:, 0]).tolist():
-            k = batch[batch[:, 0] == system, 1].to(self.device)
-            self._val_parts[system][k] = self.hamiltonian.bands(system, k)
+        for system, k in split_batch(batch):
+            k = k.to(self.device)
+            self._val_parts[system][k] = self.objective.primary.bands(self.hamiltonian, system, k)
 
     def on_validation_epoch_end(self) -> None:
         sum_over_ranks(self._val_parts)  # every rank filled its own k-points, zeros elsewhere
@@ -276,30 +259,32 @@ class PseudopotentialModule(pl.LightningModule):
         per_system = []
         for system, bands in enumerate(self.val_bands):
             k_all = torch.arange(bands.shape[0], device=bands.device)
-            per_system.append(
-                float(
-                    system_loss(
-                        self.hamiltonian,
-                        system,
-                        self.targets[system],
-                        k_all,
-                        self.relative,
-                        bands=bands,
-                    )
-                )
-            )
-        penalties = {k: float(v) for k, v in self.penalty_terms(backward=False).items()}
-        total = sum(per_system) + sum(penalties.values())
-        self.val_history.append((self.current_epoch + 1, total))
+            value = self.objective.batch(self.hamiltonian, system, k_all, bands)
+            per_system.append(float(value))
+        terms = self._global_terms(backward=False)
+        total = sum(per_system) + sum(terms.values())
+        epoch = self.current_epoch + 1
+        self.val_history.append((epoch, total))
         metrics = {f"val/loss_sys{i}": v for i, v in enumerate(per_system)}
         metrics["val/loss"] = total
-        self.log_dict(metrics, **EPOCH_LOG)
+        self.log("val/loss", total, logger=False, batch_size=1)
+        if self.logger is not None and self.trainer.is_global_zero:
+            self.logger.log_metrics(metrics, step=epoch)
 
-    # -- checkpoint state ---------------------------------------------------------------
+    # -- checkpoint state -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["dpp_history"] = {"train": self.train_history, "val": self.val_history}
+        checkpoint["dpp_history"] = {
+            "train": self.train_history,
+            "val": self.val_history,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         history = checkpoint.get("dpp_history", {})
         self.train_history = [tuple(x) for x in history.get("train", [])]
         self.val_history = [tuple(x) for x in history.get("val", [])]
+        self.best_loss = float(history.get("best_loss", math.inf))
+        self.best_epoch = int(history.get("best_epoch", 0))
+        self.best_state = history.get("best_state")

@@ -1,81 +1,43 @@
-"""Optimisers of the band training and the learning-rate schedule (physics.md §8)."""
+"""What the optimiser configs (conf/optimizer/*.yaml, built by `_target_`) do not cover: the
+original's learning-rate schedule and loading init_AdamState.pth."""
 
 from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
-from dpp.errors import InputError
-from dpp.io.config import OPTIMIZERS
-
 log = logging.getLogger(__name__)
 
-_BETAS = ("adam", "adamw", "adamax", "nadam", "radam")
+
+def step_after_first_epoch(
+    optimizer: torch.optim.Optimizer, step_size: int, gamma: float
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The original's schedule (physics.md §8), stepped after every epoch: lr ← γ·lr after
+    epochs e > 0 with e % step_size == 0 (0-based), so the lr of epoch e is
+    lr0·γ^⌊(e − 1)/step_size⌋ for e ≥ 1 (lr0 for e = 0). That is StepLR started one epoch late."""
+    return torch.optim.lr_scheduler.SequentialLR(
+        optimizer,
+        [
+            torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=1),
+            torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma),
+        ],
+        milestones=[1],
+    )
 
 
-def build_optimizer(
-    name: str,
-    params: Iterable[torch.nn.Parameter],
-    lr: float,
-    *,
-    sgd_momentum: float = 0.0,
-    adam_beta1: float = 0.9,
-    adam_beta2: float = 0.999,
-    lbfgs_max_iter: int = 20,
-) -> torch.optim.Optimizer:
-    """The torch optimiser `name` (seeds' list) with lr, momentum and betas passed for real.
+def load_optimizer_state(optimizer: torch.optim.Optimizer, path: Path) -> bool:
+    """Load init_AdamState.pth into an Adam optimiser, keeping every group's configured lr.
 
-    sparseadam is rejected: it only accepts sparse gradients, and the network's are dense.
+    Other optimisers ignore the file (as the original); a state whose shapes do not match the
+    parameters is skipped with a warning.
     """
-    params = list(params)
-    if name == "sparseadam":
-        raise InputError(
-            None,
-            "sparseadam cannot train this model",
-            key="optimizer.name",
-            expected="an optimiser for dense gradients (e.g. adam); SparseAdam accepts only "
-            "sparse gradients (nn.Embedding(sparse=True)), and every pseudopotential "
-            "parameter has a dense gradient",
-            found="sparseadam",
-        )
-    betas = (adam_beta1, adam_beta2)
-    factories = {
-        "adam": lambda: torch.optim.Adam(params, lr=lr, betas=betas),
-        "adamw": lambda: torch.optim.AdamW(params, lr=lr, betas=betas),
-        "adamax": lambda: torch.optim.Adamax(params, lr=lr, betas=betas),
-        "nadam": lambda: torch.optim.NAdam(params, lr=lr, betas=betas),
-        "radam": lambda: torch.optim.RAdam(params, lr=lr, betas=betas),
-        "sgd": lambda: torch.optim.SGD(params, lr=lr, momentum=sgd_momentum),
-        "asgd": lambda: torch.optim.ASGD(params, lr=lr),
-        "lbfgs": lambda: torch.optim.LBFGS(params, lr=lr, max_iter=lbfgs_max_iter),
-        "adadelta": lambda: torch.optim.Adadelta(params, lr=lr),
-        "adagrad": lambda: torch.optim.Adagrad(params, lr=lr),
-        "rmsprop": lambda: torch.optim.RMSprop(params, lr=lr),
-    }
-    if name not in factories:
-        raise InputError(
-            None,
-            "unknown optimiser",
-            key="optimizer.name",
-            expected="one of " + ", ".join(OPTIMIZERS),
-            found=repr(name),
-        )
-    if name not in _BETAS and (adam_beta1, adam_beta2) != (0.9, 0.999):
-        log.info("optimizer %s ignores adam_beta1/adam_beta2", name)
-    if name != "sgd" and sgd_momentum:
-        log.info("optimizer %s ignores sgd_momentum", name)
-    return factories[name]()
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, path: Path, lr: float) -> bool:
-    """Load init_AdamState.pth into an Adam optimiser and reset every group's lr to `lr`.
-
-    A state whose shapes do not match the parameters is skipped with a warning.
-    """
+    if type(optimizer) is not torch.optim.Adam:
+        log.info("%s: not loaded (the optimiser is %s, not Adam)", path, type(optimizer).__name__)
+        return False
+    lrs = [group["lr"] for group in optimizer.param_groups]
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -86,16 +48,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, path: Path, lr: float
     except (ValueError, KeyError, IndexError, RuntimeError) as exc:
         warnings.warn(f"{path}: optimiser state skipped ({exc})", stacklevel=2)
         return False
-    for group in optimizer.param_groups:
+    for group, lr in zip(optimizer.param_groups, lrs, strict=True):
         group["lr"] = lr
+    log.info("optimizer state loaded from %s (lr kept at %g)", path, lrs[0])
     return True
-
-
-def decays_after(epoch: int, step: int) -> bool:
-    """True when the lr decays after 0-based epoch `epoch` (e > 0 and e % step == 0)."""
-    return epoch > 0 and step > 0 and epoch % step == 0
-
-
-def lr_at_epoch(lr0: float, gamma: float, step: int, epoch: int) -> float:
-    """Learning rate used during 0-based epoch e: lr0·γ^k, k(0) = 0, k(e) = ⌊(e−1)/step⌋."""
-    return lr0 * gamma ** (0 if epoch == 0 else (epoch - 1) // step)

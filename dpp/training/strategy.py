@@ -19,26 +19,26 @@ from pytorch_lightning.overrides.distributed import _sync_module_states
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import rank_zero_only
 
-from dpp.training.setup import set_threads
+from dpp.threads import apply_threads, parse_threads, thread_budget
 
 
 class KPointDDPStrategy(DDPStrategy):
     """DDP over k-points with gradients summed explicitly (see module docstring).
 
     `process_group_backend` None picks nccl on GPUs and gloo on CPUs. On CPU every rank
-    uses its share of `num_cores` (0: of the CPU count) as torch threads, so the ranks of a
+    uses its share of `num_threads` (0 = automatic, see `dpp.threads`), so the ranks of a
     node do not oversubscribe its cores."""
 
     strategy_name = "ddp_kpoints"
 
-    def __init__(self, *args: Any, num_cores: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, num_threads: int | str = "auto", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.num_cores = num_cores
+        self.num_threads = parse_threads(num_threads)
 
     def setup_environment(self) -> None:
         super().setup_environment()
         if self.root_device.type == "cpu":
-            set_threads(self.num_cores, processes=self.num_processes)
+            apply_threads(thread_budget(self.num_threads, processes=self.num_processes))
 
     def configure_ddp(self) -> None:
         """Keep the module unwrapped; start every rank from rank 0's parameters and buffers."""

@@ -1,0 +1,1 @@
+"""dpp application layer: the only code that reads the Hydra configuration."""

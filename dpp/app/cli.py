@@ -1,0 +1,101 @@
+"""Command-line entry of train.py, evaluate.py (and `dpp-train`, `dpp-evaluate`).
+
+Before Hydra starts, the pre-pass composes the command line once, reads the bundle's
+NN_config.par into the composed configuration and checks the overrides, so bad input stops
+with one line before any folder is written; then Hydra runs the job as usual (`--cfg job`,
+`--help`, `-m`, launchers and sweepers all work on the full configuration).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra._internal.utils import get_args_parser
+from omegaconf import DictConfig
+
+from dpp.app import compose
+from dpp.app.lock import RunLock
+from dpp.errors import InputError, RunStopped
+
+log = logging.getLogger("dpp")
+_PREPARED: dict[str, compose.Prepared] = {}
+
+QUIET_LOGGERS = (
+    "pytorch_lightning.utilities.rank_zero",
+    "lightning.pytorch.utilities.rank_zero",
+    "alembic",
+    "optuna",
+    "torch.distributed",
+)
+"""Third-party loggers whose info lines (tips, database migrations) are not for our users."""
+
+
+def quiet_third_parties() -> None:
+    """Filter the routine notes of Lightning, Optuna and torch from the log."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for module in ("pytorch_lightning", "lightning_fabric", "torch.utils._pytree"):
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def _fail(error: Exception) -> None:
+    sys.stderr.write(f"error: {error}\n")
+    sys.exit(2)
+
+
+def _explicit_run_dir(overrides: list[str]) -> Path | None:
+    for text in overrides:
+        key, _, value = text.partition("=")
+        if key.lstrip("+") == "hydra.run.dir" and value:
+            return Path(value).expanduser().resolve()
+    return None
+
+
+def _task(cfg: DictConfig) -> Any:
+    from dpp.app.run import run
+
+    try:
+        return run(cfg, prepared=_PREPARED.get("run"))
+    except (InputError, RunStopped) as error:
+        log.error("%s", error)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        log.error("interrupted; rerun with resume=true into the same run directory to continue")
+        sys.exit(130)
+
+
+def main(config_name: str = "train") -> None:
+    """Run train.py (`config_name` train) or evaluate.py (evaluate) on sys.argv."""
+    quiet_third_parties()
+    args = get_args_parser().parse_args()
+    name = args.config_name or config_name
+    dirs = [Path(args.config_dir).resolve()] if args.config_dir else []
+    try:
+        _PREPARED["run"] = compose.prepare(name, list(args.overrides), dirs)
+        run_dir = _explicit_run_dir(list(args.overrides))
+        from dpp.training.strategy import is_global_zero
+
+        if run_dir is not None and not args.multirun and is_global_zero():
+            with RunLock(run_dir):  # refuse a held run directory before Hydra writes into it
+                pass
+    except InputError as error:
+        _fail(error)
+    hydra.main(version_base="1.3", config_path=str(compose.config_dir()), config_name=name)(_task)()
+
+
+def train() -> None:
+    """`dpp-train`: the same as `python train.py`."""
+    main("train")
+
+
+def evaluate() -> None:
+    """`dpp-evaluate`: the same as `python evaluate.py`."""
+    main("evaluate")

@@ -1,0 +1,241 @@
+"""Composing the run configuration before Hydra runs the job.
+
+The pre-pass composes the command line once to learn which bundle (or earlier run) it names,
+reads and translates that bundle's NN_config.par once, and activates it as the
+`nn_config: bundle` config (dpp.app.sources); Hydra's own composition then includes it, so
+`--cfg job` and `--help` print what runs. Errors in overrides become one InputError naming
+the override, with a did-you-mean for unknown keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from dpp.app import sources
+from dpp.errors import InputError
+from dpp.io.keys import did_you_mean
+from dpp.io.nnconfig import NNConfigFile, Translation, read_nn_config, translate
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "examples"
+RESOLVED_CONFIG = "config_resolved.yaml"
+RUN_SECTIONS = ("data", "model", "hamiltonian", "loss", "outputs")
+"""Sections of an earlier run's configuration that `evaluate.py run=<dir>` reuses."""
+
+
+def config_dir() -> Path:
+    """conf/: the installed `dpp.conf` package data, else the source checkout's folder."""
+    try:
+        folder = Path(str(resources.files("dpp.conf")))
+    except ModuleNotFoundError:
+        folder = Path(__file__).resolve().parents[2] / "conf"
+    if not (folder / "train.yaml").is_file():
+        raise InputError(
+            folder,
+            "configuration folder not found",
+            expected="conf/train.yaml (installed as the package data dpp.conf)",
+            found="no such file",
+            hint="reinstall dpp with `pip install .` from a source checkout",
+        )
+    return folder
+
+
+def _register_resolvers() -> None:
+    """`${dpp.example:NAME}`: a shipped example bundle folder."""
+    if not OmegaConf.has_resolver("dpp.example"):
+        OmegaConf.register_new_resolver("dpp.example", lambda name: str(EXAMPLES_DIR / name))
+
+
+_register_resolvers()
+sources.register()
+
+
+@dataclass
+class Prepared:
+    """What the pre-pass found: the bundle folder, its NN_config.par and translation, or the
+    earlier run whose settings are reused."""
+
+    bundle: Path | None = None
+    nn_config: NNConfigFile | None = None
+    translation: Translation | None = None
+    run: Path | None = None
+
+
+LOCATING_KEYS = ("data.bundle", "run", "paths.", "hydra.")
+"""Value overrides that can change which bundle (or run) the command line names."""
+
+
+def _locating(overrides: list[str]) -> list[str]:
+    """The overrides that choose config groups or locate the bundle; the others may need the
+    bundle's own group choices (e.g. `optimizer.max_iter` for NN_config's lbfgs)."""
+    kept = []
+    for text in overrides:
+        key = text.lstrip("+~").split("=", 1)[0]
+        if "." not in key.split("@")[0] or key.startswith(LOCATING_KEYS):
+            kept.append(text)
+    return kept
+
+
+def _split_sweeps(overrides: list[str]) -> list[str]:
+    """The overrides without sweeps (`a=1,2`, `range(…)`); sweeping the bundle is refused."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    kept = []
+    for text, override in zip(overrides, parsed, strict=True):
+        if override.is_sweep_override():
+            if override.key_or_group in ("data.bundle", "run"):
+                raise InputError(
+                    "command line",
+                    "a sweep over bundles",
+                    key=text,
+                    expected="one bundle per multirun (its NN_config.par is part of the "
+                    "composed configuration)",
+                    found=text,
+                )
+            continue
+        kept.append(text)
+    return kept
+
+
+def _keys(node: Any, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return [prefix.rstrip(".")]
+    return [k for key, value in node.items() for k in _keys(value, f"{prefix}{key}.")] + (
+        [prefix.rstrip(".")] if prefix else []
+    )
+
+
+def _override_error(
+    error: Exception, overrides: list[str], config_name: str, config_dirs: list[Path]
+) -> InputError:
+    """One message for a Hydra composition error, naming the override."""
+    message = str(error)
+    missing = re.search(r"Could not override '([^']+)'", message) or re.search(
+        r"Key '[^']+' is not in struct\s+full_key: (\S+)", message
+    )
+    if missing:
+        key = missing.group(1)
+        text = next((o for o in overrides if o.lstrip("+~").split("=")[0] == key), key)
+        clean = [o for o in overrides if o != text]
+        known = _keys(OmegaConf.to_container(_compose(config_name, clean, config_dirs)))
+        return InputError(
+            "command line",
+            "unknown configuration key",
+            key=text,
+            expected="a key of the configuration (`python train.py --cfg job` lists them; "
+            "`+key=value` adds a new one)",
+            found=key,
+            hint=did_you_mean(key, known) or _close(key, known),
+        )
+    option = re.search(r"Could not find '([^']+)/([^']+)'", message)
+    if option:
+        group, name = option.groups()
+        choices = re.findall(r"^\t(\S+)$", message, flags=re.MULTILINE)
+        text = next((o for o in overrides if o.split("=")[0].lstrip("+~") == group), group)
+        return InputError(
+            "command line",
+            f"unknown option of config group '{group}'",
+            key=text,
+            expected="one of " + ", ".join(choices) if choices else "an existing option",
+            found=name,
+            hint=did_you_mean(name, choices),
+        )
+    first = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    return InputError("command line", "cannot compose the configuration", found=first)
+
+
+def _close(key: str, known: list[str]) -> str | None:
+    leaf = key.rsplit(".", 1)[-1]
+    matches = difflib.get_close_matches(leaf, [k.rsplit(".", 1)[-1] for k in known], n=1)
+    if not matches:
+        return None
+    full = [k for k in known if k.endswith("." + matches[0]) or k == matches[0]]
+    return f"did you mean '{full[0]}'?" if full else None
+
+
+def _compose(config_name: str, overrides: list[str], config_dirs: list[Path]) -> DictConfig:
+    extra = [f"hydra.searchpath=[{','.join(f'file://{d}' for d in config_dirs)}]"]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose(
+            config_name,
+            overrides=[*overrides, *(extra if config_dirs else [])],
+            return_hydra_config=True,
+        )
+
+
+def compose_config(
+    config_name: str, overrides: list[str], config_dirs: list[Path] | tuple = ()
+) -> DictConfig:
+    """The configuration `python <config_name>.py overrides` composes (with `hydra`)."""
+    config_dirs = [Path(d) for d in config_dirs]
+    try:
+        return _compose(config_name, overrides, config_dirs)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise _override_error(error, overrides, config_name, config_dirs) from None
+
+
+def _bundle_of(cfg: DictConfig) -> Path:
+    value = OmegaConf.select(cfg, "data.bundle")
+    if value is None:
+        raise InputError(
+            "configuration", "no input bundle", key="data.bundle", expected="a bundle folder"
+        )
+    folder = Path(str(value)).expanduser().resolve()
+    if not (folder / "NN_config.par").is_file():
+        raise InputError(
+            folder,
+            "not a bundle folder",
+            key="data.bundle",
+            expected="a folder with NN_config.par",
+            found="no NN_config.par" if folder.is_dir() else "no such folder",
+        )
+    return folder
+
+
+def _run_settings(run: Path) -> dict[str, Any]:
+    """The sections of an earlier run's resolved configuration that evaluation reuses."""
+    file = run / RESOLVED_CONFIG
+    if not file.is_file():
+        raise InputError(
+            file,
+            "not a dpp run folder",
+            key="run",
+            expected=f"{RESOLVED_CONFIG} written by train.py",
+            found="no such file",
+        )
+    saved = OmegaConf.to_container(OmegaConf.load(file), resolve=False)
+    return {section: saved[section] for section in RUN_SECTIONS if section in saved}
+
+
+def prepare(
+    config_name: str, overrides: list[str], config_dirs: list[Path] | tuple = ()
+) -> Prepared:
+    """Compose once without the bundle, read its NN_config.par (or the run's settings) and
+    serve it to every later composition of this process."""
+    sources.deactivate()
+    plain = _split_sweeps(overrides)
+    cfg = compose_config(config_name, _locating(plain), config_dirs)
+    run = OmegaConf.select(cfg, "run", default=None)
+    if run is not None:
+        folder = Path(str(run)).expanduser().resolve()
+        sources.activate(str(folder), _run_settings(folder))
+        prepared = Prepared(run=folder)
+    else:
+        folder = _bundle_of(cfg)
+        nn_config = read_nn_config(folder / "NN_config.par")
+        translation = translate(nn_config)
+        sources.activate(str(folder), translation.tree())
+        prepared = Prepared(bundle=folder, nn_config=nn_config, translation=translation)
+    compose_config(config_name, plain, config_dirs)  # composes with the settings: errors now
+    return prepared

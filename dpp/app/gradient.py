@@ -1,0 +1,329 @@
+"""The gradient workflow (seeds, "Overall Execution Flow"): build and check everything, then
+initialise the model, write the baseline bands (oldFunc_*, initZunger_*), pre-adjust, train
+with Lightning (one optimiser step per epoch) and write the final and best results."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
+
+from dpp.app.initialise import initialise, load_initial
+from dpp.app.origins import Origins
+from dpp.app.run import RunSettings, dpp_version, read_bundle
+from dpp.app.settings import call_checked, partial_of
+from dpp.app.validate import check_basis, check_run
+from dpp.errors import InputError, RunStopped, SettingError
+from dpp.fitting.build import training_objective
+from dpp.fitting.objective import trainable
+from dpp.fitting.preadjust import pre_adjust
+from dpp.io.writers import save_torch_atomic
+from dpp.mc.outputs import write_species_tables
+from dpp.models import model_state, safe_torch_load
+from dpp.outputs import plots
+from dpp.outputs.reporter import Reporter, evaluate_bands, run_facts, write_run_info
+from dpp.physics import build_hamiltonian
+from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.training.callbacks.context import RunAware, RunContext
+from dpp.training.datamodule import KPointDataModule
+from dpp.training.module import PseudopotentialModule
+from dpp.training.strategy import is_global_zero
+
+log = logging.getLogger("dpp")
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+def _stage_device(cfg: DictConfig) -> torch.device:
+    """Device of the stages outside the Trainer (baselines, pre-adjust): this process's GPU
+    when the trainer runs on GPUs, else the CPU."""
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu"))
+    if accelerator in ("gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _instantiate_all(cfg: DictConfig, group: str, origins: Origins, **kwargs: Any) -> list[Any]:
+    """Every `_target_` entry of config section `group` (callbacks, loggers), in order."""
+    node = OmegaConf.select(cfg, group) or {}
+    out = []
+    for name in node:
+        entry = node[name]
+        if not (OmegaConf.is_dict(entry) and "_target_" in entry):
+            continue
+        try:
+            out.append(instantiate(entry, **kwargs))
+        except InstantiationException as error:
+            cause = error.__cause__
+            if isinstance(cause, SettingError):
+                raise origins.setting_error(f"{group}.{name}", cause) from None
+            message = str(cause or error).splitlines()[0]
+            raise origins.error(f"{group}.{name}", "cannot build", found=message) from None
+    return out
+
+
+def _loggers(cfg: DictConfig, origins: Origins) -> list[pl.loggers.Logger]:
+    return _instantiate_all(cfg, "logger", origins)
+
+
+def _figure_sink(loggers: list[Any], module: dict[str, Any]) -> Any:
+    """Sends figures to TensorBoard at step = the current epoch (1-based, 0 before)."""
+    boards = [lg for lg in loggers if isinstance(lg, pl.loggers.TensorBoardLogger)]
+
+    def sink(tag: str, fig: Any) -> None:
+        module_ = module.get("module")
+        step = 0 if module_ is None or module_._trainer is None else module_.current_epoch + 1
+        for board in boards:
+            board.experiment.add_figure(tag, fig, global_step=step, close=False)
+
+    return sink if boards else None
+
+
+def _trainer(
+    cfg: DictConfig, origins: Origins, callbacks: list[pl.Callback], loggers: list[Any]
+) -> pl.Trainer:
+    if not sys.stderr.isatty() and not origins.override_of("trainer.enable_progress_bar"):
+        OmegaConf.update(cfg, "trainer.enable_progress_bar", False)  # the epoch log speaks
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    try:
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        raise origins.error(
+            "trainer", "invalid Trainer settings", found=str(cause).splitlines()[0]
+        ) from None
+
+
+def _check_resume(path: Path, module: PseudopotentialModule) -> None:
+    """The resume checkpoint exists, loads safely and fits the model built now."""
+    if not path.is_file():
+        raise InputError(
+            path,
+            "nothing to resume",
+            key="resume",
+            expected="a checkpoint from an earlier run",
+            found="no such file",
+        )
+    saved = safe_torch_load(path, what="a Lightning checkpoint saved by dpp")
+    state = saved.get("state_dict", {}) if isinstance(saved, dict) else {}
+    target = module.state_dict()
+    for key, tensor in target.items():
+        if key not in state or state[key].shape != tensor.shape:
+            found = "missing" if key not in state else str(tuple(state[key].shape))
+            raise InputError(
+                path,
+                "the checkpoint does not fit the model of this run",
+                key=key,
+                expected=str(tuple(tensor.shape)),
+                found=found,
+                hint="resume with the model settings of the interrupted run",
+            )
+
+
+def _check_parallel(loss_reorder: str, trainer: pl.Trainer, origins: Origins) -> None:
+    """smooth_reorder between k-batches needs the previous epoch's bands of the neighbouring
+    k-points, which other processes hold: it runs in single-process training only."""
+    if loss_reorder == "smooth" and trainer.world_size > 1:
+        raise origins.error(
+            "loss.reorder",
+            "smooth reordering needs every k-point's bands in one process",
+            expected="one process, or loss.reorder=eigvec",
+            found=f"smooth with {trainer.world_size} processes",
+        )
+
+
+def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_dir: Path) -> float:
+    """The gradient workflow; returns the final validation loss (eV², eval mode)."""
+    bundle = read_bundle(settings)
+    check_run(settings, bundle, origins, fitting=True)
+    generator = torch.Generator().manual_seed(settings.seed)
+    try:
+        network = settings.model.build(bundle.n_species, generator)
+    except SettingError as error:
+        raise origins.setting_error("model", error) from None
+    loaded = load_initial(network, settings.init, bundle)
+    slots = settings.model.slots(network, bundle.pp_params, settings.physics.spin_orbit)
+    hamiltonian = build_hamiltonian(bundle, network, settings.physics, train_slots=slots)
+    check_basis(hamiltonian)
+    objective = training_objective(bundle, settings.loss)
+    epochs = int(OmegaConf.select(cfg, "trainer.max_epochs", default=0) or 0)
+    parameters = [p for _, p in trainable(hamiltonian)]
+    if epochs > 0 and not parameters:
+        raise origins.error(
+            "model.train_slots",
+            "nothing to train",
+            expected="a network, or analytic slots to train (e.g. model.train_slots=[0,1,2,3])",
+            found=settings.model.train_slots,
+        )
+    optimizer = partial_of(cfg, "optimizer", origins)
+    probe = call_checked(optimizer, "optimizer", origins, parameters or [hamiltonian.pp_free])
+    scheduler = partial_of(cfg, "scheduler", origins) if cfg.get("scheduler") else None
+    if scheduler is not None:
+        call_checked(scheduler, "scheduler", origins, probe)
+    workflow = cfg.workflow
+    loggers = _loggers(cfg, origins) if is_global_zero() else []
+    holder: dict[str, Any] = {}
+    reporter = Reporter(
+        run_dir, bundle, settings.outputs, figure_sink=_figure_sink(loggers, holder)
+    )
+    callbacks = _instantiate_all(cfg, "callbacks", origins)
+    for callback in callbacks:
+        if isinstance(callback, RunAware):
+            callback.attach(RunContext(run_dir, reporter))
+    data = KPointDataModule(
+        [s.n_kpoints for s in bundle.systems],
+        settings.data.kpt_batch_size,
+        settings.data.separate_kpt_grad,
+    )
+    adam_state = bundle.init_optimizer_path if workflow.get("load_optimizer_state") else None
+    module = PseudopotentialModule(
+        hamiltonian,
+        objective,
+        optimizer,
+        scheduler,
+        batches=data.batches(),
+        gradient_clip=workflow.get("gradient_clip"),
+        optimizer_state=adam_state,
+    )
+    holder["module"] = module
+    trainer = _trainer(cfg, origins, callbacks, loggers) if epochs > 0 else None
+    if trainer is not None:
+        _check_parallel(settings.loss.reorder, trainer, origins)
+    ckpt_path = cfg.get("ckpt_path")
+    if cfg.get("resume"):
+        ckpt_path = str(run_dir / LAST_CHECKPOINT)
+    if ckpt_path is not None:
+        _check_resume(Path(ckpt_path), module)
+    device = _stage_device(cfg)
+    lead = is_global_zero()
+    show = bool(OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True))
+    # -- checks done: work starts --------------------------------------------------------
+    if ckpt_path is None and lead:
+        chosen = initialise(
+            network, bundle, settings.init, run_dir, generator, loaded=loaded, show_progress=show
+        )
+        hamiltonian.to(device)
+        reporter.basis_states(hamiltonian)
+        analytic = build_hamiltonian(bundle, None, settings.physics).to(device)
+        reporter.bands("oldFunc", evaluate_bands(analytic), tag="bands_oldFunc")
+        reporter.bands("initZunger", evaluate_bands(hamiltonian), tag="bands")
+        reporter.potentials(
+            "initZunger", hamiltonian, tag="potentials", converge=True, real_space_files=True
+        )
+        facts = run_facts(hamiltonian, bundle)
+        info = {
+            "dpp_version": dpp_version(),
+            **facts,
+            "seed": settings.seed,
+            "initialisation": chosen,
+            "legacy_switches": _legacy(settings),
+        }
+        write_run_info(run_dir / "run_info.json", info)
+    elif ckpt_path is None:
+        log.info("DDP rank > 0: initial parameters come from rank 0 when training starts")
+    else:
+        log.info("resuming from %s", ckpt_path)
+    module.to(device)
+    if trainer is not None:
+        init = settings.init
+        if ckpt_path is None and lead and init.pre_adjust_moves > 0:
+            step = init.pre_adjust_step_size or probe.param_groups[0]["lr"]
+            history = pre_adjust(
+                objective,
+                hamiltonian,
+                data.batches(),
+                init.pre_adjust_moves,
+                step,
+                generator,
+                on_move=lambda p: _pre_adjust_files(p, module, reporter),
+            )
+            module.train_history.extend(history)
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    final = _finish(module, reporter, loggers, cfg)
+    if module.nonfinite is not None:
+        kept = module.train_history[-1][0] if module.train_history else 0
+        raise RunStopped(
+            f"training stopped at epoch {len(module.train_history) + 1}: {module.nonfinite} "
+            f"became NaN or infinite; the final_* files hold the last finite state (after "
+            f"epoch {kept}); lower optimizer.lr or check the inputs"
+        )
+    return final
+
+
+def _legacy(settings: RunSettings) -> dict[str, Any]:
+    return {
+        "legacy_batchnorm": settings.physics.legacy_batchnorm,
+        "legacy_fifth_param": settings.data.legacy_fifth_param,
+        "legacy_reorder": settings.loss.legacy_reorder,
+        "legacy_relE_detached": settings.loss.legacy_relE_detached,
+        "basis_search": settings.physics.basis_search,
+    }
+
+
+def _pre_adjust_files(move: int, module: PseudopotentialModule, reporter: Reporter) -> None:
+    prefix = f"preEpoch_{move}"
+    if module.network is not None:
+        save_torch_atomic(model_state(module.network), reporter.run_dir / f"{prefix}_PPmodel.pth")
+    reporter.bands(prefix, evaluate_bands(module.hamiltonian))
+
+
+def _state_files(prefix: str, hamiltonian: PseudopotentialHamiltonian, reporter: Reporter) -> None:
+    """`<prefix>_PPmodel.pth` (network) and `<prefix>_<S>Params.dat` (a0..a8, the trained
+    analytic slots included)."""
+    run_dir, bundle = reporter.run_dir, reporter.bundle
+    if hamiltonian.uses_network:
+        save_torch_atomic(model_state(hamiltonian.model), run_dir / f"{prefix}_PPmodel.pth")
+    table = hamiltonian.pp_table().detach().cpu().numpy()
+    write_species_tables(run_dir, prefix, bundle.species, table, None)
+
+
+def _finish(
+    module: PseudopotentialModule, reporter: Reporter, loggers: list[Any], cfg: DictConfig
+) -> float:
+    """Final and best results (global rank 0); returns the final eval-mode loss, evaluated by
+    all ranks together after a DDP fit."""
+    ham = module.hamiltonian
+    if is_global_zero():
+        reporter.potentials("final", ham, converge=True, real_space_files=True)
+        _state_files("final", ham, reporter)
+        if module.train_history:
+            fig = plots.cost_figure(module.train_history, module.val_history, "training cost")
+            plots.save_figure(fig, reporter.run_dir / "final_train_cost.png")
+            plots.close(fig)
+        if module.best_state is not None:
+            final_state = copy.deepcopy(ham.state_dict())
+            ham.load_state_dict(module.best_state)
+            _state_files("best", ham, reporter)
+            reporter.bands("best", evaluate_bands(ham), tag="bands_best")
+            reporter.potentials("best", ham, real_space_files=True)
+            ham.load_state_dict(final_state)
+            log.info(
+                "best training loss %.6g eV^2 at epoch %d (best_* files)",
+                module.best_loss,
+                module.best_epoch,
+            )
+    was_training = ham.training
+    ham.eval()
+    with torch.no_grad():
+        final, _, _ = module.full_pass(backward=False)
+    ham.train(was_training)
+    for logger in loggers:
+        logger.log_hyperparams(
+            OmegaConf.to_container(cfg, resolve=True),
+            metrics={"hp/final_loss": final, "hp/best_loss": module.best_loss},
+        )
+        logger.finalize("success")
+    if is_global_zero():
+        log.info("final validation loss %.6g eV^2; results in %s", final, reporter.run_dir)
+    return final if math.isfinite(final) else float("nan")

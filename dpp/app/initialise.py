@@ -1,0 +1,87 @@
+"""The initialisation chain (seeds, physics.md §9): init_PPmodel.pth → pre-fit to
+init_qSpace_pot.par or the Wang–Zunger curves → the catalogue's own initialiser."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dpp.fitting.prefit import COST_UNIT, PrefitSettings, prefit, prefit_data
+from dpp.io.records import Bundle
+from dpp.io.writers import save_torch_atomic, write_parameter_dump
+from dpp.models import has_batchnorm, is_zero_function, load_checkpoint, model_state
+from dpp.outputs import plots
+from dpp.outputs.progress import progress
+
+log = logging.getLogger(__name__)
+
+
+def initial_checkpoint(settings: PrefitSettings, bundle: Bundle) -> Path | None:
+    """The checkpoint the chain starts from: `init.model_path`, else init_PPmodel.pth."""
+    if settings.model_path is not None:
+        return Path(settings.model_path).expanduser()
+    return bundle.init_model_path
+
+
+def load_initial(model: nn.Module, settings: PrefitSettings, bundle: Bundle) -> Path | None:
+    """Load the initial checkpoint into `model` (checked before any work); returns its path."""
+    path = initial_checkpoint(settings, bundle)
+    if path is None or is_zero_function(model):
+        return None
+    load_checkpoint(model, path)
+    return path
+
+
+def initialise(
+    model: nn.Module,
+    bundle: Bundle,
+    settings: PrefitSettings,
+    run_dir: Path,
+    generator: torch.Generator,
+    *,
+    loaded: Path | None,
+    show_progress: bool = True,
+) -> str:
+    """Finish the chain on `model` in place (the checkpoint, if any, is already `loaded`);
+    returns (and logs) the path taken. The pre-fit writes initZunger_* and init_train_cost."""
+    if is_zero_function(model):
+        chosen = "analytic form (ZeroFunction): init_<S>Params.par"
+    elif loaded is not None:
+        chosen = f"checkpoint {loaded}"
+    elif settings.num_epochs > 0:
+        data = prefit_data(bundle, generator)
+        if has_batchnorm(model) and not data.full_batch:
+            log.info("batch-norm network: pre-fit batch statistics per mini-batch")
+
+        def save(epoch: int) -> None:
+            name = f"initZunger_epoch_{epoch}"
+            named = [(k, p.detach().numpy()) for k, p in model.named_parameters()]
+            write_parameter_dump(run_dir / f"{name}_params.dat", named)
+            save_torch_atomic(model_state(model), run_dir / f"{name}_PPmodel.pth")
+
+        costs = prefit(
+            model,
+            data,
+            settings,
+            generator,
+            on_save=save,
+            epochs=lambda r: progress(r, "pre-fit", enabled=show_progress),
+        )
+        save_torch_atomic(model_state(model), run_dir / "initZunger_PPmodel.pth")
+        if costs:
+            fig = plots.cost_figure(
+                [(e, t) for e, t, _ in costs],
+                [(e, v) for e, _, v in costs],
+                "pre-fit cost",
+                unit=COST_UNIT,
+            )
+            plots.save_figure(fig, run_dir / "init_train_cost.png")
+            plots.close(fig)
+        chosen = f"pre-fit ({settings.num_epochs} epochs) to the {data.source}"
+    else:
+        chosen = "the catalogue's own initialiser of the model class"
+    log.info("initialisation: %s", chosen)
+    return chosen

@@ -1,0 +1,116 @@
+"""Where a configuration value came from, so that an error names the user's own input: the
+command-line override, the NN_config.par line, the experiment file, or conf/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from dpp.errors import InputError, SettingError
+from dpp.io.nnconfig import NNConfigFile, Translation, nn_key_of
+
+
+def _leaves(node: Any, prefix: str = "") -> Iterable[str]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key in ("defaults", "hydra"):
+                continue
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix
+
+
+def _covers(key: str, path: str) -> bool:
+    return path == key or path.startswith(key + ".")
+
+
+@dataclass
+class Origins:
+    """The sources of a composed configuration, most specific first."""
+
+    overrides: list[str] = field(default_factory=list)  # command-line `key=value` texts
+    experiment: Path | None = None  # the selected experiment file
+    experiment_keys: set[str] = field(default_factory=set)
+    nn_config: NNConfigFile | None = None
+    translation: Translation | None = None
+
+    @classmethod
+    def build(
+        cls,
+        overrides: Iterable[str],
+        experiment: Path | None = None,
+        nn_config: NNConfigFile | None = None,
+        translation: Translation | None = None,
+    ) -> Origins:
+        keys: set[str] = set()
+        if experiment is not None and experiment.is_file():
+            text = experiment.read_text()
+            node = OmegaConf.to_container(OmegaConf.load(experiment), resolve=False) or {}
+            prefix = "" if "@package _global_" in text else "experiment"
+            keys = set(_leaves(node, prefix))
+        plain = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+        return cls(plain, experiment, keys, nn_config, translation)
+
+    def override_of(self, path: str) -> str | None:
+        """The command-line override that set `path` (or a parent of it), if any."""
+        for text in reversed(self.overrides):
+            key = text.lstrip("+~").split("=", 1)[0].split("@")[0]
+            if _covers(key.replace("/", "."), path):
+                return text
+        return None
+
+    def error(
+        self,
+        path: str,
+        problem: str,
+        *,
+        expected: str | None = None,
+        found: object = None,
+        hint: str | None = None,
+    ) -> InputError:
+        """An InputError for config key `path`, naming where its value was set."""
+        found_text = (
+            None if found is None else repr(found) if isinstance(found, str) else str(found)
+        )
+        override = self.override_of(path)
+        if override is not None:
+            return InputError(
+                "command-line override",
+                problem,
+                key=override,
+                expected=expected,
+                found=found_text,
+                hint=hint,
+            )
+        if self.experiment is not None and any(_covers(k, path) for k in self.experiment_keys):
+            return InputError(
+                self.experiment, problem, key=path, expected=expected, found=found_text, hint=hint
+            )
+        if self.translation is not None and self.nn_config is not None:
+            key = nn_key_of(path, self.translation)
+            if key is not None:
+                return InputError(
+                    self.nn_config.path,
+                    problem,
+                    line=self.nn_config.lines.get(key),
+                    key=key,
+                    expected=expected,
+                    found=found_text,
+                    hint=hint or f"configuration key {path}",
+                )
+        return InputError(
+            "configuration", problem, key=path, expected=expected, found=found_text, hint=hint
+        )
+
+    def setting_error(self, group: str, error: SettingError) -> InputError:
+        """The InputError for a SettingError raised by the settings built from `group`."""
+        return self.error(
+            f"{group}.{error.setting}" if group else error.setting,
+            error.problem,
+            expected=error.expected,
+            found=error.found,
+        )

@@ -1,0 +1,185 @@
+"""Run a composed configuration: validate everything, take the run directory, dispatch to
+the gradient, Monte Carlo or evaluation workflow. The only entry that reads the config."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from dpp.app import compose
+from dpp.app.lock import LOCK_NAME, OWNER_NAME, RunLock
+from dpp.app.origins import Origins
+from dpp.app.settings import DataSettings, build
+from dpp.errors import InputError, SettingError
+from dpp.fitting.prefit import PrefitSettings
+from dpp.fitting.settings import LossSettings
+from dpp.io.bundle import load_bundle
+from dpp.io.records import Bundle
+from dpp.io.writers import write_text_atomic
+from dpp.models import ModelSettings
+from dpp.outputs.reporter import OutputSettings
+from dpp.physics import PhysicsOptions
+from dpp.threads import apply_threads, parse_threads, thread_budget
+from dpp.training.strategy import is_global_zero
+
+log = logging.getLogger("dpp")
+WORKFLOWS = ("gradient", "monte_carlo", "evaluate")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The typed settings of a run (every section of the config that is not Lightning's)."""
+
+    seed: int
+    threads: int  # 0 = automatic (dpp.threads)
+    data: DataSettings
+    model: ModelSettings
+    physics: PhysicsOptions
+    loss: LossSettings
+    init: PrefitSettings
+    outputs: OutputSettings
+
+
+def dpp_version() -> str:
+    try:
+        return version("dpp")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def run_settings(cfg: DictConfig, origins: Origins) -> RunSettings:
+    """Every typed section of `cfg`, checked; the first problem is one InputError."""
+    seed = OmegaConf.select(cfg, "seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise origins.error("seed", "invalid seed", expected="an integer", found=seed)
+    try:
+        threads = parse_threads(OmegaConf.select(cfg, "num_threads"))
+    except SettingError as error:
+        raise origins.setting_error("", error) from None
+    return RunSettings(
+        seed=seed,
+        threads=threads,
+        data=build(cfg, "data", origins),
+        model=build(cfg, "model", origins),
+        physics=build(cfg, "hamiltonian", origins),
+        loss=build(cfg, "loss", origins),
+        init=build(cfg, "init", origins),
+        outputs=build(cfg, "outputs", origins),
+    )
+
+
+def read_bundle(settings: RunSettings, **options: Any) -> Bundle:
+    """The bundle of `data.bundle` with the reading options of `data` (and `options`)."""
+    data = settings.data
+    return load_bundle(
+        data.bundle,
+        n_systems=data.n_system,
+        fifth_param=data.legacy_fifth_param,
+        allow_left_handed=data.allow_left_handed,
+        **options,
+    )
+
+
+def _hydra_context() -> tuple[list[str], dict[str, Any], Path | None, list[Path]]:
+    """Command-line overrides, group choices, run dir and extra config dirs of Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return [], {}, None, []
+    hydra = HydraConfig.get()
+    dirs = [
+        Path(source.path.removeprefix("file://"))
+        for source in hydra.runtime.config_sources
+        if source.provider in ("command-line", "hydra.searchpath in command-line")
+        and source.schema == "file"
+    ]
+    choices = {k: v for k, v in hydra.runtime.choices.items() if not k.startswith("hydra")}
+    return list(hydra.overrides.task), choices, Path(hydra.runtime.output_dir), dirs
+
+
+def _experiment_file(choices: Mapping[str, Any], dirs: Iterable[Path]) -> Path | None:
+    option = choices.get("experiment")
+    if not option:
+        return None
+    for folder in [compose.config_dir(), *dirs]:
+        file = folder / "experiment" / f"{option}.yaml"
+        if file.is_file():
+            return file
+    return None
+
+
+def _only_hydra_files(run_dir: Path) -> bool:
+    """A run folder holding nothing but what Hydra and the lock wrote (a run stopped by
+    bad input before any work)."""
+    names = {p.name for p in run_dir.iterdir()}
+    return names <= {".hydra", LOCK_NAME, OWNER_NAME} | {p.name for p in run_dir.glob("*.log")}
+
+
+def run(
+    cfg: DictConfig,
+    *,
+    run_dir: str | Path | None = None,
+    overrides: Iterable[str] | None = None,
+    choices: Mapping[str, Any] | None = None,
+    config_dirs: Iterable[str | Path] = (),
+    prepared: compose.Prepared | None = None,
+) -> float:
+    """Run the workflow of the composed `cfg` in `run_dir`; returns its final loss (eV²).
+
+    Inside a Hydra app the overrides, choices and run directory come from Hydra; `prepared`
+    is what the pre-pass read (dpp.app.cli)."""
+    hydra_overrides, hydra_choices, hydra_dir, hydra_dirs = _hydra_context()
+    overrides = hydra_overrides if overrides is None else list(overrides)
+    choices = hydra_choices if choices is None else dict(choices)
+    dirs = [*hydra_dirs, *map(Path, config_dirs)]
+    run_dir = Path(run_dir or hydra_dir or Path.cwd())
+    prepared = prepared or compose.Prepared()
+    origins = Origins.build(
+        overrides, _experiment_file(choices, dirs), prepared.nn_config, prepared.translation
+    )
+    created = not run_dir.exists()
+    lead = is_global_zero()
+    try:
+        if not lead:
+            return _dispatch(cfg, origins, run_dir)
+        with RunLock(run_dir):
+            return _dispatch(cfg, origins, run_dir)
+    except InputError:
+        if lead and run_dir.is_dir() and (created or _only_hydra_files(run_dir)):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _dispatch(cfg: DictConfig, origins: Origins, run_dir: Path) -> float:
+    name = OmegaConf.select(cfg, "workflow.name")
+    if name not in WORKFLOWS:
+        raise origins.error(
+            "workflow.name", "unknown workflow", expected=", ".join(WORKFLOWS), found=name
+        )
+    OmegaConf.update(cfg, "paths.output_dir", str(run_dir), force_add=True)
+    settings = run_settings(cfg, origins)
+    pl.seed_everything(settings.seed, workers=True, verbose=False)
+    apply_threads(thread_budget(settings.threads))
+    if is_global_zero():
+        text = OmegaConf.to_yaml(OmegaConf.to_container(cfg, resolve=True))
+        write_text_atomic(run_dir / compose.RESOLVED_CONFIG, text)
+    log.info("workflow %s on %s; run directory %s", name, settings.data.bundle, run_dir)
+    if name == "evaluate":
+        from dpp.app.evaluate import run_evaluate
+
+        return run_evaluate(cfg, settings, origins, run_dir)
+    if name == "monte_carlo":
+        from dpp.app.monte_carlo import run_monte_carlo
+
+        return run_monte_carlo(cfg, settings, origins, run_dir)
+    from dpp.app.gradient import run_gradient
+
+    return run_gradient(cfg, settings, origins, run_dir)

@@ -1,0 +1,169 @@
+"""From the composed Hydra config to typed settings objects (by `_target_`), with every type
+and value error reported against the key and where its value came from."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from dpp.app.origins import Origins
+from dpp.errors import InputError, SettingError
+
+FIFTH_PARAM_SLOTS = ("strain", "long_range")
+MESSAGE_WORDS = {"lr": "learning rate", "betas": "beta", "eps": "epsilon"}
+"""How torch's error messages name some optimiser arguments."""
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """The input bundle and how its k-points are served.
+
+    bundle: the bundle folder. n_system: systems to read (None: every system_X.par).
+    separate_kpt_grad: serve k-points in batches of kpt_batch_size (per process) whose
+    gradients accumulate (the step is the full-batch step either way); else one batch.
+    legacy_fifth_param: slot of the 5th number of 5-number parameter files.
+    allow_left_handed: accept a cell with a negative triple product (uses |Ω|).
+    """
+
+    bundle: str
+    n_system: int | None = None
+    separate_kpt_grad: bool = True
+    kpt_batch_size: int = 8
+    legacy_fifth_param: str = "strain"
+    allow_left_handed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kpt_batch_size < 1:
+            raise SettingError(
+                "kpt_batch_size",
+                "empty k-point batches",
+                expected=">= 1",
+                found=self.kpt_batch_size,
+            )
+        if self.n_system is not None and self.n_system < 1:
+            raise SettingError("n_system", "no systems", expected=">= 1", found=self.n_system)
+        if self.legacy_fifth_param not in FIFTH_PARAM_SLOTS:
+            raise SettingError(
+                "legacy_fifth_param",
+                "unknown slot",
+                expected=" or ".join(FIFTH_PARAM_SLOTS),
+                found=self.legacy_fifth_param,
+            )
+
+
+_EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _describe(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_describe(a) for a in typing.get_args(annotation) if a is not type(None)]
+        return " or ".join(parts) + " (or null)"
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(annotation)[0]).removeprefix('a ')}s"
+    return _EXPECTED.get(annotation, str(annotation))
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    """Whether a plain config value fits a type annotation of a settings field."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is tuple:
+        item = typing.get_args(annotation)[0]
+        return isinstance(value, list | tuple) and all(_fits(v, item) for v in value)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    return True  # callables and other objects are checked by their own constructors
+
+
+def check_types(node: DictConfig, group: str, origins: Origins) -> None:
+    """Check every value of `node` against the fields of its `_target_` dataclass."""
+    target = get_class(node._target_)
+    if not dataclasses.is_dataclass(target):
+        return
+    hints = typing.get_type_hints(target)
+    names = {f.name for f in dataclasses.fields(target)}
+    for key in node:
+        if key.startswith("_"):
+            continue
+        if key not in names:
+            raise origins.error(
+                f"{group}.{key}",
+                "unknown setting",
+                expected="one of " + ", ".join(sorted(names)),
+                found=key,
+            )
+        try:
+            value = OmegaConf.to_container(node, resolve=True)[key]
+        except MissingMandatoryValue:
+            raise origins.error(
+                f"{group}.{key}", "required setting missing", expected="a value", found="???"
+            ) from None
+        if isinstance(value, dict) and "_target_" in value:
+            continue
+        if not _fits(value, hints[key]):
+            raise origins.error(
+                f"{group}.{key}", "wrong type", expected=_describe(hints[key]), found=value
+            )
+
+
+def build(cfg: DictConfig, group: str, origins: Origins, **kwargs: Any) -> Any:
+    """Instantiate config section `group` (a `_target_` node) after checking its types;
+    a SettingError of the settings class names the key and its origin."""
+    node = OmegaConf.select(cfg, group)
+    if node is None:
+        raise InputError("configuration", "missing section", key=group, expected="a config group")
+    check_types(node, group, origins)
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, SettingError):
+            raise origins.setting_error(group, cause) from None
+        if isinstance(cause, InputError):
+            raise cause from None
+        raise origins.error(group, "cannot build the settings", found=str(cause or error)) from None
+
+
+def partial_of(cfg: DictConfig, group: str, origins: Origins) -> Callable[..., Any]:
+    """A `_partial_: true` node (optimiser, schedule) as a callable; its values are checked
+    when it is called (`call_checked`)."""
+    node = OmegaConf.select(cfg, group)
+    try:
+        return instantiate(node)
+    except (InstantiationException, MissingMandatoryValue) as error:
+        raise origins.error(group, "cannot build", found=str(error).splitlines()[0]) from None
+
+
+def call_checked(factory: Callable[..., Any], group: str, origins: Origins, *args: Any) -> Any:
+    """Call a partial from the config; its ValueError/TypeError (e.g. `Invalid learning rate:
+    -1.0`) names the config section and where the value came from."""
+    try:
+        return factory(*args)
+    except (ValueError, TypeError) as error:
+        keywords = getattr(factory, "keywords", {})
+        words = str(error)
+        key = next((k for k in keywords if MESSAGE_WORDS.get(k, k) in words), None)
+        path = f"{group}.{key}" if key else group
+        found = keywords.get(key) if key else None
+        raise origins.error(
+            path, words.splitlines()[0], expected="a valid value", found=found
+        ) from None

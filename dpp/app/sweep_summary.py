@@ -1,0 +1,115 @@
+"""Sweep summary of a Hydra multirun: one table of overrides -> final validation loss.
+
+`SweepSummary` is a Hydra callback (conf/train.yaml, `hydra.callbacks`): every job writes
+`job_result.json` into its own directory, and at the end of the multirun the summary is
+written into the sweep directory as `sweep_summary.csv` and `sweep_summary.md`, best first.
+It works with every launcher (basic, joblib, submitit), because the jobs leave files behind.
+For a sweep that was cut short:
+
+    python -m dpp.app.sweep_summary multirun/2025-01-31/12-00-00
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from dpp.io.writers import write_text_atomic
+from dpp.training.strategy import is_global_zero
+
+log = logging.getLogger(__name__)
+
+JOB_RESULT = "job_result.json"
+SUMMARY_CSV, SUMMARY_MD = "sweep_summary.csv", "sweep_summary.md"
+
+
+class SweepSummary(Callback):
+    """Writes each multirun job's result and, at the end, the sweep summary."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        hydra = job_return.hydra_cfg.hydra
+        if hydra.mode != RunMode.MULTIRUN or not is_global_zero():
+            return
+        completed = job_return.status == JobStatus.COMPLETED
+        result = {
+            "job": int(hydra.job.num),
+            "overrides": list(job_return.overrides or []),
+            "status": job_return.status.name,
+            "final_loss": float(job_return.return_value) if completed else None,
+        }
+        if not completed:
+            result["error"] = repr(job_return._return_value)
+        path = Path(hydra.runtime.output_dir) / JOB_RESULT
+        write_text_atomic(path, json.dumps(result, indent=2) + "\n")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        write_summary(Path(config.hydra.sweep.dir))
+
+
+def _rank(result: dict[str, Any]) -> tuple[bool, float, int]:
+    loss = result["final_loss"]
+    missing = loss is None or math.isnan(loss)
+    return missing, 0.0 if missing else loss, result["job"]
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The job results under `sweep_dir`, best (lowest final loss) first."""
+    results = [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob(JOB_RESULT))]
+    return sorted(results, key=_rank)
+
+
+def write_summary(sweep_dir: Path) -> Path | None:
+    """`sweep_summary.csv` and `.md` in `sweep_dir`; returns the CSV path (None: no jobs)."""
+    results = collect(sweep_dir)
+    if not results:
+        log.warning("no %s under %s: no sweep summary", JOB_RESULT, sweep_dir)
+        return None
+    values = [dict(o.partition("=")[::2] for o in r["overrides"]) for r in results]
+    keys = list(dict.fromkeys(key for job in values for key in job))
+    if len(results) > 1:  # the swept overrides only, not those shared by every job
+        keys = [key for key in keys if len({job.get(key) for job in values}) > 1]
+    header = ["job", *keys, "final_loss", "status"]
+    rows = []
+    for result, job in zip(results, values, strict=True):
+        loss = result["final_loss"]
+        rows.append(
+            [
+                str(result["job"]),
+                *(job.get(key, "") for key in keys),
+                "" if loss is None else f"{loss:.10g}",
+                result["status"],
+            ]
+        )
+    csv_path = sweep_dir / SUMMARY_CSV
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    write_text_atomic(sweep_dir / SUMMARY_MD, "\n".join(lines) + "\n")
+    log.info("sweep summary of %d jobs: %s (best: job %s)", len(rows), csv_path, rows[0][0])
+    return csv_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help="the multirun directory of the sweep")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if write_summary(args.sweep_dir) is None:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

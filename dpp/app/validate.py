@@ -1,0 +1,73 @@
+"""Checks of a whole run that need both its settings and its bundle, done before any work."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+from dpp.app.origins import Origins
+from dpp.app.run import RunSettings
+from dpp.errors import InputError
+from dpp.io.records import Bundle
+from dpp.physics.bands import needed_eigenvalues
+from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+
+log = logging.getLogger(__name__)
+
+LOOSE_MAGNITUDE = 100.0
+"""Above this allowed |v(q)| (Hartree·Bohr³) the magnitude penalty is nearly inactive."""
+
+
+def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fitting: bool) -> None:
+    """Settings against the systems: even nBands for smooth reordering, the relative-energy
+    band inside every system; warnings for settings without effect."""
+    loss = settings.loss
+    for system in bundle.systems:
+        if fitting and loss.reorder == "smooth" and system.n_bands % 2:
+            raise origins.error(
+                "loss.reorder",
+                f"smooth reordering works on band pairs; system {system.index} has an odd nBands",
+                expected="even nBands in every system (or loss.reorder=eigvec)",
+                found=system.n_bands,
+            )
+        own = system.settings.relE_bIdx
+        global_band = own is None and loss.relE_bIdx is not None
+        if fitting and global_band and loss.relE_bIdx >= system.n_bands:
+            raise origins.error(
+                "loss.relE_bIdx",
+                f"band index outside system {system.index}",
+                expected=f"< nBands = {system.n_bands}",
+                found=loss.relE_bIdx,
+            )
+    physics = settings.physics
+    if not physics.spin_orbit and origins.override_of("hamiltonian.cache_projectors"):
+        warnings.warn("hamiltonian.cache_projectors has no effect without spin-orbit", stacklevel=2)
+    if settings.model.gradient_checkpointing:
+        log.warning(
+            "model.gradient_checkpointing recomputes the network in the backward pass: slower"
+        )
+    threshold = loss.penalize_mag_threshold
+    if threshold is not None and threshold > LOOSE_MAGNITUDE:
+        warnings.warn(
+            f"loss.penalize_mag_threshold = {threshold:g} > {LOOSE_MAGNITUDE:g} is very loose",
+            stacklevel=2,
+        )
+
+
+def check_basis(hamiltonian: PseudopotentialHamiltonian) -> None:
+    """Every system's Hamiltonian has at least the eigenvalues its bands need."""
+    spinor = hamiltonian.options.spin_orbit
+    for system, geometry in zip(hamiltonian.systems, hamiltonian.geometries, strict=True):
+        dimension = geometry.n_basis * (2 if spinor else 1)
+        order = hamiltonian.order_matrix(system.index)
+        needed = needed_eigenvalues(system.n_bands, spinor, order)
+        if needed > dimension:
+            raise InputError(
+                system.files.get("input"),
+                "more bands than the plane-wave basis holds",
+                key="nBands",
+                expected=f"nBands needing at most {dimension} eigenvalues (the basis at maxKE "
+                f"{system.settings.max_ke:g} Hartree has {geometry.n_basis} plane waves)",
+                found=f"nBands = {system.n_bands} ({needed} eigenvalues)",
+                hint="raise maxKE or lower nBands",
+            )

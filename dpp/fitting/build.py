@@ -1,0 +1,59 @@
+"""The objectives of the workflows, assembled from the loss terms."""
+
+from __future__ import annotations
+
+import torch
+
+from dpp.errors import InputError
+from dpp.fitting.bands import BandTerm
+from dpp.fitting.costs import NormalisedBandTerm, SpinOrbitLimitTerm
+from dpp.fitting.objective import Objective
+from dpp.fitting.observables import DefPotTerm
+from dpp.fitting.penalties import PenaltyTerm
+from dpp.fitting.settings import LossSettings
+from dpp.fitting.terms import GlobalTerm
+from dpp.io.records import Bundle
+
+
+def _observable_terms(bundle: Bundle, settings: LossSettings) -> list[GlobalTerm]:
+    for system in bundle.systems:
+        if system.couplings is not None:
+            raise InputError(
+                system.files.get("input"),
+                "electron-phonon coupling targets cannot be fitted by this version",
+                key="fit_eph",
+                expected="0",
+                found="1",
+            )
+    terms: list[GlobalTerm] = []
+    defpot = DefPotTerm(bundle.systems, weight=settings.defpot_weight)
+    if defpot.active:
+        terms.append(defpot)
+    return terms
+
+
+def training_objective(
+    bundle: Bundle, settings: LossSettings, device: torch.device | str = "cpu"
+) -> Objective:
+    """The loss of gradient training and of the network Monte Carlo engine (physics.md §7):
+    bands (with relative energies and reordering), the v(q) penalties, deformation
+    potentials and couplings of the systems that fit them."""
+    penalties = PenaltyTerm(
+        settings, bundle.pp_params, bundle.qspace_prior, [s.n_kpoints for s in bundle.systems]
+    )
+    terms = [penalties] if penalties.active else []
+    terms += _observable_terms(bundle, settings)
+    return Objective([BandTerm(bundle.systems, settings, device)], terms)
+
+
+def analytic_objective(
+    bundle: Bundle,
+    settings: LossSettings,
+    *,
+    opt_gaps: bool = False,
+    device: torch.device | str = "cpu",
+) -> Objective:
+    """The normalised cost of the analytic Monte Carlo engine (physics.md §10.2) with the
+    a5 limit, plus the observables of the systems that fit them."""
+    band = NormalisedBandTerm(bundle.systems, settings, device, opt_gaps=opt_gaps)
+    return Objective([band], [SpinOrbitLimitTerm(), *_observable_terms(bundle, settings)])

@@ -1,0 +1,117 @@
+"""The objective: a list of named, weighted loss terms shared by gradient training and Monte
+Carlo, and its evaluation over every system and k-point."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from dpp.fitting.terms import GlobalTerm, KPointTerm
+from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+
+
+@dataclass
+class Evaluation:
+    """A loss evaluation: total (eV² for the band loss), the k-point terms per system, the
+    global terms by label, and the bands (eV, (nK, nBands) per system) they came from."""
+
+    total: float
+    per_system: list[float]
+    terms: dict[str, float] = field(default_factory=dict)
+    bands: list[torch.Tensor] = field(default_factory=list)
+
+
+class Objective:
+    """Σ_terms weight · value. `kpoint_terms[0]` provides the bands of evaluations and plots."""
+
+    def __init__(self, kpoint_terms: Sequence[KPointTerm], global_terms: Sequence[GlobalTerm] = ()):
+        if not kpoint_terms:
+            raise ValueError("an objective needs at least one k-point term")
+        self.kpoint_terms = list(kpoint_terms)
+        self.global_terms = list(global_terms)
+
+    @property
+    def primary(self) -> KPointTerm:
+        """The term whose bands are reported (the band-structure term)."""
+        return self.kpoint_terms[0]
+
+    def batch(
+        self,
+        hamiltonian: PseudopotentialHamiltonian,
+        system: int,
+        k_indices: torch.Tensor,
+        bands: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Weighted k-point terms of `system` over `k_indices` (differentiable)."""
+        if bands is None:
+            bands = self.primary.bands(hamiltonian, system, k_indices)
+        total = self.primary.weight * self.primary.value(hamiltonian, system, k_indices, bands)
+        for term in self.kpoint_terms[1:]:
+            total = total + term.weight * term.value(hamiltonian, system, k_indices)
+        return total
+
+    def global_values(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:
+        """Weighted global terms by label (penalties only for a network form factor)."""
+        out: dict[str, torch.Tensor] = {}
+        for term in self.global_terms:
+            if term.needs_network and not hamiltonian.uses_network:
+                continue
+            for label, value in term.values(hamiltonian).items():
+                out[label] = term.weight * value
+        return out
+
+    @torch.no_grad()
+    def evaluate(self, hamiltonian: PseudopotentialHamiltonian) -> Evaluation:
+        """Every term over every system and k-point, without gradients."""
+        per_system, bands = [], []
+        for system in range(len(hamiltonian.systems)):
+            device = hamiltonian.geometries[system].kpoints.device
+            k_all = torch.arange(hamiltonian.geometries[system].n_kpoints, device=device)
+            system_bands = self.primary.bands(hamiltonian, system, k_all)
+            per_system.append(float(self.batch(hamiltonian, system, k_all, system_bands)))
+            bands.append(system_bands)
+        terms = {label: float(v) for label, v in self.global_values(hamiltonian).items()}
+        return Evaluation(sum(per_system) + sum(terms.values()), per_system, terms, bands)
+
+
+def trainable(hamiltonian: PseudopotentialHamiltonian) -> list[tuple[str, nn.Parameter]]:
+    """Trainable tensors: network parameters (original names), then the analytic `pp_free`."""
+    named = [] if hamiltonian.model is None else list(hamiltonian.model.named_parameters())
+    if hamiltonian.pp_free.requires_grad:
+        named.append(("pp_free", hamiltonian.pp_free))
+    return named
+
+
+def split_batch(batch: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """(system, k-indices) groups of a (B, 2) batch of (system, k) items, in system order."""
+    return [(int(s), batch[batch[:, 0] == s, 1]) for s in torch.unique(batch[:, 0]).tolist()]
+
+
+def accumulate(
+    objective: Objective,
+    hamiltonian: PseudopotentialHamiltonian,
+    batches: Sequence[torch.Tensor],
+    *,
+    global_terms: bool = True,
+    backward: Callable[[torch.Tensor], None] | None = torch.Tensor.backward,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of every batch (back-propagated one system-batch at a time with `backward`, None:
+    no gradient) and, with `global_terms`, of the global terms once: returns the k-point terms
+    per system (n_systems,) and the global terms by label."""
+    per_system = torch.zeros(len(hamiltonian.systems), dtype=torch.float64)
+    for batch in batches:
+        for system, k in split_batch(batch):
+            loss = objective.batch(hamiltonian, system, k.to(hamiltonian.pp_fixed.device))
+            if backward is not None:
+                backward(loss)
+            per_system[system] += float(loss.detach())
+    terms: dict[str, float] = {}
+    if global_terms:
+        values = objective.global_values(hamiltonian)
+        if values and backward is not None:
+            backward(torch.stack(list(values.values())).sum())
+        terms = {label: float(value.detach()) for label, value in values.items()}
+    return per_system, terms

@@ -1,0 +1,77 @@
+"""Settings of the loss (physics.md §7, §11): what is fitted and how bands are compared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dpp.errors import SettingError
+
+REORDER_MODES = ("none", "smooth", "eigvec")
+RELATIVE_MODES = ("first_kpoint", "same_kpoint")
+PENALTY_REFERENCES = ("prior", "zero")
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """The loss of a run.
+
+    relE_bIdx: measure energies from this band (input_X.par's own value wins), or None.
+    relE_reference: the reference band at the `first_kpoint` (original) or `same_kpoint`.
+    legacy_relE_detached: the reference as a constant in the gradient (the original).
+    reorder: band reordering before the loss: none, smooth (§11.1) or eigvec (§11.2).
+    legacy_reorder: smooth_reorder's per-k orientation as the original.
+    penalize_*: the decay penalty (q0 in 1/Bohr, λ) and the magnitude penalty (T in
+        Hartree·Bohr³, μ) on the network form factors (§7.4); penalty_reference prior|zero.
+    defpot_weight, coupling_weight: weights of the deformation-potential and coupling terms.
+    """
+
+    relE_bIdx: int | None = None  # noqa: N815 - the NN_config key users know
+    relE_reference: str = "first_kpoint"
+    legacy_relE_detached: bool = False
+    reorder: str = "none"
+    legacy_reorder: bool = False
+    penalize_starting: float | None = None
+    penalize_lambda: float | None = None
+    penalize_mag_threshold: float | None = None
+    penalize_mag_lambda: float | None = None
+    penalty_reference: str = "prior"
+    defpot_weight: float = 1.0
+    coupling_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("reorder", self.reorder, REORDER_MODES),
+            ("relE_reference", self.relE_reference, RELATIVE_MODES),
+            ("penalty_reference", self.penalty_reference, PENALTY_REFERENCES),
+        ):
+            if value not in allowed:
+                raise SettingError(
+                    name, "unknown value", expected=" or ".join(allowed), found=value
+                )
+        if self.relE_bIdx is not None and self.relE_bIdx < 0:
+            raise SettingError(
+                "relE_bIdx", "negative band index", expected=">= 0", found=self.relE_bIdx
+            )
+        if (self.penalize_starting is None) != (self.penalize_lambda is None):
+            given = "penalize_starting" if self.penalize_starting is not None else "penalize_lambda"
+            other = "penalize_lambda" if given == "penalize_starting" else "penalize_starting"
+            raise SettingError(
+                given, f"needs {other} too", expected="both or neither", found=f"only {given}"
+            )
+        for name in ("defpot_weight", "coupling_weight"):
+            if getattr(self, name) < 0:
+                raise SettingError(
+                    name, "negative weight", expected=">= 0", found=getattr(self, name)
+                )
+
+    @property
+    def decay_penalty(self) -> bool:
+        return self.penalize_starting is not None and self.penalize_lambda is not None
+
+    @property
+    def magnitude_penalty(self) -> bool:
+        return (
+            self.penalize_mag_lambda is not None
+            and self.penalize_mag_lambda > 0
+            and self.penalize_mag_threshold is not None
+        )

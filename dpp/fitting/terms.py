@@ -1,0 +1,56 @@
+"""The interface of a loss term (in the manner of SchNetPack's ModelOutput): a name, a weight
+and a value computed from the Hamiltonian.
+
+Two kinds exist. A `KPointTerm` is a sum over (system, k-point) items, so it can be evaluated
+on any batch of k-points and the batch values add up to the full value (and gradient); a
+`GlobalTerm` is evaluated once per step (penalties, deformation potentials, couplings). Both
+gradient training and Monte Carlo evaluate the same list of terms (`Objective`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+
+
+class KPointTerm(ABC):
+    """A loss term additive over the k-points of each system (eV² unless stated)."""
+
+    name: str = "kpoint_term"
+    weight: float = 1.0
+
+    @abstractmethod
+    def value(
+        self,
+        hamiltonian: PseudopotentialHamiltonian,
+        system: int,
+        k_indices: torch.Tensor,
+        bands: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The unweighted term of `system` over `k_indices`, differentiable; `bands` are
+        the term's own `bands(...)` at these k-points when the caller has them already."""
+
+    def bands(
+        self, hamiltonian: PseudopotentialHamiltonian, system: int, k_indices: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Bands (eV) the term compares with its reference at these k-points, if any."""
+        return None
+
+
+class GlobalTerm(ABC):
+    """A loss term evaluated once per step over whole systems."""
+
+    name: str = "global_term"
+    weight: float = 1.0
+
+    @abstractmethod
+    def values(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:
+        """Unweighted values by label (e.g. `defpot_sys0`), differentiable."""
+
+    @property
+    def needs_network(self) -> bool:
+        """True when the term only exists for a network form factor (penalties on v(q))."""
+        return False

@@ -1,0 +1,149 @@
+"""Matplotlib figures of bands, potentials and costs (Agg; windows only with SHOWPLOTS)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from dpp.io.records import SystemData  # noqa: E402
+from dpp.io.writers import write_bytes_atomic, write_text_atomic  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def display_available() -> bool:
+    """True where interactive windows can open (an X/Wayland display, macOS or Windows)."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or (
+        sys.platform in ("darwin", "win32")
+    )
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write `fig` (format from the suffix) atomically."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=path.suffix.lstrip("."), dpi=110)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def close(fig: Figure) -> None:
+    plt.close(fig)
+
+
+def bands_figure(
+    systems: Sequence[SystemData],
+    bands: Sequence[np.ndarray],
+    title: str,
+    shifts: Sequence[tuple[float, float]] | None = None,
+) -> Figure:
+    """One panel per system: calculated bands (lines) against the reference (dots), eV."""
+    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 4.5), squeeze=False)
+    for index, (ax, system, calc) in enumerate(zip(axes[0], systems, bands, strict=True)):
+        shift, ref_shift = (0.0, 0.0) if shifts is None else shifts[index]
+        x = system.ref_path if system.ref_path is not None else np.arange(len(calc))
+        if system.ref_bands is not None:
+            ax.plot(x, system.ref_bands - ref_shift, "k.", markersize=2, label="reference")
+        ax.plot(x, calc - shift, "-", linewidth=1)
+        s = system.settings
+        ax.set_ylim(s.bs_plot_center - s.bs_plot_range, s.bs_plot_center + s.bs_plot_range)
+        ax.set_title(s.system_name)
+        ax.set_xlabel("k path")
+        ax.set_ylabel("E (eV)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def potentials_figure(
+    q: np.ndarray,
+    values: np.ndarray,
+    prior: np.ndarray | None,
+    species: Sequence[str],
+    r: np.ndarray,
+    real: np.ndarray,
+    title: str,
+) -> Figure:
+    """v(q) against the prior, their difference, and v(r) per species."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    for s, symbol in enumerate(species):
+        line = axes[0].plot(q, values[:, s], label=f"{symbol}")[0]
+        if prior is not None:
+            axes[0].plot(q, prior[:, s], "--", color=line.get_color(), label=f"{symbol} prior")
+            axes[1].plot(q, values[:, s] - prior[:, s], color=line.get_color(), label=symbol)
+        axes[2].plot(r, real[:, s], color=line.get_color(), label=symbol)
+    axes[0].set(xlabel="q (1/Bohr)", ylabel="v(q) (Hartree Bohr^3)", title="v(q)")
+    axes[1].set(xlabel="q (1/Bohr)", title="v(q) - prior")
+    axes[2].set(xlabel="r (Bohr)", ylabel="v(r) (Hartree)", title="v(r)")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def converge_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> Figure:
+    """v(r) of every (q_max, n_q, n_r) combination: label -> (r, v (n_r, S))."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, (r, v) in curves.items():
+        ax.plot(r, v, linewidth=0.8, label=label)
+    ax.set(xlabel="r (Bohr)", ylabel="v(r) (Hartree)", title=title)
+    ax.legend(fontsize=5, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def cost_figure(
+    train: Sequence[tuple[float, float]],
+    validation: Sequence[tuple[float, float]],
+    title: str,
+    unit: str = "eV^2",
+) -> Figure:
+    """Training and validation cost per epoch in `unit`, log scale."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    if train:
+        ax.plot(*zip(*train, strict=True), label="training")
+    if validation:
+        ax.plot(*zip(*validation, strict=True), "o-", label="validation")
+    ax.set(xlabel="epoch", ylabel=f"cost ({unit})", yscale="log", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def write_cost_file(path: Path, rows: Sequence[tuple[float, float]]) -> Path:
+    """Lines `x  L` (x as integer, L as Python float repr), written atomically."""
+    return write_text_atomic(path, "".join(f"{int(x)}  {float(v)!r}\n" for x, v in rows))
+
+
+def enable_windows() -> bool:
+    """Switch to an interactive backend for SHOWPLOTS = 1; False (with a warning) where no
+    display exists or no GUI toolkit is installed. Files are written either way."""
+    if not display_available():
+        log.warning("outputs.show_plots: no display is available; plots are only saved")
+        return False
+    try:
+        plt.switch_backend("TkAgg")
+    except Exception as exc:  # any missing GUI toolkit must not stop a run
+        log.warning("cannot open plot windows (%s); plots are only saved", exc)
+        return False
+    return True
+
+
+def show(fig: Figure) -> None:
+    """Show `fig` without blocking (after `enable_windows()` succeeded)."""
+    try:
+        fig.show()
+        plt.pause(0.001)
+    except Exception as exc:  # a closed or broken window must not stop a run
+        log.warning("cannot show a plot window (%s)", exc)

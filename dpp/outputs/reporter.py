@@ -1,0 +1,232 @@
+"""Result files of a run in the original's names and formats (bundle-format §15)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from dpp.errors import SettingError
+from dpp.fitting.penalties import prior_curve
+from dpp.io.records import Bundle
+from dpp.io.writers import (
+    write_band_file,
+    write_basis_states,
+    write_qspace_table,
+    write_real_space_potential,
+    write_text_atomic,
+)
+from dpp.outputs import plots
+from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.physics.realspace import q_grid, r_grid, to_real_space
+
+log = logging.getLogger(__name__)
+
+PLOT_Q_MAX, PLOT_Q_POINTS = 10.0, 2048  # the "ZungerForm" validation grid (physics.md §9)
+PLOT_R_MAX = 8.0  # Bohr: r range of the v(r) plots
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """What is written besides the training state.
+
+    show_plots: open plot windows where a display exists (SHOWPLOTS).
+    converge_plots: `*_plotPPconverge.png` (12 real-space transforms) at start and end.
+    qmax, n_qgrid: q grid of the `*_qSpace_pot.dat` tables (1/Bohr).
+    rmax, n_rgrid: r grid of the `*_pot_S.dat` files (Bohr).
+    ft_qmax, ft_n_qgrid: q cutoff (1/Bohr) and points of the real-space transform.
+    """
+
+    show_plots: bool = False
+    converge_plots: bool = True
+    qmax: float = 40.0
+    n_qgrid: int = 4096
+    rmax: float = 25.0
+    n_rgrid: int = 2048
+    ft_qmax: float = 20.0
+    ft_n_qgrid: int = 2048
+
+    def __post_init__(self) -> None:
+        for name in ("qmax", "rmax", "ft_qmax"):
+            if getattr(self, name) <= 0:
+                raise SettingError(
+                    name, "grid end must be positive", expected="> 0", found=getattr(self, name)
+                )
+        for name in ("n_qgrid", "n_rgrid", "ft_n_qgrid"):
+            if getattr(self, name) < 2:
+                raise SettingError(
+                    name, "too few grid points", expected=">= 2", found=getattr(self, name)
+                )
+
+
+FigureSink = Callable[[str, Figure], None]
+"""Receives (tag, figure) before the figure is closed, e.g. a TensorBoard logger."""
+
+
+@torch.no_grad()
+def evaluate_bands(hamiltonian: PseudopotentialHamiltonian, k_chunk: int = 32) -> list[np.ndarray]:
+    """Bands (nK, nBands) in eV of every system in eval mode, k-points in chunks."""
+    model = hamiltonian.model
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.eval()
+    try:
+        out = []
+        for index, geometry in enumerate(hamiltonian.geometries):
+            k_all = torch.arange(geometry.n_kpoints, device=geometry.kpoints.device)
+            parts = [hamiltonian.bands(index, chunk) for chunk in torch.split(k_all, k_chunk)]
+            out.append(torch.cat(parts).cpu().numpy())
+        return out
+    finally:
+        if model is not None:
+            model.train(was_training)
+
+
+class Reporter:
+    """Writes band, potential and parameter files plus plots into `run_dir` (rank zero only)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        bundle: Bundle,
+        settings: OutputSettings,
+        *,
+        write_plots: bool = True,
+        figure_sink: FigureSink | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.bundle = bundle
+        self.settings = settings
+        self.show_plots = settings.show_plots and plots.enable_windows()
+        self.write_plots = write_plots
+        self.figure_sink = figure_sink
+
+    def figure(self, fig: Figure, name: str, tag: str | None = None) -> None:
+        """Save `fig` as `name` in the run folder, hand it to the sink as `tag`, close it."""
+        if self.write_plots:
+            plots.save_figure(fig, self.run_dir / name)
+        if tag is not None and self.figure_sink is not None:
+            self.figure_sink(tag, fig)
+        if self.show_plots:
+            plots.show(fig)
+        else:
+            plots.close(fig)
+
+    def basis_states(self, hamiltonian: PseudopotentialHamiltonian) -> None:
+        for index, geometry in enumerate(hamiltonian.geometries):
+            write_basis_states(
+                self.run_dir / f"basisStates_{index}.dat", geometry.basis.cpu().numpy()
+            )
+
+    def bands(
+        self,
+        prefix: str,
+        bands: Sequence[np.ndarray],
+        tag: str | None = None,
+        shifts: Sequence[tuple[float, float]] | None = None,
+    ) -> None:
+        """`{prefix}_BS_sysX.dat` (absolute energies) and `{prefix}_plotBS.png`."""
+        for system, calc in zip(self.bundle.systems, bands, strict=True):
+            path = system.ref_path if system.ref_path is not None else np.arange(len(calc))
+            write_band_file(self.run_dir / f"{prefix}_BS_sys{system.index}.dat", path, calc)
+        fig = plots.bands_figure(self.bundle.systems, bands, prefix, shifts)
+        self.figure(fig, f"{prefix}_plotBS.png", tag)
+
+    @torch.no_grad()
+    def potentials(
+        self,
+        prefix: str,
+        hamiltonian: PseudopotentialHamiltonian,
+        *,
+        tag: str | None = None,
+        converge: bool = False,
+        real_space_files: bool = False,
+    ) -> None:
+        """`{prefix}_plotPP.png`, `{prefix}_qSpace_pot.dat`; with `real_space_files` also
+        `{prefix}_pot_S.dat`, with `converge` (and `converge_plots`) also
+        `{prefix}_plotPPconverge.png`."""
+        model = hamiltonian.model
+        was_training = model.training if model is not None else False
+        if model is not None:
+            model.eval()
+        try:
+            self._potentials(prefix, hamiltonian, tag, converge, real_space_files)
+        finally:
+            if model is not None:
+                model.train(was_training)
+
+    def _potentials(
+        self,
+        prefix: str,
+        hamiltonian: PseudopotentialHamiltonian,
+        tag: str | None,
+        converge: bool,
+        real_space_files: bool,
+    ) -> None:
+        g, species = self.settings, self.bundle.species
+        device = hamiltonian.pp_fixed.device
+
+        def values_on(q: torch.Tensor) -> np.ndarray:
+            return hamiltonian.form_factors(q.to(device)).cpu().numpy()
+
+        q_table = q_grid(g.qmax, g.n_qgrid)
+        write_qspace_table(
+            self.run_dir / f"{prefix}_qSpace_pot.dat", q_table.numpy(), values_on(q_table), species
+        )
+        q_ft, r = q_grid(g.ft_qmax, g.ft_n_qgrid), r_grid(g.rmax, g.n_rgrid)
+        if not real_space_files:
+            r = r[r <= PLOT_R_MAX]
+        real = to_real_space(q_ft, torch.as_tensor(values_on(q_ft)), r).numpy()
+        if real_space_files:
+            for s, symbol in enumerate(species):
+                write_real_space_potential(
+                    self.run_dir / f"{prefix}_pot_{symbol}.dat", r.numpy(), real[:, s]
+                )
+        q_plot = q_grid(PLOT_Q_MAX, PLOT_Q_POINTS)
+        prior = prior_curve(q_plot, self.bundle.pp_params, self.bundle.qspace_prior).numpy()
+        fig = plots.potentials_figure(
+            q_plot.numpy(), values_on(q_plot), prior, species, r.numpy(), real, prefix
+        )
+        self.figure(fig, f"{prefix}_plotPP.png", tag)
+        if converge and g.converge_plots:
+            curves = {}
+            for q_max in (10.0, 20.0, 30.0):
+                for n_q in (2048, 4096):
+                    q = q_grid(q_max, n_q)
+                    for n_r in (2048, 4096):
+                        rr = r_grid(g.rmax, n_r)
+                        rr = rr[rr <= PLOT_R_MAX]
+                        v = to_real_space(q, torch.as_tensor(values_on(q)), rr).numpy()
+                        curves[f"qmax {q_max:g}, nq {n_q}, nr {n_r}"] = (rr.numpy(), v)
+            self.figure(plots.converge_figure(curves, prefix), f"{prefix}_plotPPconverge.png")
+
+
+def write_run_info(path: Path, info: dict[str, Any]) -> None:
+    """run_info.json (bundle-format §15.8): basis mode and sizes, species, version, seeds,
+    legacy switches and the initialisation path, as given."""
+    write_text_atomic(path, json.dumps(info, indent=2, default=str) + "\n")
+
+
+def run_facts(hamiltonian: PseudopotentialHamiltonian, bundle: Bundle) -> dict[str, Any]:
+    """The physics facts of a run for run_info.json: basis mode and sizes, species, switches."""
+    options = hamiltonian.options
+    return {
+        "bundle": str(bundle.path),
+        "basis_search": options.basis_search,
+        "basis_sizes": [g.n_basis for g in hamiltonian.geometries],
+        "species": list(bundle.species),
+        "physics": {
+            "spin_orbit": options.spin_orbit,
+            "long_range_with_nn": options.long_range_with_nn,
+            "nonlocal_without_soc": options.nonlocal_without_soc,
+            "eigensolver": options.eigensolver,
+            "legacy_batchnorm": options.legacy_batchnorm,
+        },
+    }

@@ -1,0 +1,580 @@
+"""`dpp-convert-bands`: a dpp input bundle for one system from ab-initio band energies.
+
+Sources: Quantum ESPRESSO pw.x text output of a `bands`, `nscf` or `scf` run (read with ASE's
+`espresso-out` reader), QE's data-file XML (`<prefix>.save/data-file-schema.xml`) and
+BerkeleyGW's `bandstructure.dat` (inteqp/absorption: `spin band kx ky kz E_MF E_QP ΔE`, k in
+Cartesian 1/Bohr, energies in eV; the cell comes from `--structure`). Writes system_X.par,
+kpoints_X.par, expBandStruct_X.par, bandWeights_X.par, input_X.par and init_<S>Params.par for
+the species with shipped starting parameters (existing ones are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dpp.errors import InputError
+from dpp.io.records import Crystal
+from dpp.io.system import read_system
+from dpp.io.tables import read_table
+from dpp.io.text import read_text
+from dpp.tools.common import (
+    description,
+    lattice_vectors,
+    points_text,
+    reciprocal_vectors,
+    refuse_overwrite,
+    run_tool,
+    system_text,
+    write_text,
+)
+from dpp.tools.starting_params import starting_params_text
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+PROG = "dpp-convert-bands"
+FORMATS = ("auto", "espresso-out", "espresso-xml", "bgw")
+PW_PER_ATOM = 130
+"""Default plane waves per atom of the suggested cutoff (the zinc-blende bundles: 6 Hartree)."""
+MIN_MAX_KE = 5.0
+"""Lowest suggested cutoff in Hartree."""
+
+
+@dataclass(frozen=True)
+class SourceBands:
+    """Band energies read from an ab-initio output.
+
+    energies: (nK, n) in eV for the source bands numbered first_band, first_band + 1, … (1-based,
+    as the source numbers them); kpoints: (nK, 3) Cartesian in 1/Bohr. crystal is None when the
+    source has no structure (BerkeleyGW). spinor: the bands are spinor states (spin-orbit or
+    noncollinear run), None when the source does not say. n_electrons: None when unknown.
+    """
+
+    energies: np.ndarray
+    kpoints: np.ndarray
+    first_band: int
+    crystal: Crystal | None
+    spinor: bool | None
+    n_electrons: float | None
+
+
+# -- readers ---------------------------------------------------------------------------------
+def detect_format(path: Path) -> str:
+    """espresso-xml (*.xml), espresso-out (contains 'Program PWSCF') or bgw (8 numeric columns)."""
+    if path.suffix.lower() == ".xml":
+        return "espresso-xml"
+    text = read_text(path)
+    if "Program PWSCF" in text:
+        return "espresso-out"
+    for line in text.splitlines():
+        tokens = line.split("#", 1)[0].split()
+        if tokens:
+            if len(tokens) == 8:
+                return "bgw"
+            break
+    raise InputError(
+        path,
+        "unknown source format",
+        expected="pw.x output, data-file-schema.xml or BerkeleyGW bandstructure.dat",
+        hint="pass --format",
+    )
+
+
+def crystal_from_atoms(
+    atoms: Atoms, scale: float | None = None, *, codata: str | None = None
+) -> Crystal:
+    """A Crystal (Bohr) from ASE atoms (Å); `scale` defaults to |a_1|.
+
+    `codata` names the ASE unit set the atoms were read with (ASE's QE reader uses "2006").
+    """
+    from ase.units import Bohr, create_units
+
+    bohr = Bohr if codata is None else create_units(codata)["Bohr"]
+    vectors = np.asarray(atoms.cell.array, dtype=np.float64) / bohr
+    if abs(np.linalg.det(vectors)) < 1e-12:
+        raise InputError(None, "structure has no 3D cell", expected="a periodic crystal")
+    scale = float(np.linalg.norm(vectors[0])) if scale is None else scale
+    return _right_handed(
+        Crystal(
+            scale=scale,
+            cell=vectors / scale,
+            symbols=tuple(atoms.get_chemical_symbols()),
+            fractional=np.asarray(atoms.get_scaled_positions(wrap=False), dtype=np.float64),
+        )
+    )
+
+
+def _right_handed(crystal: Crystal) -> Crystal:
+    """Negate all lattice vectors (and fractional coordinates) of a left-handed cell."""
+    if np.linalg.det(crystal.cell) > 0:
+        return crystal
+    return Crystal(crystal.scale, -crystal.cell, crystal.symbols, -crystal.fractional)
+
+
+QE_CODATA = "2006"
+"""The constants of Quantum ESPRESSO (and of ASE's QE reader): Bohr and Hartree of CODATA 2006."""
+_ALAT = re.compile(r"lattice parameter \(alat\)\s*=\s*([-+0-9.Ee]+)")
+_ELECTRONS = re.compile(r"number of electrons\s*=\s*([-+0-9.Ee]+)")
+
+
+def read_espresso_output(path: Path) -> SourceBands:
+    """pw.x text output: last structure, its k-points and band energies (eV)."""
+    import ase.io
+
+    text = read_text(path)
+    try:
+        atoms = ase.io.read(path, format="espresso-out", index=-1)
+    except Exception as error:  # ASE raises many types on malformed output
+        raise InputError(
+            path, "cannot read as pw.x output", found=f"{type(error).__name__}: {error}"
+        ) from None
+    calc = atoms.calc
+    if calc is None or not getattr(calc, "kpts", None):
+        raise InputError(
+            path,
+            "no band energies in the output",
+            expected="'bands (ev)' blocks after 'End of band structure calculation'",
+            hint="with 100 or more k-points pw.x prints them only with verbosity = 'high'",
+        )
+    if calc.get_number_of_spins() != 1:
+        raise InputError(
+            path, "spin-polarised (LSDA) run", expected="nspin = 1, or a noncollinear run"
+        )
+    kfrac = np.asarray(calc.get_ibz_k_points(), dtype=np.float64)
+    energies = np.array([calc.get_eigenvalues(kpt=k, spin=0) for k in range(len(kfrac))])
+    alat = _ALAT.search(text)
+    electrons = _ELECTRONS.search(text)
+    crystal = crystal_from_atoms(atoms, float(alat.group(1)) if alat else None, codata=QE_CODATA)
+    return SourceBands(
+        energies=energies,
+        kpoints=kfrac @ reciprocal_vectors(lattice_vectors(crystal)),
+        first_band=1,
+        crystal=crystal,
+        spinor="Noncollinear calculation" in text,
+        n_electrons=float(electrons.group(1)) if electrons else None,
+    )
+
+
+def _xml_text(root: ElementTree.Element, path: Path, tag: str) -> str:
+    node = root.find(tag)
+    if node is None or node.text is None:
+        raise InputError(path, "element missing", key=tag, expected="a QE data-file XML")
+    return node.text
+
+
+def _xml_numbers(text: str, path: Path, tag: str) -> np.ndarray:
+    try:
+        return np.array([float(token) for token in text.split()])
+    except ValueError:
+        raise InputError(path, "non-numeric element", key=tag, found=repr(text[:40])) from None
+
+
+def read_espresso_xml(path: Path) -> SourceBands:
+    """QE data-file-schema.xml: cell and atoms (Bohr), k (2π/alat), energies (Hartree → eV with
+    QE's CODATA 2006 Hartree, as pw.x prints them)."""
+    from ase.io.espresso import label_to_symbol
+    from ase.units import create_units
+
+    try:
+        root = ElementTree.fromstring(read_text(path))
+    except ElementTree.ParseError as error:
+        raise InputError(path, "not well-formed XML", found=str(error)) from None
+    output = root.find("output")
+    if output is None:
+        raise InputError(path, "no <output> element", expected="a QE data-file-schema.xml")
+    structure = output.find("atomic_structure")
+    if structure is None or "alat" not in structure.attrib:
+        raise InputError(path, "element missing", key="output/atomic_structure")
+    alat = float(structure.attrib["alat"])
+    vectors = np.array(
+        [_xml_numbers(_xml_text(structure, path, f"cell/{a}"), path, a) for a in ("a1", "a2", "a3")]
+    )
+    atoms = structure.findall("atomic_positions/atom")
+    if not atoms:
+        raise InputError(path, "element missing", key="output/atomic_structure/atomic_positions")
+    positions = np.array([_xml_numbers(atom.text or "", path, "atom") for atom in atoms])
+    bands = output.find("band_structure")
+    if bands is None:
+        raise InputError(path, "element missing", key="output/band_structure")
+    if _xml_text(bands, path, "lsda").strip().lower() == "true":
+        raise InputError(path, "spin-polarised (LSDA) run", key="lsda", expected="false")
+    blocks = bands.findall("ks_energies")
+    if not blocks:
+        raise InputError(path, "element missing", key="output/band_structure/ks_energies")
+    kpoints = np.array(
+        [_xml_numbers(_xml_text(b, path, "k_point"), path, "k_point") for b in blocks]
+    )
+    energies = np.array(
+        [_xml_numbers(_xml_text(b, path, "eigenvalues"), path, "eigenvalues") for b in blocks]
+    )
+    nelec = bands.find("nelec")
+    crystal = Crystal(
+        scale=alat,
+        cell=vectors / alat,
+        symbols=tuple(label_to_symbol(atom.attrib.get("name", "X")) for atom in atoms),
+        fractional=positions @ np.linalg.inv(vectors),
+    )
+    return SourceBands(
+        energies=energies * create_units(QE_CODATA)["Hartree"],
+        kpoints=kpoints * 2.0 * np.pi / alat,
+        first_band=1,
+        crystal=_right_handed(crystal),
+        spinor=_xml_text(bands, path, "noncolin").strip().lower() == "true",
+        n_electrons=None if nelec is None or nelec.text is None else float(nelec.text),
+    )
+
+
+def read_berkeleygw(path: Path, energy: str = "qp") -> SourceBands:
+    """BerkeleyGW bandstructure.dat: rows `spin band kx ky kz E_MF E_QP ΔE` grouped by band.
+
+    k is Cartesian in 1/Bohr (bvec·k·blat, 5 decimals), energies in eV; `energy` picks the
+    quasiparticle (qp) or mean-field (mf) column.
+    """
+    table = read_table(path, min_columns=8)
+    spins = table.values[:, 0]
+    if np.any(spins != 1):
+        raise InputError(path, "spin-polarised data", expected="spin column = 1 everywhere")
+    numbers = table.values[:, 1].astype(int)
+    column = {"qp": 6, "mf": 5}[energy]
+    bands = sorted(set(numbers.tolist()))
+    if bands != list(range(bands[0], bands[-1] + 1)):
+        raise InputError(path, "band numbers are not contiguous", found=f"{bands}")
+    first = numbers == bands[0]
+    kpoints = table.values[first, 2:5]
+    energies = np.empty((kpoints.shape[0], len(bands)))
+    for column_index, band in enumerate(bands):
+        rows = numbers == band
+        if rows.sum() != kpoints.shape[0] or not np.allclose(
+            table.values[rows, 2:5], kpoints, atol=2e-5
+        ):
+            line = table.lines[int(np.flatnonzero(rows)[0])]
+            raise InputError(
+                path,
+                "bands do not share the same k-points",
+                line=line,
+                expected=f"{kpoints.shape[0]} k-points as for band {bands[0]}",
+                found=f"band {band}",
+            )
+        energies[:, column_index] = table.values[rows, column]
+    return SourceBands(
+        energies=energies,
+        kpoints=kpoints,
+        first_band=bands[0],
+        crystal=None,
+        spinor=None,
+        n_electrons=None,
+    )
+
+
+def read_structure(path: Path, fmt: str | None) -> Crystal:
+    """A system_X.par (*.par) or any structure file ASE reads (cell and atoms)."""
+    if path.suffix == ".par":
+        return read_system(path)
+    import ase.io
+
+    try:
+        atoms = ase.io.read(path, format=fmt, index=-1)
+    except Exception as error:  # ASE raises many types on unreadable files
+        raise InputError(
+            path, "cannot read the structure", found=f"{type(error).__name__}: {error}"
+        ) from None
+    return crystal_from_atoms(atoms)
+
+
+# -- the bundle ------------------------------------------------------------------------------
+def path_distance(kpoints: np.ndarray) -> np.ndarray:
+    """Cumulative Σ|k_i − k_{i−1}| of Cartesian k (1/Bohr)."""
+    steps = np.linalg.norm(np.diff(kpoints, axis=0), axis=1)
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
+def suggested_max_ke(
+    volume: float, n_atoms: int, n_spatial_bands: int, pw_per_atom: int = PW_PER_ATOM
+) -> float:
+    """A cutoff |G|²/2 < maxKE (Hartree) giving about `pw_per_atom` plane waves per atom.
+
+    Free-electron count N(E) = Ω (2E)^{3/2} / (6π²) solved for N = max(pw_per_atom·atoms,
+    4·bands); rounded up to 0.5 Hartree and at least 5 Hartree. The shipped zinc-blende bundles
+    (Ω = 375 Bohr³, 2 atoms) run at 6 Hartree, which 130 per atom reproduces.
+    """
+    count = max(pw_per_atom * n_atoms, 4 * n_spatial_bands)
+    energy = 0.5 * (6.0 * math.pi**2 * count / volume) ** (2.0 / 3.0)
+    return max(MIN_MAX_KE, math.ceil(2.0 * energy) / 2.0)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What goes into the bundle files (energies in eV, k fractional, distances in 1/Bohr)."""
+
+    crystal: Crystal
+    kpoints: np.ndarray
+    distance: np.ndarray
+    bands: np.ndarray
+    spinor: bool
+    reference_energy: float
+    max_ke: float
+    name: str
+
+
+def convert(
+    source: SourceBands,
+    crystal: Crystal,
+    *,
+    first_band: int | None = None,
+    num_bands: int | None = None,
+    align: str = "none",
+    valence_bands: int | None = None,
+    spinor: bool | None = None,
+    max_ke: float | None = None,
+    pw_per_atom: int = PW_PER_ATOM,
+    name: str | None = None,
+) -> Conversion:
+    """Select the band window, align, spin-double (without spin-orbit) and map k to fractional.
+
+    first_band is 1-based in the source's numbering (default: its first band); num_bands counts
+    source bands (default: all from first_band). align: "none", "vbm" (the maximum over k of
+    source band `valence_bands`, default from the electron count) or an energy in eV. spinor
+    overrides what the source says (default: not spinor).
+    """
+    available = source.energies.shape[1]
+    first = source.first_band if first_band is None else first_band
+    last_available = source.first_band + available - 1
+    count = last_available - first + 1 if num_bands is None else num_bands
+    if not source.first_band <= first <= last_available:
+        raise InputError(
+            None,
+            "band window outside the source bands",
+            key="--first-band",
+            expected=f"{source.first_band}..{last_available}",
+            found=str(first),
+        )
+    if count < 1 or first + count - 1 > last_available:
+        raise InputError(
+            None,
+            "band window outside the source bands",
+            key="--num-bands",
+            expected=f"1..{last_available - first + 1} bands from band {first}",
+            found=str(count),
+        )
+    spinor = bool(source.spinor) if spinor is None else spinor
+    reference = _reference_energy(source, align, valence_bands, spinor)
+    start = first - source.first_band
+    window = source.energies[:, start : start + count] - reference
+    bands = window if spinor else np.repeat(window, 2, axis=1)
+    vectors = lattice_vectors(crystal)
+    kfrac = source.kpoints @ vectors.T / (2.0 * np.pi)
+    volume = abs(float(np.linalg.det(vectors)))
+    cutoff = max_ke or suggested_max_ke(volume, len(crystal.symbols), count, pw_per_atom)
+    return Conversion(
+        crystal=crystal,
+        kpoints=kfrac,
+        distance=path_distance(source.kpoints),
+        bands=bands,
+        spinor=spinor,
+        reference_energy=reference,
+        max_ke=cutoff,
+        name=name or _formula(crystal.symbols),
+    )
+
+
+def _formula(symbols: Sequence[str]) -> str:
+    counts = {symbol: symbols.count(symbol) for symbol in dict.fromkeys(symbols)}
+    return "".join(f"{s}{n if n > 1 else ''}" for s, n in counts.items())
+
+
+def _reference_energy(
+    source: SourceBands, align: str, valence_bands: int | None, spinor: bool
+) -> float:
+    if align == "none":
+        return 0.0
+    if align != "vbm":
+        try:
+            return float(align)
+        except ValueError:
+            raise InputError(
+                None, "bad energy reference", key="--align", expected="none, vbm or eV", found=align
+            ) from None
+    if valence_bands is None:
+        if source.n_electrons is None:
+            raise InputError(
+                None,
+                "the VBM needs the number of valence bands",
+                key="--valence-bands",
+                expected="the source band number of the highest valence band",
+                found="no electron count in the source",
+            )
+        per_band = 1.0 if spinor else 2.0
+        valence_bands = round(source.n_electrons / per_band)
+        if abs(valence_bands * per_band - source.n_electrons) > 1e-6:
+            raise InputError(
+                None,
+                "odd electron count; the VBM band is ambiguous",
+                key="--valence-bands",
+                found=f"{source.n_electrons:g} electrons",
+            )
+    column = valence_bands - source.first_band
+    if not 0 <= column < source.energies.shape[1]:
+        raise InputError(
+            None,
+            "valence band not in the source",
+            key="--valence-bands",
+            expected=f"{source.first_band}..{source.first_band + source.energies.shape[1] - 1}",
+            found=str(valence_bands),
+        )
+    return float(np.max(source.energies[:, column]))
+
+
+def bundle_files(conversion: Conversion, index: int, source_name: str) -> dict[str, str]:
+    """File name → text of the per-system files."""
+    n_bands = conversion.bands.shape[1]
+    table = np.column_stack([conversion.distance, conversion.bands])
+    rows = "".join(" ".join(f"{value:.8f}" for value in row) + "\n" for row in table)
+    ref = (
+        "absolute energies"
+        if conversion.reference_energy == 0.0
+        else f"energies relative to {conversion.reference_energy:.6f} eV"
+    )
+    header = (
+        f"# dpp-convert-bands from {source_name}: path distance (1/Bohr), {n_bands} bands in eV "
+        f"({ref}, {'spinor' if conversion.spinor else 'spin-doubled'})\n"
+    )
+    return {
+        f"system_{index}.par": system_text(conversion.crystal),
+        f"kpoints_{index}.par": points_text(
+            conversion.kpoints,
+            np.ones(len(conversion.kpoints)),
+            comment=f"dpp-convert-bands from {source_name}: fractional k on b_j, weight",
+        ),
+        f"expBandStruct_{index}.par": header + rows,
+        f"bandWeights_{index}.par": "1.0\n" * n_bands,
+        f"input_{index}.par": (
+            f"maxKE = {conversion.max_ke:g}\nnBands = {n_bands}\nsystemName = {conversion.name}\n"
+        ),
+    }
+
+
+def _convert(args: argparse.Namespace) -> None:
+    if args.index < 0:
+        raise InputError(
+            None, "bad system index", key="--index", expected=">= 0", found=str(args.index)
+        )
+    fmt = detect_format(args.source) if args.format == "auto" else args.format
+    if fmt == "espresso-out":
+        source = read_espresso_output(args.source)
+    elif fmt == "espresso-xml":
+        source = read_espresso_xml(args.source)
+    else:
+        source = read_berkeleygw(args.source, args.energy)
+    if args.structure is not None:
+        crystal = read_structure(args.structure, args.structure_format)
+    elif source.crystal is not None:
+        crystal = source.crystal
+    else:
+        raise InputError(
+            args.source,
+            "BerkeleyGW band files hold no structure",
+            key="--structure",
+            expected="a system_X.par or a structure file (e.g. the pw.x output)",
+            found="none",
+        )
+    conversion = convert(
+        source,
+        crystal,
+        first_band=args.first_band,
+        num_bands=args.num_bands,
+        align=args.align,
+        valence_bands=args.valence_bands,
+        spinor=True if args.spin_orbit else None,
+        max_ke=args.max_ke,
+        pw_per_atom=args.pw_per_atom,
+        name=args.name,
+    )
+    folder: Path = args.output
+    files = bundle_files(conversion, args.index, args.source.name)
+    refuse_overwrite((folder / name for name in files), args.force)
+    for name, text in files.items():
+        write_text(folder / name, text)
+    print(f"wrote {', '.join(files)} in {folder}")
+    print(
+        f"  {len(conversion.kpoints)} k-points, nBands = {conversion.bands.shape[1]} "
+        f"({'spinor' if conversion.spinor else 'spin-doubled'}), maxKE = {conversion.max_ke:g} "
+        f"Hartree (suggested; check convergence), reference energy "
+        f"{conversion.reference_energy:.6f} eV"
+    )
+    for symbol in dict.fromkeys(conversion.crystal.symbols):
+        target = folder / f"init_{symbol}Params.par"
+        entry = starting_params_text(symbol)
+        if target.exists():
+            print(f"  kept existing {target.name}")
+        elif entry is None:
+            print(f"  no starting parameters for {symbol}: write {target.name} yourself (a0..a8)")
+        else:
+            write_text(target, entry[0])
+            print(f"  wrote {target.name} (Wang-Zunger starting values of {entry[1]})")
+    if conversion.spinor:
+        print("  spinor reference: evaluate and fit it with the spin-orbit Hamiltonian")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=description(__doc__),
+        epilog="maxKE rule: about --pw-per-atom plane waves per atom (free-electron count "
+        "Ω(2E)^{3/2}/6π²), at least 5 Hartree; always check convergence of your bands.",
+    )
+    parser.add_argument("source", type=Path, help="pw.x output, data-file-schema.xml or BGW file")
+    parser.add_argument("--format", choices=FORMATS, default="auto", help="source format")
+    parser.add_argument(
+        "--structure", type=Path, help="cell and atoms: a system_X.par or any ASE-readable file"
+    )
+    parser.add_argument("--structure-format", help="ASE format name of --structure")
+    parser.add_argument(
+        "--energy", choices=("qp", "mf"), default="qp", help="BerkeleyGW column (default qp)"
+    )
+    parser.add_argument(
+        "--first-band", type=int, help="first source band to keep (1-based source numbering)"
+    )
+    parser.add_argument("--num-bands", type=int, help="number of source bands to keep")
+    parser.add_argument(
+        "--align",
+        default="none",
+        help="energy reference: none (absolute), vbm, or an energy in eV subtracted from all",
+    )
+    parser.add_argument(
+        "--valence-bands",
+        type=int,
+        help="source number of the highest valence band (default: electron count of QE runs)",
+    )
+    parser.add_argument(
+        "--spin-orbit",
+        action="store_true",
+        help="the source bands are spinor states (detected for QE; needed for BerkeleyGW)",
+    )
+    parser.add_argument("--index", type=int, default=0, help="system index X of the files")
+    parser.add_argument("--name", help="systemName (default: formula)")
+    parser.add_argument("--max-ke", type=float, help="cutoff in Hartree instead of the suggestion")
+    parser.add_argument(
+        "--pw-per-atom", type=int, default=PW_PER_ATOM, help="plane waves per atom of the rule"
+    )
+    parser.add_argument("-o", "--output", type=Path, default=Path("."), help="bundle folder")
+    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `dpp-convert-bands`."""
+    return run_tool(build_parser(), argv, _convert)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Wang–Zunger starting parameters a0…a8 (physics.md §4) for the species of the shipped bundles.
+
+Each vector is copied from a parameter file shipped with dpp, read with dpp's rules (a 5-number
+file puts its 5th value in the strain slot a8, bundle-format §9). a0 is in Hartree·Bohr³, a1 in
+1/Bohr², a2 dimensionless, a3 in Bohr²; a5…a7 are the spin–orbit and nonlocal strengths fitted
+together with them. They are starting points for a fit, not transferable potentials: other
+species have no entry and need their own init_<S>Params.par.
+"""
+
+from __future__ import annotations
+
+STARTING_PARAMS: dict[str, tuple[tuple[float, ...], str]] = {
+    "Cd": (
+        (-31.4518, 1.3890, -0.0502, 1.6603, 0.0, 0.0, 0.0, 0.0, 0.0586),
+        "dpp/data/examples/zb_CdSe/init_CdParams.par",
+    ),
+    "Se": (
+        (8.4921, 4.3513, 1.3600, 0.3227, 0.0, 0.0, 0.0, 0.0, 0.1746),
+        "dpp/data/examples/zb_CdSe/init_SeParams.par",
+    ),
+    "S": (
+        (7.6697, 4.5192, 1.3456, 0.3035, 0.0, 0.0, 0.0, 0.0, 0.2087),
+        "tests/data/extras/defpot/init_SParams.par",
+    ),
+    "In": (
+        (50.61980368, 2.16277701, 3.04453741, 0.54417263, 0.0, 0.0, 0.0, 0.0, 0.64666079),
+        "tests/data/InGaAsP/init_InParams.par",
+    ),
+    "Ga": (
+        (50.77526879, 2.29527553, 3.72038796, 0.59163580, 0.0, 0.0, 0.0, 0.0, 0.79710125),
+        "tests/data/InGaAsP/init_GaParams.par",
+    ),
+    "As": (
+        (25.80944629, 2.58859458, 1.58196225, 0.51424374, 0.0, 0.0, 0.0, 0.0, -0.03501301),
+        "tests/data/InGaAsP/init_AsParams.par",
+    ),
+    "P": (
+        (27.44798360, 2.59141679, 1.66089229, 0.47417733, 0.0, 0.0, 0.0, 0.0, -0.03003529),
+        "tests/data/InGaAsP/init_PParams.par",
+    ),
+    "Cs": (
+        (0.0, 0.73523927, 2.46919399, 1.33888287, 0.0, 0.0, 0.0, 0.0, 0.0),
+        "tests/data/CsPbI3_soc/init_CsParams.par",
+    ),
+    "Pb": (
+        (
+            88.83030750,
+            2.60529157,
+            4.28692327,
+            0.51950186,
+            0.0,
+            7.78990812,
+            1.06405744,
+            -0.00808029,
+            0.05,
+        ),
+        "tests/data/CsPbI3_soc/init_PbParams.par",
+    ),
+    "I": (
+        (
+            113.75644925,
+            2.14135468,
+            2.84227140,
+            0.56706414,
+            0.0,
+            3.03441874,
+            0.04515637,
+            0.00220169,
+            0.05,
+        ),
+        "tests/data/CsPbI3_soc/init_IParams.par",
+    ),
+}
+"""species → (a0…a8, the shipped file they come from)."""
+
+
+def starting_params_text(symbol: str) -> tuple[str, str] | None:
+    """(init_<S>Params.par text: 9 lines a0…a8 without comments, as the original reads it; the
+    shipped file it comes from) for `symbol`, or None if it has no entry."""
+    entry = STARTING_PARAMS.get(symbol)
+    if entry is None:
+        return None
+    values, source = entry
+    return "".join(f"{value!r}\n" for value in values), source

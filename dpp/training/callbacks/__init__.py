@@ -1,0 +1,1 @@
+"""Lightning callbacks of gradient training, one module each (conf/callbacks/)."""

@@ -1,0 +1,71 @@
+"""One line per epoch in the log (train.log): losses per system, learning rate and time."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_only
+
+from dpp.training.module import PseudopotentialModule
+
+log = logging.getLogger("dpp.training")
+
+
+class EpochLog(pl.Callback):
+    """`epoch E/N: loss L eV^2 (sys0 …, terms …), best B (epoch e), lr η, t s` after each
+    step, with the peak resident memory (`memory`) and the gradient norms (`gradients`,
+    NN_config printGrad) when asked; the validation loss at every validation."""
+
+    def __init__(self, memory: bool = False, gradients: bool = False) -> None:
+        self.memory = memory
+        self.gradients = gradients
+        self._start = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: PseudopotentialModule) -> None:
+        self._start = time.perf_counter()
+
+    @rank_zero_only
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: PseudopotentialModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if batch_idx != trainer.num_training_batches - 1:
+            return
+        epoch = trainer.current_epoch + 1
+        if pl_module.nonfinite is not None:
+            log.error("epoch %d: %s became NaN or infinite", epoch, pl_module.nonfinite)
+            return
+        m = pl_module.epoch_metrics
+        parts = [f"sys{i} {m[f'train/loss_sys{i}']:.6g}" for i in range(pl_module.n_systems)]
+        parts += [
+            f"{k.removeprefix('train/')} {v:.6g}"
+            for k, v in m.items()
+            if k.startswith("train/") and "loss" not in k
+        ]
+        line = (
+            f"epoch {epoch}/{trainer.max_epochs}: loss {m['train/loss']:.6g} eV^2 "
+            f"({', '.join(parts)}), best {pl_module.best_loss:.6g} (epoch "
+            f"{pl_module.best_epoch}), lr {m['lr']:.4g}, {time.perf_counter() - self._start:.2f} s"
+        )
+        if self.memory:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            line += f", peak memory {peak:.0f} MiB"
+        log.info(line)
+        if self.gradients:
+            norms = {k: round(v, 6) for k, v in m.items() if k.startswith("grad_norm/")}
+            log.info("epoch %d gradient norms: %s", epoch, norms)
+
+    @rank_zero_only
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: PseudopotentialModule) -> None:
+        if trainer.sanity_checking or not pl_module.val_history:
+            return
+        epoch, value = pl_module.val_history[-1]
+        log.info("epoch %d: validation loss %.6g eV^2 (eval mode)", epoch, value)

@@ -1,0 +1,46 @@
+"""The perturbEvery kick of gradient training (physics.md §8)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+
+from dpp.fitting.perturb import kick
+from dpp.training.module import PseudopotentialModule
+
+log = logging.getLogger(__name__)
+
+
+class Perturbation(pl.Callback):
+    """Monte Carlo mode-1 kick after the step of epochs e > 0 (0-based) with e % every == 0:
+    network x ← x·(1 + U(−ε, ε)), a5..a7 ← a·(1 + U(−ε/100, ε/100)); `every` ≤ 0 = never.
+    The generator state is part of the resume checkpoint."""
+
+    def __init__(self, every: int = -1, epsilon: float = 0.1, seed: int = 0) -> None:
+        self.every = every
+        self.epsilon = epsilon
+        self.rng = np.random.default_rng(seed)
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: PseudopotentialModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        epoch = trainer.current_epoch
+        last = batch_idx == trainer.num_training_batches - 1
+        if self.every <= 0 or not last or epoch == 0 or epoch % self.every:
+            return
+        kick(pl_module.hamiltonian, self.epsilon, self.rng)
+        log.info("epoch %d: random perturbation (epsilon %g)", epoch + 1, self.epsilon)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state_dict["rng"]
