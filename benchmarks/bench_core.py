@@ -2,11 +2,14 @@
 
 The forward+backward pass back-propagates each chunk of k-points as training does (memory
 stays bounded by one chunk). The floor diagonalises the very same H(k) matrices for their
-lowest eigenpairs only (no assembly, no autograd). Both are timed in one process; the ratio
-is what to compare.
+lowest eigenpairs only with the dense solver (no assembly, no autograd). Both are timed in
+one process; the ratio is what to compare. With the warm-started Davidson (`--eigensolver
+auto` on CPU from N = 400 on, or `davidson`) the repeated forward+backward passes start
+from the previous pass's eigenvectors and can run below the dense floor.
 
     python benchmarks/bench_core.py dpp/data/examples/zb_CdSe tests/data/InGaAsP
-    python benchmarks/bench_core.py tests/data/CsPbI3_soc --repeats 1   (spin-orbit, maxKE 6)
+    python benchmarks/bench_core.py tests/data/CsPbI3_soc --spin-orbit --repeats 1 \
+        --model Net_relu_xavier_decayGaussian --gaussian-std 3
 """
 
 from __future__ import annotations
@@ -18,13 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from bench_support import add_bundle_arguments, forward_backward, model_for, trimmed
 
 from dpp.io import load_bundle
-from dpp.models import build_model_from_config, load_checkpoint
 from dpp.physics import build_hamiltonian
 from dpp.physics.bands import needed_eigenvalues
 from dpp.physics.eigensolver import lowest_eigh_raw
-from dpp.training.objective import SystemTensors, system_loss
 
 
 def best_of(repeats: int, work: Callable[[], None]) -> float:
@@ -37,27 +39,21 @@ def best_of(repeats: int, work: Callable[[], None]) -> float:
     return min(times)
 
 
-def network_for(bundle) -> torch.nn.Module:  # noqa: ANN001 - Bundle
-    model = build_model_from_config(
-        bundle.config, bundle.n_species, generator=torch.Generator().manual_seed(0)
+def benchmark(path: Path, args: argparse.Namespace) -> None:
+    bundle = trimmed(load_bundle(path), args.kpoints, args.max_ke)
+    model = model_for(args, bundle)
+    hamiltonian = build_hamiltonian(
+        bundle,
+        model,
+        spin_orbit=args.spin_orbit,
+        basis_search=args.basis_search,
+        eigensolver=args.eigensolver,
     )
-    if bundle.init_model_path is not None:
-        load_checkpoint(model, bundle.init_model_path)
-    return model
-
-
-def benchmark(path: Path, repeats: int, overrides: dict) -> None:
-    bundle = load_bundle(path, **overrides)
-    model = network_for(bundle)
-    hamiltonian = build_hamiltonian(bundle, model)
-    targets = [SystemTensors(system) for system in bundle.systems]
     k_all = [torch.arange(s.n_kpoints) for s in bundle.systems]
 
-    def forward_backward() -> None:
+    def full_pass() -> None:
         model.zero_grad()
-        for index, target in enumerate(targets):
-            for chunk in torch.split(k_all[index], hamiltonian.k_chunk(index)):
-                system_loss(hamiltonian, index, target, chunk).backward()
+        forward_backward(hamiltonian, bundle)
 
     with torch.no_grad():
         matrices = [hamiltonian.hamiltonians(i, k) for i, k in enumerate(k_all)]
@@ -67,19 +63,21 @@ def benchmark(path: Path, repeats: int, overrides: dict) -> None:
 
     def floor() -> None:
         for stack, count in zip(matrices, n_eig, strict=True):
-            lowest_eigh_raw(stack, count, hamiltonian.options.eigensolver)
+            lowest_eigh_raw(stack, count, "auto")
 
-    forward_backward()  # warm-up: builds caches, as every later training step finds them
-    floor_time = best_of(repeats, floor)
-    full_time = best_of(repeats, forward_backward)
+    full_pass()  # warm-up: builds caches, as every later training step finds them
+    floor_time = best_of(args.repeats, floor)
+    full_time = best_of(args.repeats, full_pass)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sizes = ", ".join(str(g.n_basis) for g in hamiltonian.geometries)
     n_k = sum(s.n_kpoints for s in bundle.systems)
     print(
-        f"{path.name}: N = [{sizes}], spin-orbit {hamiltonian.options.spin_orbit}, {n_k} k-points\n"
+        f"{path.name}: N = [{sizes}], spin-orbit {hamiltonian.options.spin_orbit}, {n_k} k-points, "
+        f"eigensolver {args.eigensolver}\n"
         f"  eigen-floor       {floor_time:8.3f} s\n"
         f"  forward+backward  {full_time:8.3f} s\n"
         f"  ratio             {full_time / floor_time:8.3f}\n"
+        f"  solves            {hamiltonian.solver_stats}\n"
         f"  peak RSS          {peak_mib:8.0f} MiB"
     )
 
@@ -88,11 +86,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundles", nargs="+", type=Path)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--basis-search", default=None, choices=("complete", "legacy"))
+    parser.add_argument("--eigensolver", default="auto")
+    add_bundle_arguments(parser)
     args = parser.parse_args()
-    overrides = {} if args.basis_search is None else {"basis_search": args.basis_search}
     for path in args.bundles:
-        benchmark(path, args.repeats, overrides)
+        benchmark(path, args)
 
 
 if __name__ == "__main__":

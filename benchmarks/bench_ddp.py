@@ -2,16 +2,18 @@
 
 Each configuration runs as its own command (Lightning launches the DDP ranks), trains a few
 epochs of full-batch steps (forward + backward over every k-point, gradients summed over
-ranks, one Adam step) and reports the best epoch after a warm-up epoch. The CPU cores are
+ranks, one Adam step at lr 1e-3) and reports the best epoch after a warm-up epoch. The CPU cores are
 shared: one process uses all `--threads`, N processes use threads / N each.
 
     python benchmarks/bench_ddp.py tests/data/InGaAsP
-    python benchmarks/bench_ddp.py tests/data/CsPbI3_soc --accelerator gpu --processes 1 2
+    python benchmarks/bench_ddp.py tests/data/CsPbI3_soc --spin-orbit --accelerator gpu \
+        --processes 1 2
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -21,14 +23,15 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from bench_core import network_for
+from bench_support import add_bundle_arguments, model_for, trimmed
 
+from dpp.fitting import LossSettings
+from dpp.fitting.build import training_objective
 from dpp.io import load_bundle
-from dpp.physics import build_hamiltonian
+from dpp.physics import PhysicsOptions, build_hamiltonian
+from dpp.threads import apply_threads
 from dpp.training.datamodule import KPointDataModule
-from dpp.training.module import OptimizerSettings, PseudopotentialModule
-from dpp.training.objective import RelativeEnergy, bundle_targets
-from dpp.training.setup import set_threads
+from dpp.training.module import PseudopotentialModule
 from dpp.training.strategy import KPointDDPStrategy
 
 RESULT = "RESULT "
@@ -49,23 +52,22 @@ class EpochTimer(pl.Callback):
 
 def worker(args: argparse.Namespace) -> None:
     """One configuration: train `args.epochs` epochs on `args.processes` processes."""
-    bundle = load_bundle(args.bundle)
-    hamiltonian = build_hamiltonian(bundle, network_for(bundle))
+    bundle = trimmed(load_bundle(args.bundle), args.kpoints, args.max_ke)
+    options = PhysicsOptions(spin_orbit=args.spin_orbit, basis_search=args.basis_search)
+    hamiltonian = build_hamiltonian(bundle, model_for(args, bundle), options)
     n_kpoints = [s.n_kpoints for s in bundle.systems]
     data = KPointDataModule(n_kpoints, args.batch_size)
     module = PseudopotentialModule(
         hamiltonian,
-        bundle_targets(bundle),
-        RelativeEnergy.from_config(bundle.config, bundle.systems),
-        None,
-        OptimizerSettings(),
-        data.batches(),
+        training_objective(bundle, LossSettings()),
+        functools.partial(torch.optim.Adam, lr=1e-3),
+        batches=data.batches(),
     )
     strategy: str | KPointDDPStrategy = "auto"
     if args.processes > 1:
-        strategy = KPointDDPStrategy(num_cores=args.threads)
+        strategy = KPointDDPStrategy(num_threads=args.threads)
     else:
-        set_threads(args.threads)
+        apply_threads(args.threads)
     timer = EpochTimer()
     trainer = pl.Trainer(
         max_epochs=args.epochs,
@@ -101,6 +103,7 @@ def driver(args: argparse.Namespace) -> None:
         command = [sys.executable, __file__, str(args.bundle), "--worker", str(processes)]
         command += ["--epochs", str(args.epochs), "--threads", str(args.threads)]
         command += ["--batch-size", str(args.batch_size), "--accelerator", args.accelerator]
+        command += args.bundle_options
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         line = next(ln for ln in output.splitlines() if ln.startswith(RESULT))
         results.append(json.loads(line.removeprefix(RESULT)))
@@ -114,6 +117,18 @@ def driver(args: argparse.Namespace) -> None:
         )
 
 
+def _bundle_options(argv: list[str], known: set[str]) -> list[str]:
+    """The physics and model options of the command line, passed on to every worker."""
+    driver_only = {"--processes", "--epochs", "--threads", "--batch-size", "--accelerator"}
+    out, keep = [], False
+    for text in argv:
+        if text.startswith("--"):
+            keep = text.split("=")[0] in known - driver_only
+        if keep:
+            out.append(text)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path)
@@ -123,7 +138,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="k-points per batch and rank")
     parser.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu"))
     parser.add_argument("--worker", dest="processes", type=int, help=argparse.SUPPRESS)
+    add_bundle_arguments(parser)
     args = parser.parse_args()
+    known = {a for action in parser._actions for a in action.option_strings}
+    args.bundle_options = _bundle_options(sys.argv[1:], known)
     if args.processes is None:
         driver(args)
     else:

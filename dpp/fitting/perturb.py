@@ -120,10 +120,12 @@ def analytic_step(
 @torch.no_grad()
 def kick(hamiltonian: PseudopotentialHamiltonian, epsilon: float, rng: np.random.Generator) -> None:
     """The perturbEvery kick (physics.md §8): mode 1 with ε on the network and on a5..a7 of
-    every species (fixed and trainable slots alike)."""
+    every species (fixed and trainable slots alike). The eigensolver's warm-start vectors are
+    dropped: the next solves are dense."""
     if hamiltonian.uses_network:
         perturb_network(hamiltonian.model.parameters(), 1, epsilon, rng)
     table = hamiltonian.pp_table().detach().clone()
     perturb_soc(table, 1, epsilon, rng, active=SPIN_ORBIT_NONLOCAL)
     hamiltonian.pp_fixed.copy_(table)
     hamiltonian.pp_free.data.copy_(table[hamiltonian.pp_mask])
+    hamiltonian.invalidate()

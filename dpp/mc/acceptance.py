@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 
 def metropolis_accept(new: float, current: float, best: float, beta: float, u: float) -> bool:
-    """Accept if new < best, else if exp(−β (√new − √current)) > u (u ~ U[0, 1))."""
+    """Accept if new < best, else if exp(−β (√new − √current)) > u (u ~ U[0, 1)); a NaN or
+    infinite cost is never accepted."""
+    if not math.isfinite(new):
+        return False
     if new < best:
         return True
     exponent = -beta * (math.sqrt(new) - math.sqrt(current))

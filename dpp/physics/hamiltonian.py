@@ -1,14 +1,18 @@
 """The differentiable plane-wave Hamiltonian of a set of systems (physics.md §5, §6).
 
-H(k) = V_loc + diag(|k+G|²/2) [+ spin-orbit + nonlocal], in Hartree. V_loc is built once
-per call from the form factors on the unique |ΔG| values and shared by all k-points;
-the k-dependent parts are assembled as one batched tensor per chunk of k-points.
+H(k) is the sum of the active operator terms of `dpp.physics.terms` (kinetic, local,
+nonlocal, spin–orbit), in Hartree. Their k-independent coefficients (V_loc from the form
+factors on the unique |ΔG|, Σ_s a_s S_s of the projector strengths) are built once per
+call and shared by all k-points; the k-dependent parts are written into one batched tensor
+per chunk of k-points. The lowest eigenpairs come from LAPACK/eigh or, warm-started from
+the previous evaluation, from a block Davidson (`dpp.physics.warmstart`).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -16,14 +20,22 @@ from torch import nn
 
 from dpp.errors import InputError
 from dpp.io.records import SystemData
-from dpp.models import has_batchnorm, is_zero_function
 from dpp.physics.bands import needed_eigenvalues, process_bands
-from dpp.physics.eigensolver import lowest_eigh
+from dpp.physics.eigensolver import differentiable_eigenpairs, lowest_eigh_raw, uses_iterative
 from dpp.physics.geometry import SystemGeometry, default_k_chunk
 from dpp.physics.options import PhysicsOptions
-from dpp.physics.potentials import long_range, strain_factor, wang_zunger
-from dpp.physics.projectors import ProjectorKernels
-from dpp.slots import N_SLOTS, Slot
+from dpp.physics.projectors import ProjectorFactors
+from dpp.physics.terms import (
+    Coefficients,
+    FormFactorChain,
+    OperatorTerm,
+    Parameters,
+    SystemContext,
+    assemble,
+    operator_terms,
+)
+from dpp.physics.warmstart import WarmStart, WarmStartSnapshot
+from dpp.slots import N_SLOTS
 
 
 class PseudopotentialHamiltonian(nn.Module):
@@ -68,7 +80,23 @@ class PseudopotentialHamiltonian(nn.Module):
             self._checked_order_rows(system, geometry, device)
             for system, geometry in zip(self.systems, self.geometries, strict=True)
         ]
-        self._kernels: list[ProjectorKernels | None] = [None] * len(self.systems)
+        self._build_terms()
+        self._warm = WarmStart()
+
+    def _build_terms(self) -> None:
+        """The form-factor chain and, per system, projector factors and operator terms."""
+        self._chain = FormFactorChain(self.options, self.uses_network)
+        self._projectors = [
+            ProjectorFactors(g.basis, g.kpoints, cache=self.options.cache_projectors)
+            for g in self.geometries
+        ]
+        self._terms = [self._system_terms(i) for i in range(len(self.geometries))]
+
+    def _system_terms(self, system: int) -> list[OperatorTerm]:
+        context = SystemContext(
+            self.geometries[system], self.options, self._projectors[system], self._chain
+        )
+        return operator_terms(context, self.uses_network)
 
     def _checked_order_rows(
         self, system: SystemData, geometry: SystemGeometry, device: torch.device | str
@@ -88,14 +116,17 @@ class PseudopotentialHamiltonian(nn.Module):
         return torch.as_tensor(system.order_matrix, dtype=torch.long, device=device)
 
     def replica(self, model: nn.Module | None) -> PseudopotentialHamiltonian:
-        """A Hamiltonian with its own `model` and parameter table that shares this one's
-        geometry and spin-orbit/nonlocal kernel caches (the same objects, not copies)."""
+        """A Hamiltonian with its own `model`, parameter table and warm-start eigenvectors
+        that shares this one's geometry and projector factors (the same objects)."""
         view = copy.copy(self)
         view._parameters, view._buffers, view._modules = {}, {}, {}
         view.model = model
         view.register_buffer("pp_fixed", self.pp_fixed.detach().clone())
         view.register_buffer("pp_mask", self.pp_mask.clone())
         view.pp_free = nn.Parameter(self.pp_free.detach().clone(), requires_grad=False)
+        view._chain = FormFactorChain(self.options, view.uses_network)
+        view._terms = [view._system_terms(i) for i in range(len(self.geometries))]
+        view._warm = WarmStart()
         return view
 
     def deformed(self, system: int, strain: float) -> PseudopotentialHamiltonian:
@@ -103,6 +134,7 @@ class PseudopotentialHamiltonian(nn.Module):
         ratio `strain` (same G labels, fractional k and atoms; physics.md §13.1).
 
         Model and parameters are shared, so observables of the view stay differentiable.
+        The view has its own warm-start eigenvectors (this one's are left untouched).
         """
         view = copy.copy(self)
         view.geometries = list(self.geometries)
@@ -113,8 +145,14 @@ class PseudopotentialHamiltonian(nn.Module):
             labels=self.geometries[system].labels,
             device=self.pp_fixed.device,
         )
-        view._kernels = list(self._kernels)
-        view._kernels[system] = None
+        geometry = view.geometries[system]
+        view._projectors = list(self._projectors)
+        view._projectors[system] = ProjectorFactors(
+            geometry.basis, geometry.kpoints, cache=self.options.cache_projectors
+        )
+        view._terms = list(self._terms)
+        view._terms[system] = view._system_terms(system)
+        view._warm = WarmStart()
         return view
 
     # -- parameters ---------------------------------------------------------------------
@@ -128,82 +166,61 @@ class PseudopotentialHamiltonian(nn.Module):
 
     @property
     def uses_network(self) -> bool:
-        return self.model is not None and not is_zero_function(self.model)
+        return Parameters(self.pp_fixed, self.model).uses_network
+
+    def _parameters_for(self, table: torch.Tensor | None) -> Parameters:
+        return Parameters(self.pp_table() if table is None else table, self.model)
 
     def form_factors(
         self, q: torch.Tensor, table: torch.Tensor | None = None, volume_ratio: float = 1.0
     ) -> torch.Tensor:
         """v_s(q) in Hartree·Bohr³ for q (M,) in 1/Bohr → (M, n_species)."""
-        table = self.pp_table() if table is None else table
-        if self.uses_network:
-            values = self.model(q[:, None])
-            if self.options.long_range_with_nn:
-                values = values + long_range(q, table[:, Slot.LONG_RANGE])
-        else:
-            values = wang_zunger(q, table) + long_range(q, table[:, Slot.LONG_RANGE])
-        return values * strain_factor(table[:, Slot.STRAIN], volume_ratio)
+        return self._chain(q, self._parameters_for(table), volume_ratio)
 
     # -- assembly -------------------------------------------------------------------------
-    def local_potential(self, system: int, table: torch.Tensor) -> torch.Tensor:
-        """V_loc[m, n] = Σ_s v_s(|G_m − G_n|) S_s(G_m − G_n), complex (N, N), Hartree."""
-        geometry = self.geometries[system]
-        n = geometry.n_basis
-        if self.uses_network and self.model.training and has_batchnorm(self.model):
-            values = self.form_factors(geometry.full_q(), table, geometry.volume_ratio)
-            per_element = values.reshape(n, n, -1)
-        else:
-            values = self.form_factors(geometry.unique_q, table, geometry.volume_ratio)
-            per_element = values[geometry.q_index]
-        potential = torch.zeros(
-            (n, n), dtype=geometry.structure_factors.dtype, device=values.device
-        )
-        for s in torch.nonzero(geometry.species_present).flatten().tolist():
-            potential = potential + per_element[..., s] * geometry.structure_factors[s]
-        return potential
+    def projector_kernels(self, system: int) -> ProjectorFactors:
+        """The low-rank spin–orbit/nonlocal factors of `system` (kernels on demand)."""
+        return self._projectors[system]
 
-    def _strength_matrix(self, system: int, strengths: torch.Tensor) -> torch.Tensor:
-        """Σ_s a_s S_s for one slot's strengths a_s (n_species,): complex (N, N)."""
-        factors = self.geometries[system].structure_factors
-        return torch.einsum("s,smn->mn", strengths.to(factors.dtype), factors)
+    def _coefficients(self, system: int, parameters: Parameters) -> list[Coefficients]:
+        return [term.coefficients(parameters) for term in self._terms[system]]
 
-    def projector_kernels(self, system: int) -> ProjectorKernels:
-        if self._kernels[system] is None:
-            geometry = self.geometries[system]
-            self._kernels[system] = ProjectorKernels(
-                geometry.basis, geometry.kpoints, cache=self.options.cache_projectors
-            )
-        return self._kernels[system]
+    def _assemble(
+        self, system: int, k_indices: torch.Tensor, parameters: Parameters
+    ) -> tuple[torch.Tensor, list[Coefficients]]:
+        coefficients = self._coefficients(system, parameters)
+        matrices = assemble(self._terms[system], k_indices, self._dimension(system), coefficients)
+        return matrices, coefficients
+
+    def _dimension(self, system: int) -> int:
+        return self.geometries[system].n_basis * (2 if self.options.spin_orbit else 1)
+
+    def _k_tensor(self, system: int, k_indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        device = self.geometries[system].kpoints.device
+        return torch.as_tensor(k_indices, dtype=torch.long, device=device).reshape(-1)
 
     def hamiltonians(
         self, system: int, k_indices: torch.Tensor, table: torch.Tensor | None = None
     ) -> torch.Tensor:
         """H(k) for the given k-points, complex (B, dim, dim) in Hartree."""
-        table = self.pp_table() if table is None else table
-        geometry = self.geometries[system]
-        local = self.local_potential(system, table)
-        waves = geometry.kpoints[k_indices][:, None, :] + geometry.basis[None]
-        kinetic = torch.diag_embed(0.5 * (waves * waves).sum(-1)).to(local.dtype)
-        diagonal_block = local + kinetic
-        if not self.options.nonlocal_active:
-            return diagonal_block
-        kernels = self.projector_kernels(system).kernels(k_indices)
-        nonlocal_ = self._strength_matrix(system, table[:, Slot.NONLOCAL_1]) * kernels[:, 3]
-        nonlocal_ = (
-            nonlocal_ + self._strength_matrix(system, table[:, Slot.NONLOCAL_2]) * kernels[:, 4]
-        )
-        diagonal_block = diagonal_block + nonlocal_
-        if not self.options.spin_orbit:
-            return diagonal_block
-        soc = self._strength_matrix(system, table[:, Slot.SPIN_ORBIT])
-        cx, cy, cz = kernels[:, 0], kernels[:, 1], kernels[:, 2]
-        up_up = diagonal_block - 0.5j * soc * cz
-        down_down = diagonal_block + 0.5j * soc * cz
-        up_down = soc * (-0.5j * cx - 0.5 * cy)
-        down_up = soc * (-0.5j * cx + 0.5 * cy)
-        return torch.cat(
-            [torch.cat([up_up, up_down], dim=-1), torch.cat([down_up, down_down], dim=-1)],
-            dim=-2,
-        )
+        k_indices = self._k_tensor(system, k_indices)
+        return self._assemble(system, k_indices, self._parameters_for(table))[0]
+
+    def term_operators(
+        self, system: int, k_indices: torch.Tensor | Sequence[int]
+    ) -> dict[str, torch.Tensor]:
+        """Each active term's matrix (B, dim, dim) in Hartree, by name (`kinetic`, `local`,
+        `nonlocal`, `spin_orbit`); their sum is H(k). For diagnostics (no gradients)."""
+        k_indices = self._k_tensor(system, k_indices)
+        parameters = self._parameters_for(None)
+        operators = {}
+        with torch.no_grad():
+            for term in self._terms[system]:
+                coefficients = term.coefficients(parameters)
+                operators[term.name] = assemble(
+                    [term], k_indices, self._dimension(system), [coefficients]
+                )
+        return operators
 
     # -- bands ------------------------------------------------------------------------------
     def k_chunk(self, system: int) -> int:
@@ -218,13 +235,33 @@ class PseudopotentialHamiltonian(nn.Module):
     def eigenpairs(
         self, system: int, k_indices: torch.Tensor, n_eig: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Lowest `n_eig` eigenvalues (Hartree, differentiable) and eigenvectors of H(k)."""
-        table = self.pp_table()
+        """Lowest `n_eig` eigenvalues (Hartree, differentiable) and eigenvectors of H(k).
+
+        A chunk whose H(k) holds NaN or infinite entries (parameters that overflowed) is not
+        handed to a solver: its eigenpairs are NaN, so the loss is NaN and the callers'
+        non-finite guards stop or reject the state (the same on every DDP rank)."""
+        parameters = self._parameters_for(None)
+        k_indices = self._k_tensor(system, k_indices)
+        device = self.geometries[system].kpoints.device
+        iterative = uses_iterative(
+            self.options.eigensolver, device, self._dimension(system), self.options.davidson_min_dim
+        )
         values, vectors = [], []
         for chunk in torch.split(k_indices, self.k_chunk(system)):
-            chunk_values, chunk_vectors = lowest_eigh(
-                self.hamiltonians(system, chunk, table), n_eig, self.options.eigensolver
-            )
+            matrices, coefficients = self._assemble(system, chunk, parameters)
+            if not bool(torch.isfinite(matrices).all()):
+                chunk_values, chunk_vectors = _non_finite_eigenpairs(matrices, n_eig)
+                values.append(chunk_values)
+                vectors.append(chunk_vectors)
+                continue
+            if iterative:
+                self._warm.note_parameters(system, self._terms[system], parameters, coefficients)
+                solve = partial(
+                    self._warm.solve, system, chunk.tolist(), n_eig=n_eig, options=self.options
+                )
+            else:
+                solve = partial(lowest_eigh_raw, n_eig=n_eig, solver=self.options.eigensolver)
+            chunk_values, chunk_vectors = differentiable_eigenpairs(matrices, solve)
             values.append(chunk_values)
             vectors.append(chunk_vectors)
         return torch.cat(values), torch.cat(vectors)
@@ -254,9 +291,43 @@ class PseudopotentialHamiltonian(nn.Module):
         values, _ = self.eigenpairs(system, k_indices, n_eig)
         return process_bands(values, n_bands, self.options.spin_orbit, rows)
 
+    # -- warm-start state ---------------------------------------------------------------------
+    def snapshot(self) -> WarmStartSnapshot:
+        """The warm-start eigenvectors of every (system, k) and their drift bookkeeping."""
+        return self._warm.snapshot()
+
+    def restore(self, snapshot: WarmStartSnapshot) -> None:
+        """Bring back a `snapshot()` (e.g. the accepted state after a rejected Monte Carlo
+        move), so the next solves start from that state's eigenvectors."""
+        self._warm.restore(snapshot)
+
+    def invalidate(self) -> None:
+        """Forget all warm-start eigenvectors: the next solve of every k-point is dense
+        (after a resume, a perturbation kick, or any change made behind this object's back
+        that the drift bounds cannot see, such as a new geometry)."""
+        self._warm.invalidate()
+
+    @property
+    def solver_stats(self) -> dict[str, int]:
+        """Solves since construction: `iterative` (warm-started) and the dense ones by reason
+        (`cold`, `refresh`, `moved`, `unconverged`)."""
+        return dict(self._warm.stats)
+
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module signature
         super()._apply(fn, recurse)
         self.geometries = [geometry.map_tensors(fn) for geometry in self.geometries]
         self._order_rows = [None if rows is None else fn(rows) for rows in self._order_rows]
-        self._kernels = [None] * len(self.systems)
+        self._build_terms()
+        self._warm.invalidate()
         return self
+
+
+def _non_finite_eigenpairs(matrices: torch.Tensor, n_eig: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """NaN eigenvalues (B, n_eig), still connected to `matrices` for autograd, and NaN
+    eigenvectors (B, n, n_eig) of a batch that cannot be diagonalised."""
+    diagonal = matrices.diagonal(dim1=-2, dim2=-1).real[..., :n_eig]
+    values = diagonal * float("nan")
+    vectors = torch.full(
+        (*matrices.shape[:-1], n_eig), float("nan"), dtype=matrices.dtype, device=matrices.device
+    )
+    return values, vectors

@@ -17,11 +17,26 @@ class PhysicsOptions:
     basis_search: `complete` sphere |G|²/2 < maxKE, or the original's `legacy` box.
     long_range_with_nn: add the a4 long-range tail to a network form factor too.
     nonlocal_without_soc: nonlocal channels on the N×N matrix when spin_orbit is off.
-    eigensolver: `auto`, `lapack` (CPU subset driver) or `torch` (batched eigh).
+    eigensolver: `lapack` (CPU subset driver), `torch` (batched eigh), `davidson` (block
+        Davidson warm-started from the previous evaluation's eigenvectors of each k-point,
+        batched on GPU; cold starts and fallbacks are dense) or `auto` (davidson on CPU
+        from `davidson_min_dim` on, lapack below it; batched eigh on GPU).
     k_chunk: k-points assembled at once (0 = automatic within a 2 GB budget).
-    cache_projectors: keep the spin–orbit/nonlocal k-kernels between evaluations.
-    legacy_batchnorm: call a batch-norm network once per atom and k-point, as the original
-        (its running statistics then depend on the number of atoms and k-points).
+    cache_projectors: keep the spin–orbit/nonlocal projector factors between evaluations.
+    legacy_batchnorm: update a batch-norm network's running statistics once per atom and
+        k-point in every training step, as the original's one network call per atom and
+        k-point (default: once per system and step; either way independent of the k-point
+        batching and of DDP, dpp.models.batchnorm).
+    davidson_tol: convergence of each wanted eigenpair, ‖H x − θ x‖₂ ≤ tol (Hartree). The
+        eigenvalue error is about tol²/gap, the gradient error grows about linearly with tol:
+        the default keeps eigenvalues within 1e-10 eV and loss gradients within about 1e-7
+        (relative) of the dense solver.
+    davidson_buffer: vectors carried beyond the wanted ones (0 = max(8, ⌈n_eig/2⌉)); the
+        block is made even with spin–orbit so that no Kramers pair is split at its edge.
+    davidson_max_iter: iterations before a k-point falls back to a dense solve.
+    davidson_refresh: a dense solve of each k-point after this many warm-started ones
+        in a row (0 = never).
+    davidson_min_dim: smallest matrix dimension for which `auto` uses davidson on CPU.
     """
 
     spin_orbit: bool = False
@@ -32,6 +47,11 @@ class PhysicsOptions:
     k_chunk: int = 0
     cache_projectors: bool = True
     legacy_batchnorm: bool = False
+    davidson_tol: float = 1e-7
+    davidson_buffer: int = 0
+    davidson_max_iter: int = 50
+    davidson_refresh: int = 100
+    davidson_min_dim: int = 400
 
     def __post_init__(self) -> None:
         if self.basis_search not in BASIS_SEARCH_MODES:
@@ -51,6 +71,19 @@ class PhysicsOptions:
         if self.k_chunk < 0:
             raise SettingError(
                 "k_chunk", "negative chunk size", expected=">= 0", found=self.k_chunk
+            )
+        if not self.davidson_tol > 0:
+            raise SettingError(
+                "davidson_tol", "non-positive tolerance", expected="> 0", found=self.davidson_tol
+            )
+        for name in ("davidson_buffer", "davidson_refresh", "davidson_min_dim"):
+            if getattr(self, name) < 0:
+                raise SettingError(
+                    name, "negative value", expected=">= 0", found=getattr(self, name)
+                )
+        if self.davidson_max_iter < 1:
+            raise SettingError(
+                "davidson_max_iter", "no iterations", expected=">= 1", found=self.davidson_max_iter
             )
 
     @property

@@ -7,12 +7,13 @@ import math
 import torch
 
 from dpp.physics.constants import LONG_RANGE_GAMMA, LONG_RANGE_Q_MIN
+from dpp.slots import WANG_ZUNGER
 
 
 def wang_zunger(q: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     """v(q) = a0 (q² − a1) / (a2 exp(a3 q²) − 1) for q (M,) and params (S, ≥4) → (M, S)."""
     q2 = (q * q)[:, None]
-    a0, a1, a2, a3 = params[:, 0], params[:, 1], params[:, 2], params[:, 3]
+    a0, a1, a2, a3 = (params[:, slot] for slot in WANG_ZUNGER)
     return a0 * (q2 - a1) / (a2 * torch.exp(a3 * q2) - 1.0)
 
 

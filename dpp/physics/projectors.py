@@ -1,13 +1,16 @@
-"""k-dependent kernels of the spin-orbit and nonlocal terms (physics.md §5.6–5.8).
+"""Low-rank factors of the spin-orbit and nonlocal kernels (physics.md §5.6–5.8).
 
-For K_m = k + G_m the radial part P_mn·I(|K_m|, |K_n|) = 12π Σ_q c_q F_mq F_nq with
-F_mq = j1(|K_m| r_q)/|K_m| is a rank-n_q matrix product. It does not depend on the species:
-the species enter only through Σ_s a_s S_s, which is k-independent and built once per step.
-The five real kernels returned per k are
+For K_m = k + G_m (1/Bohr) the radial part P_mn·I(|K_m|, |K_n|) = 12π Σ_q c_q F_mq F_nq with
+F_mq = j1(|K_m| r_q)/|K_m| is a rank-n_q product, and the angular parts K_m·K_n and
+K_m × K_n are rank-3 bilinear forms. With u_mqa = F_mq K_ma the kernels are
 
-    0..2  P·I_0.7 ∘ c_x, c_y, c_z        (c = K_m × K_n, spin-orbit)
-    3     P·I_1.0 ∘ (K_m·K_n)            (nonlocal channel 1)
-    4     P·J ∘ (K_m·K_n)                (nonlocal channel 2)
+    dot   P·I ∘ (K_m·K_n)      = Σ_qa  c_q u_mqa u_nqa                    (nonlocal)
+    cross P·I ∘ (K_m×K_n)_a    = Σ_q   c_q (u_mqb u_nqc − u_mqc u_nqb)     (spin-orbit, abc cyclic)
+
+so each N×N kernel is one real matrix product of inner size 3n_q (dot) or 2n_q (cross).
+Only the factors F (N, n_q per channel) and K (N, 3) are kept per k-point (0.6 MB per channel
+at N = 1189, against 54 MB of kernels); the kernels are formed transiently where a term
+needs them. The species enter elsewhere, through Σ_s a_s S_s.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ import torch
 
 from dpp.physics.radial import SHIFTED_CUTOFF, projector_rules, spherical_j1
 
-N_KERNELS = 5
+CHANNELS = ("soc", "nl1", "nl2")
+"""Radial channels: spin-orbit (I, w = 0.7), nonlocal 1 (I, w = 1.0), nonlocal 2 (J)."""
+
+CYCLIC = ((1, 2), (2, 0), (0, 1))
+"""(b, c) of each component a of a cross product: (K_m × K_n)_a = K_mb K_nc − K_mc K_nb."""
 
 
 def radial_nodes_for(k_max: float) -> int:
@@ -26,56 +33,94 @@ def radial_nodes_for(k_max: float) -> int:
     return max(64, int(3.0 * k_max * SHIFTED_CUTOFF / math.pi) + 32)
 
 
-class ProjectorKernels:
-    """Builds (and optionally caches) the five kernels of each k-point of one system."""
+class ProjectorFactors:
+    """The factors u_mqa = F_mq K_ma of every k-point of one system, built on demand.
+
+    With `cache`, the factors of a k-point are kept after their first use (the `cacheSO`
+    switch); they never depend on the trainable parameters.
+    """
 
     def __init__(self, basis: torch.Tensor, kpoints: torch.Tensor, *, cache: bool) -> None:
         self.basis = basis
         self.kpoints = kpoints
         self.cache = cache
-        self._cached: dict[int, torch.Tensor] = {}
+        self._cached: dict[tuple[int, str], torch.Tensor] = {}
+        self._bounds: dict[str, float] = {}
         k_max = float((kpoints.norm(dim=1).max() + basis.norm(dim=1).max()).item())
-        self._rules = {
-            name: tuple(torch.as_tensor(a, dtype=basis.dtype, device=basis.device) for a in rule)
-            for name, rule in projector_rules(radial_nodes_for(k_max)).items()
-        }
+        self._weights = {}
+        self._nodes = {}
+        for name, (nodes, weights) in projector_rules(radial_nodes_for(k_max)).items():
+            self._nodes[name] = torch.as_tensor(nodes, dtype=basis.dtype, device=basis.device)
+            self._weights[name] = (
+                12.0 * math.pi * torch.as_tensor(weights, dtype=basis.dtype, device=basis.device)
+            )
 
-    def kernels(self, k_indices: torch.Tensor) -> torch.Tensor:
-        """Kernels of the given k-points, shape (B, 5, N, N), real."""
-        return torch.stack([self._kernel(int(k)) for k in k_indices.tolist()])
+    def factors(self, k: int, channel: str) -> torch.Tensor:
+        """u_mqa = F_mq K_ma of k-point `k` for `channel`: (N, n_q, 3), dimensionless."""
+        waves = self.kpoints[k] + self.basis
+        return self._radial(k, channel, waves)[:, :, None] * waves[:, None, :]
 
-    def _kernel(self, k: int) -> torch.Tensor:
-        if k in self._cached:
-            return self._cached[k]
-        kernel = self._build(self.kpoints[k])
-        if self.cache:
-            self._cached[k] = kernel
-        return kernel
-
-    def _radial(self, wave: torch.Tensor, norms: torch.Tensor, channel: str) -> torch.Tensor:
-        nodes, weights = self._rules[channel]
+    def _radial(self, k: int, channel: str, waves: torch.Tensor) -> torch.Tensor:
+        """F_mq = j1(|K_m| r_q)/|K_m| (0 where K_m = 0): (N, n_q) in Bohr."""
+        key = (k, channel)
+        if key in self._cached:
+            return self._cached[key]
+        norms = waves.norm(dim=1)
         safe = torch.where(norms > 0, norms, torch.ones_like(norms))
-        factor = spherical_j1(norms[:, None] * nodes) / safe[:, None]
-        factor = torch.where(norms[:, None] > 0, factor, torch.zeros_like(factor))
-        return 12.0 * math.pi * (factor * weights) @ factor.T
+        radial = spherical_j1(norms[:, None] * self._nodes[channel]) / safe[:, None]
+        radial = torch.where(norms[:, None] > 0, radial, torch.zeros_like(radial))
+        if self.cache:
+            self._cached[key] = radial
+        return radial
 
-    def _build(self, k: torch.Tensor) -> torch.Tensor:
-        wave = k + self.basis
-        norms = wave.norm(dim=1)
-        soc = self._radial(wave, norms, "soc")
-        x, y, z = wave.unbind(1)
-        cross = (
-            torch.outer(y, z) - torch.outer(z, y),
-            torch.outer(z, x) - torch.outer(x, z),
-            torch.outer(x, y) - torch.outer(y, x),
-        )
-        dot = wave @ wave.T
-        return torch.stack(
-            [
-                soc * cross[0],
-                soc * cross[1],
-                soc * cross[2],
-                self._radial(wave, norms, "nl1") * dot,
-                self._radial(wave, norms, "nl2") * dot,
-            ]
-        )
+    def dot_kernel(self, k: int, channel: str) -> torch.Tensor:
+        """P·I_c(|K_m|, |K_n|)·(K_m·K_n), real (N, N), Bohr³ (the nonlocal kernels)."""
+        factors = self.factors(k, channel)
+        flat = factors.reshape(factors.shape[0], -1)
+        weighted = (factors * self._weights[channel][:, None]).reshape(flat.shape)
+        return weighted @ flat.T
+
+    def cross_kernels(self, k: int, channel: str = "soc") -> tuple[torch.Tensor, ...]:
+        """P·I_c ∘ (K_m × K_n)_a for a = x, y, z: three real (N, N) kernels."""
+        left, right = self._cross_factors(k, channel)
+        return tuple(a @ b.T for a, b in zip(left, right, strict=True))
+
+    def _cross_factors(self, k: int, channel: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per component a: (N, 2n_q) factors A, B with kernel_a = A Bᵀ."""
+        factors = self.factors(k, channel)
+        weights = self._weights[channel]
+        left, right = [], []
+        for b, c in CYCLIC:
+            left.append(torch.cat([factors[:, :, b], factors[:, :, c]], dim=1))
+            right.append(
+                torch.cat([weights * factors[:, :, c], -weights * factors[:, :, b]], dim=1)
+            )
+        return left, right
+
+    def dot_kernel_norm(self, channel: str) -> float:
+        """max over k of ‖dot kernel‖_F: an upper bound of its spectral norm, Bohr³."""
+        key = f"dot:{channel}"
+        if key not in self._bounds:
+            norms = []
+            for k in range(self.kpoints.shape[0]):
+                factors = self.factors(k, channel)
+                flat = factors.reshape(factors.shape[0], -1)
+                weights = self._weights[channel].repeat_interleave(3)
+                gram = flat.T @ flat
+                norms.append(float((weights[:, None] * weights[None, :] * gram * gram).sum()))
+            self._bounds[key] = math.sqrt(max(norms))
+        return self._bounds[key]
+
+    def cross_kernel_norm(self, channel: str = "soc") -> float:
+        """max over k of sqrt(Σ_a ‖cross kernel_a‖_F²), Bohr³ (bounds the spin-orbit term)."""
+        key = f"cross:{channel}"
+        if key not in self._bounds:
+            norms = []
+            for k in range(self.kpoints.shape[0]):
+                left, right = self._cross_factors(k, channel)
+                total = sum(
+                    float(((a.T @ a) * (b.T @ b)).sum()) for a, b in zip(left, right, strict=True)
+                )
+                norms.append(total)
+            self._bounds[key] = math.sqrt(max(norms))
+        return self._bounds[key]

@@ -1,0 +1,30 @@
+"""Long-range tail −a4·4π/q²·exp(−q²/4γ²) added to v_s(q) (physics.md §5.4)."""
+
+from __future__ import annotations
+
+import torch
+
+from dpp.physics.options import PhysicsOptions
+from dpp.physics.potentials import long_range
+from dpp.physics.terms.base import FormFactorTerm, Parameters
+from dpp.slots import Slot
+
+
+class LongRangeTail(FormFactorTerm):
+    """The a4 tail (Hartree·Bohr³); on a network only with `long_range_with_nn`."""
+
+    name = "long_range"
+    slots = (Slot.LONG_RANGE,)
+
+    @classmethod
+    def enabled(cls, options: PhysicsOptions, uses_network: bool) -> bool:
+        return options.long_range_with_nn or not uses_network
+
+    def apply(
+        self,
+        q: torch.Tensor,
+        values: torch.Tensor | None,
+        parameters: Parameters,
+        volume_ratio: float,
+    ) -> torch.Tensor:
+        return values + long_range(q, parameters.table[:, Slot.LONG_RANGE])

@@ -1,0 +1,79 @@
+"""Nonlocal l = 1 channels a6 (Gaussian) and a7 (shifted Gaussian) (physics.md §5.8).
+
+V_NL = Σ_s S_s ∘ P·(K_m·K_n)·[a6(s) I_1.0 + a7(s) J], identical in both spin blocks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dpp.physics.options import PhysicsOptions
+from dpp.physics.terms.base import (
+    Coefficients,
+    OperatorTerm,
+    Parameters,
+    strength_drift,
+    strength_matrix,
+)
+from dpp.slots import NONLOCAL, Slot
+
+CHANNELS = {Slot.NONLOCAL_1: "nl1", Slot.NONLOCAL_2: "nl2"}
+"""Radial channel of each nonlocal slot."""
+
+
+class NonlocalTerm(OperatorTerm):
+    """Linear in A6 = Σ_s a6(s) S_s and A7 = Σ_s a7(s) S_s; kernels formed per k-point."""
+
+    name = "nonlocal"
+    slots = NONLOCAL
+
+    @classmethod
+    def enabled(cls, options: PhysicsOptions, uses_network: bool) -> bool:
+        return options.nonlocal_active
+
+    def coefficients(self, parameters: Parameters) -> Coefficients:
+        geometry = self.context.geometry
+        return tuple(strength_matrix(geometry, parameters.table[:, slot]) for slot in CHANNELS)
+
+    def _diagonal_blocks(self, out: torch.Tensor, b: int) -> list[torch.Tensor]:
+        n = self.context.n_basis
+        blocks = [out[b, :n, :n]]
+        if self.context.spinor:
+            blocks.append(out[b, n:, n:])
+        return blocks
+
+    def add_to(
+        self, out: torch.Tensor, k_indices: torch.Tensor, coefficients: Coefficients
+    ) -> None:
+        projectors = self.context.projectors
+        for b, k in enumerate(k_indices.tolist()):
+            term = None
+            for strength, channel in zip(coefficients, CHANNELS.values(), strict=True):
+                part = strength * projectors.dot_kernel(k, channel)
+                term = part if term is None else term.add_(part)
+            for block in self._diagonal_blocks(out, b):
+                block += term
+
+    def adjoint(self, grad: torch.Tensor, k_indices: torch.Tensor) -> Coefficients:
+        projectors = self.context.projectors
+        totals = [None] * len(CHANNELS)
+        for b, k in enumerate(k_indices.tolist()):
+            diagonal = sum(self._diagonal_blocks(grad, b))
+            for i, channel in enumerate(CHANNELS.values()):
+                part = diagonal * projectors.dot_kernel(k, channel)
+                totals[i] = part if totals[i] is None else totals[i].add_(part)
+        return tuple(totals)
+
+    def drift_state(self, parameters: Parameters, coefficients: Coefficients) -> object:
+        return parameters.table[:, list(CHANNELS)].detach().clone()
+
+    def drift(self, before: object, after: object) -> float:
+        """Σ_channels Σ_s |Δa(s)| n_atoms(s)/|Ω| · max_k ‖kernel‖_F (Hartree)."""
+        geometry = self.context.geometry
+        projectors = self.context.projectors
+        total = 0.0
+        for i, channel in enumerate(CHANNELS.values()):
+            moved = strength_drift(geometry, before[:, i], after[:, i])
+            if moved:
+                total += moved * projectors.dot_kernel_norm(channel)
+        return total

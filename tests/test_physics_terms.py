@@ -1,0 +1,184 @@
+"""The Hamiltonian terms (dpp.physics.terms): sums, adjoints, kernels and drift bounds.
+
+Every operator term in the registry is checked by the generic tests here (sum of the term
+matrices, adjoint identity, drift bound), so a new term is covered once it is registered.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import DATA, EXAMPLES, shrink_bundle
+
+from dpp.io import load_bundle
+from dpp.models import build_model
+from dpp.physics import build_hamiltonian
+from dpp.physics.radial import projector_rules, radial_integral
+from dpp.physics.terms import FORM_FACTOR_TERMS, OPERATOR_TERMS, Parameters
+from dpp.slots import Slot
+
+
+def cdse(max_ke: float = 3.0):
+    bundle = shrink_bundle(load_bundle(EXAMPLES / "zb_CdSe"), max_ke, n_kpoints=25)
+    bundle.pp_params[:, Slot.LONG_RANGE] = [0.3, -0.3]
+    return bundle
+
+
+def cspbi3(max_ke: float = 1.5):
+    return shrink_bundle(load_bundle(DATA / "CsPbI3_soc"), max_ke, n_kpoints=3)
+
+
+HAMILTONIANS = {
+    "plain": lambda: build_hamiltonian(cdse()),
+    "spin_orbit": lambda: build_hamiltonian(cspbi3(), spin_orbit=True),
+    "nonlocal_without_soc": lambda: build_hamiltonian(cspbi3(), nonlocal_without_soc=True),
+}
+
+
+@pytest.mark.parametrize("case", HAMILTONIANS)
+def test_term_operators_sum_to_hamiltonian(case: str) -> None:
+    hamiltonian = HAMILTONIANS[case]()
+    k = torch.tensor([0, 2])
+    operators = hamiltonian.term_operators(0, k)
+    expected = {"local", "kinetic"}
+    if case != "plain":
+        expected.add("nonlocal")
+    if case == "spin_orbit":
+        expected.add("spin_orbit")
+    assert set(operators) == expected
+    with torch.no_grad():
+        total = hamiltonian.hamiltonians(0, k)
+    torch.testing.assert_close(sum(operators.values()), total, rtol=0, atol=1e-14)
+    kinetic = operators["kinetic"]
+    geometry = hamiltonian.geometries[0]
+    waves = geometry.kpoints[k][:, None, :] + geometry.basis[None]
+    energies = 0.5 * (waves * waves).sum(-1)
+    spinor = 2 if case == "spin_orbit" else 1
+    torch.testing.assert_close(
+        kinetic, torch.diag_embed(energies.repeat(1, spinor)).to(kinetic.dtype)
+    )
+    for name, matrix in operators.items():
+        torch.testing.assert_close(matrix, matrix.mH, rtol=0, atol=1e-13, msg=name)
+
+
+@pytest.mark.parametrize("case", HAMILTONIANS)
+def test_every_operator_term_adjoint_matches_its_forward(case: str) -> None:
+    """Re⟨G, L(C) − L(0)⟩ = Re⟨L*(G), C⟩ for random coefficients C and gradients G."""
+    hamiltonian = HAMILTONIANS[case]()
+    k = torch.tensor([1, 2])
+    generator = torch.Generator().manual_seed(0)
+    dim = hamiltonian._dimension(0)
+    parameters = Parameters(hamiltonian.pp_table(), hamiltonian.model)
+    for term in hamiltonian._terms[0]:
+        shapes = [c.shape for c in term.coefficients(parameters)]
+        coefficients = tuple(
+            torch.randn(shape, dtype=torch.complex128, generator=generator) for shape in shapes
+        )
+        out = torch.zeros((2, dim, dim), dtype=torch.complex128)
+        term.add_to(out, k, coefficients)
+        fixed = torch.zeros_like(out)
+        term.add_to(fixed, k, tuple(torch.zeros_like(c) for c in coefficients))
+        out -= fixed
+        grad = torch.randn((2, dim, dim), dtype=torch.complex128, generator=generator)
+        adjoint = term.adjoint(grad, k)
+        assert len(adjoint) == len(coefficients), term.name
+        left = torch.vdot(grad.flatten(), out.flatten()).real
+        right = sum(
+            torch.vdot(a.flatten(), c.flatten()).real
+            for a, c in zip(adjoint, coefficients, strict=True)
+        )
+        assert float(left) == pytest.approx(float(right), rel=1e-12, abs=1e-9), term.name
+
+
+def test_registry_names_and_slots_are_unique() -> None:
+    names = [term.name for term in (*FORM_FACTOR_TERMS, *OPERATOR_TERMS)]
+    assert len(names) == len(set(names))
+    slots = [slot for term in (*FORM_FACTOR_TERMS, *OPERATOR_TERMS) for slot in term.slots]
+    assert len(slots) == len(set(slots))
+    assert all(isinstance(slot, Slot) for slot in slots)
+
+
+def test_long_range_tail_on_network_only_when_asked() -> None:
+    bundle = cdse(2.0)
+    model = build_model("Net_relu", [4], 2, generator=torch.Generator().manual_seed(0))
+    q = torch.tensor([0.5, 1.0], dtype=torch.float64)
+    with torch.no_grad():
+        with_tail = build_hamiltonian(bundle, model).form_factors(q)
+        without = build_hamiltonian(bundle, model, long_range_with_nn=False).form_factors(q)
+        plain = model(q[:, None])
+    torch.testing.assert_close(without, plain)
+    tail = with_tail - plain
+    assert float(tail[0, 0]) == pytest.approx(-0.3 * 10.53621750372248, rel=1e-12)
+    assert float(tail[0, 1]) == pytest.approx(0.3 * 10.53621750372248, rel=1e-12)
+
+
+def explicit_kernels(waves: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The kernels of physics.md §5.6–5.8 element by element (P·I ∘ c, P·I ∘ dot)."""
+    norms = waves.norm(dim=1)
+    rules = projector_rules(64)
+    k1, k2 = norms[:, None].expand(-1, len(norms)), norms[None, :].expand(len(norms), -1)
+    p = 12 * math.pi / (k1 * k2)
+    p = torch.where((k1 * k2) > 0, p, torch.zeros_like(p))
+    cross = torch.cross(waves[:, None, :].expand(-1, len(norms), -1), waves[None], dim=-1)
+    dot = waves @ waves.T
+    soc = p * radial_integral(k1, k2, rules["soc"])
+    return (
+        *(soc * cross[..., a] for a in range(3)),
+        p * radial_integral(k1, k2, rules["nl1"]) * dot,
+        p * radial_integral(k1, k2, rules["nl2"]) * dot,
+    )
+
+
+def test_low_rank_kernels_match_the_element_formula() -> None:
+    hamiltonian = build_hamiltonian(cspbi3(1.0), spin_orbit=True)
+    factors = hamiltonian.projector_kernels(0)
+    geometry = hamiltonian.geometries[0]
+    k = 1
+    expected = explicit_kernels(geometry.kpoints[k] + geometry.basis)
+    found = (*factors.cross_kernels(k), factors.dot_kernel(k, "nl1"), factors.dot_kernel(k, "nl2"))
+    for a, b in zip(found, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    bound = factors.dot_kernel_norm("nl1")
+    spectral = max(
+        float(torch.linalg.matrix_norm(factors.dot_kernel(i, "nl1"), ord=2)) for i in range(3)
+    )
+    assert spectral <= bound <= 10 * spectral
+
+
+def test_drift_bounds_cover_the_actual_change() -> None:
+    bundle = cspbi3()
+    hamiltonian = build_hamiltonian(bundle, spin_orbit=True, train_slots=tuple(Slot))
+    before = hamiltonian.pp_table().detach().clone()
+    after = before.clone()
+    generator = torch.Generator().manual_seed(3)
+    after += 0.05 * torch.randn(after.shape, dtype=after.dtype, generator=generator)
+    k = torch.arange(3)
+    with torch.no_grad():
+        operators = [hamiltonian.term_operators(0, k)]
+        hamiltonian.pp_free.copy_(after[hamiltonian.pp_mask])
+        operators.append(hamiltonian.term_operators(0, k))
+    for term in hamiltonian._terms[0]:
+        states = []
+        for table in (before, after):
+            parameters = Parameters(table, None)
+            with torch.no_grad():
+                states.append(term.drift_state(parameters, term.coefficients(parameters)))
+        bound = term.drift(*states)
+        change = operators[1][term.name] - operators[0][term.name]
+        actual = float(torch.linalg.matrix_norm(change, ord=2).max())
+        assert actual <= bound * 1.0001 + 1e-14, term.name
+        if term.name == "local":
+            assert bound == pytest.approx(actual, rel=0.05)
+        assert term.drift(states[0], states[0]) == 0.0
+
+
+def test_projector_factors_are_cached_only_when_asked() -> None:
+    bundle = cspbi3(1.0)
+    cached = build_hamiltonian(bundle, spin_orbit=True).projector_kernels(0)
+    uncached = build_hamiltonian(bundle, spin_orbit=True, cache_projectors=False)
+    uncached = uncached.projector_kernels(0)
+    np.testing.assert_array_equal(cached.factors(0, "soc"), uncached.factors(0, "soc"))
+    assert (0, "soc") in cached._cached and not uncached._cached
