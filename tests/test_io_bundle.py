@@ -143,7 +143,10 @@ def test_missing_folder(tmp_path: Path) -> None:
 
 def test_wrong_column_count_kpoints(bundle: Path) -> None:
     edit_line(bundle / "kpoints_0.par", 1, "0.5 0.5 0.5")
-    expect_error(bundle, "kpoints_0.par", "line 1", "ragged table")
+    expect_error(bundle, "kpoints_0.par", "line 1", "too few columns", "at least 4")
+    edit_line(bundle / "kpoints_0.par", 1, "0.5 0.5 0.5 1")
+    edit_line(bundle / "kpoints_0.par", 4, "0.5 0.5 0.5")
+    expect_error(bundle, "kpoints_0.par", "line 4", "ragged table", "as on line 1")
 
 
 def test_too_few_columns(bundle: Path) -> None:
@@ -166,7 +169,7 @@ def test_band_weights_count_mismatch(bundle: Path) -> None:
 def test_kpoint_count_mismatch(bundle: Path) -> None:
     path = bundle / "kpoints_0.par"
     path.write_text("\n".join(path.read_text().splitlines()[:-1]) + "\n")
-    expect_error(bundle, "expBandStruct_0.par", "line 61", "one row per k-point (60)")
+    expect_error(bundle, "expBandStruct_0.par", "line 61", "60 (one row per k-point)")
 
 
 def test_non_numeric_token(bundle: Path) -> None:

@@ -16,6 +16,7 @@ from dpp.io.qspace import read_qspace_table
 from dpp.io.settings import read_settings
 from dpp.io.system import read_system
 from dpp.io.tables import read_table
+from dpp.io.text import BOM
 
 EXTRAS = Path(__file__).parent / "data" / "extras"
 
@@ -49,6 +50,26 @@ def test_tables(tmp_path: Path) -> None:
         read_table(tmp_path / "latin.par")
 
 
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_line_endings_and_bom(tmp_path: Path, newline: bytes) -> None:
+    (tmp_path / "t.par").write_bytes(BOM + newline.join([b"# c", b"1 2", b"", b"3 4", b""]))
+    table = read_table(tmp_path / "t.par")
+    assert table.values.tolist() == [[1, 2], [3, 4]] and table.lines == (2, 4)
+    (tmp_path / "k.par").write_bytes(BOM + b"a = 1" + newline + b"b = 2")
+    assert read_key_values(tmp_path / "k.par") == {"a": ("1", 1), "b": ("2", 2)}
+
+
+def test_table_sizes_stop_at_the_first_bad_row(tmp_path: Path) -> None:
+    path = write(tmp_path, "big.par", "0 1 2\n0 1\n" + "x\n" * 1000)
+    with pytest.raises(InputError, match=r"line 2: wrong number of columns; expected 3 \(d E\)"):
+        read_table(path, columns=(3, "d E"))
+    path = write(tmp_path, "rows.par", "1 2\n" * 3 + "x\n")
+    with pytest.raises(InputError, match=r"line 3: too many rows; expected 2 \(k\), found 3 or"):
+        read_table(path, rows=(2, "k"))
+    with pytest.raises(InputError, match=r"line 3: too few rows; expected 5 \(k\), found 3"):
+        read_table(write(tmp_path, "few.par", "1 2\n" * 3), rows=(5, "k"))
+
+
 @pytest.mark.parametrize("scale_line", ["scale = 2.5", "scale=2.5", "scale 2.5"])
 def test_system_scale_forms_and_comments(tmp_path: Path, scale_line: str) -> None:
     text = (
@@ -68,7 +89,13 @@ def test_system_scale_forms_and_comments(tmp_path: Path, scale_line: str) -> Non
         ("scale = 1\ncell\n1 0 0\n0 1 0\n0 0 1\n", "key 'atoms'"),
         ("scale = 1\ncell\n1 0 0\n0 1\n0 0 1\natoms\nGa 0 0 0\n", "line 4: bad a cell row"),
         ("scale = 1\ncell\n1 0 0\n0 1 0\n0 0 1\natoms\nGa 0 0\n", "line 7: bad an atom"),
-        ("scale = 1\ncell\n1 0 0\n2 0 0\n0 0 1\natoms\nGa 0 0 0\n", "singular cell"),
+        ("scale = 1\ncell\n1 0 0\n2 0 0\n0 0 1\natoms\nGa 0 0 0\n", "singular or nearly flat"),
+        ("scale = 5\ncell\n1 0 0\n0 1 0\n1 1 1e-8\natoms\nGa 0 0 0\n", "nearly flat cell"),
+        ("scale = 0.1\ncell\n1 0 0\n0 1 0\n0 0 1\natoms\nGa 0 0 0\n", "periodic images"),
+        ("scale = 5\ncell\n1 0 0\n0 1 0\n0 0 1\natoms\nGa 0 0 0\nAs 0 0 0\n", "line 8: overl"),
+        ("scale = 5\ncell\n1 0 0\n0 1 0\n0 0 1\natoms\nGa 0 0 0\nGa 1 0 0\n", "overlapping"),
+        ("scale = 5\ncell\n1 0 0\n0 1 0\n0 0 1\natoms\nQ/../x 0 0 0\n", "chemical symbol"),
+        ("scale = 5\ncell\n1 0 0\n0 1 0\n0 0 1\natoms\nXx 0 0 0\n", "line 7: not a chem"),
         ("scale = -1\ncell\n1 0 0\n0 1 0\n0 0 1\natoms\nGa 0 0 0\n", "bad scale"),
     ],
 )

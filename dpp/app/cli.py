@@ -1,9 +1,11 @@
 """Command-line entry of train.py, evaluate.py (and `dpp-train`, `dpp-evaluate`).
 
 Before Hydra starts, the pre-pass composes the command line once, reads the bundle's
-NN_config.par into the composed configuration and checks the overrides, so bad input stops
-with one line before any folder is written; then Hydra runs the job as usual (`--cfg job`,
-`--help`, `-m`, launchers and sweepers all work on the full configuration).
+NN_config.par into the composed configuration, checks the overrides and that the run
+directory can be written (and is not held by another run), so bad input stops with one line
+before any folder is written; then Hydra runs the job as usual (`--cfg job`, `--help`, `-m`,
+launchers and sweepers all work on the full configuration). Every refusal is one line
+`error: ...` on stderr with exit status 2; Ctrl-C exits with 130 and keeps the checkpoints.
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ def _fail(error: Exception) -> None:
     sys.exit(2)
 
 
+def _to_log_files(message: str) -> None:
+    """Record `message` in the run's log files only (the terminal gets it on stderr)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def _explicit_run_dir(overrides: list[str]) -> Path | None:
     for text in overrides:
         key, _, value = text.partition("=")
@@ -59,17 +69,35 @@ def _explicit_run_dir(overrides: list[str]) -> Path | None:
     return None
 
 
+def _interrupted() -> None:
+    """Ctrl-C, in training (Lightning's graceful shutdown) or Monte Carlo: one line, exit 130;
+    the checkpoints written so far stay in the run directory."""
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "<run dir>"
+    message = (
+        f"interrupted; the checkpoints in {run_dir} are kept: rerun with the same overrides "
+        f"plus hydra.run.dir={run_dir} resume=true to continue"
+    )
+    _to_log_files(message)
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(130)
+
+
 def _task(cfg: DictConfig) -> Any:
     from dpp.app.run import run
 
     try:
         return run(cfg, prepared=_PREPARED.get("run"))
     except (InputError, RunStopped) as error:
-        log.error("%s", error)
-        sys.exit(2)
+        _to_log_files(str(error))
+        _fail(error)
     except KeyboardInterrupt:
-        log.error("interrupted; rerun with resume=true into the same run directory to continue")
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as stop:  # Lightning exits with 1 after its Ctrl-C shutdown
+        if isinstance(stop.__context__, KeyboardInterrupt):
+            _interrupted()
+        raise
 
 
 def main(config_name: str = "train") -> None:
@@ -79,7 +107,9 @@ def main(config_name: str = "train") -> None:
     name = args.config_name or config_name
     dirs = [Path(args.config_dir).resolve()] if args.config_dir else []
     try:
-        _PREPARED["run"] = compose.prepare(name, list(args.overrides), dirs)
+        _PREPARED["run"] = compose.prepare(
+            name, list(args.overrides), dirs, multirun=bool(args.multirun)
+        )
         run_dir = _explicit_run_dir(list(args.overrides))
         from dpp.training.strategy import is_global_zero
 

@@ -1,12 +1,14 @@
 """One writer per run directory: a lock held for the whole run (filelock), with the holder
-recorded so a refused run can name it. The operating system releases the lock when its
-process dies, so a killed run never blocks a resume."""
+recorded so a refused run can name it (the operating system releases the lock when its
+process dies, so a killed run never blocks a resume); and the check that a run directory can
+be written, done before Hydra starts."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +21,34 @@ LOCK_NAME = ".dpp.lock"
 OWNER_NAME = ".dpp.lock.owner"
 
 
+def unwritable(folder: Path, found: str, key: str = "hydra.run.dir") -> InputError:
+    """The InputError for a run directory (config key `key`) that cannot be created or
+    written, `found` saying why."""
+    return InputError(
+        folder,
+        "cannot write the run directory",
+        key=key,
+        expected="a folder this user can create and write",
+        found=found,
+    )
+
+
+def check_writable(folder: Path, key: str = "hydra.run.dir") -> None:
+    """`folder` (config key `key`) exists as a writable folder, or can be created: its nearest
+    existing parent is a folder in which this process can create files (checked by creating a
+    temporary one)."""
+    existing = Path(folder)
+    try:
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise unwritable(folder, f"{existing} is a file, not a folder", key)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise unwritable(folder, f"{error.strerror} in {existing}", key) from None
+
+
 class RunLock:
     """Context manager: take `<run_dir>/.dpp.lock` or raise an InputError naming the holder."""
 
@@ -27,10 +57,10 @@ class RunLock:
         self.lock = FileLock(str(self.run_dir / LOCK_NAME), timeout=0)
 
     def __enter__(self) -> RunLock:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             self.lock.acquire()
-        except Timeout:
+        except Timeout:  # before OSError: Timeout is a TimeoutError
             raise InputError(
                 self.run_dir,
                 "another dpp run is writing into this run directory",
@@ -39,6 +69,8 @@ class RunLock:
                 found=self._holder(),
                 hint="wait for it to finish or choose another hydra.run.dir",
             ) from None
+        except OSError as error:
+            raise unwritable(self.run_dir, f"{error.strerror} ({error.filename})") from None
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.ctime()}
         (self.run_dir / OWNER_NAME).write_text(json.dumps(owner) + "\n")
         return self

@@ -1,5 +1,6 @@
 """Where a configuration value came from, so that an error names the user's own input: the
-command-line override, the NN_config.par line, the experiment file, or conf/."""
+command-line override, the NN_config.par line, the experiment file, or conf/ (a value that
+NN_config.par could set but does not is reported against that file's key)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from dpp.errors import InputError, SettingError
-from dpp.io.nnconfig import NNConfigFile, Translation, nn_key_of
+from dpp.io.nnconfig import KEYS, NNConfigFile, Translation, nn_key_of
 
 
 def _leaves(node: Any, prefix: str = "") -> Iterable[str]:
@@ -26,6 +27,11 @@ def _leaves(node: Any, prefix: str = "") -> Iterable[str]:
 
 def _covers(key: str, path: str) -> bool:
     return path == key or path.startswith(key + ".")
+
+
+def _override_key(text: str) -> str:
+    """The dotted key of a command-line override (`+a/b@c=1` -> `a.b`)."""
+    return text.lstrip("+~").split("=", 1)[0].split("@")[0].replace("/", ".")
 
 
 @dataclass
@@ -58,10 +64,25 @@ class Origins:
     def override_of(self, path: str) -> str | None:
         """The command-line override that set `path` (or a parent of it), if any."""
         for text in reversed(self.overrides):
-            key = text.lstrip("+~").split("=", 1)[0].split("@")[0]
-            if _covers(key.replace("/", "."), path):
+            if _covers(_override_key(text), path):
                 return text
         return None
+
+    def _override_within(self, path: str, message: str) -> str | None:
+        """For an error about a whole section (`trainer`): the one override inside it, or the
+        one whose setting `message` names."""
+        inside = [o for o in self.overrides if _covers(path, _override_key(o))]
+        named = [o for o in inside if _override_key(o).rsplit(".", 1)[-1] in message]
+        chosen = named or inside
+        return chosen[-1] if len(chosen) == 1 else None
+
+    def nn_config_key(self, path: str) -> str | None:
+        """The NN_config.par key whose value `path` holds (None: set elsewhere or not set)."""
+        if self.override_of(path) is not None or self.translation is None:
+            return None
+        if self.experiment is not None and any(_covers(k, path) for k in self.experiment_keys):
+            return None
+        return nn_key_of(path, self.translation)
 
     def error(
         self,
@@ -72,11 +93,14 @@ class Origins:
         found: object = None,
         hint: str | None = None,
     ) -> InputError:
-        """An InputError for config key `path`, naming where its value was set."""
-        found_text = (
-            None if found is None else repr(found) if isinstance(found, str) else str(found)
-        )
-        override = self.override_of(path)
+        """An InputError for config key `path`, naming where its value was set; `found` is
+        its value (None: unset), `expected` defaults to "a valid value"."""
+        expected = expected or "a valid value"
+        if found is None:
+            found_text = "unset (null)"
+        else:
+            found_text = repr(found) if isinstance(found, str) else str(found)
+        override = self.override_of(path) or self._override_within(path, found_text)
         if override is not None:
             return InputError(
                 "command-line override",
@@ -101,6 +125,16 @@ class Origins:
                     expected=expected,
                     found=found_text,
                     hint=hint or f"configuration key {path}",
+                )
+            unset = next((k.name for k in KEYS.values() if k.path and _covers(k.path, path)), None)
+            if unset is not None:
+                return InputError(
+                    self.nn_config.path,
+                    problem,
+                    key=unset,
+                    expected=expected,
+                    found=found_text,
+                    hint=hint or f"not in the file; set '{unset} = ...' there or {path}=...",
                 )
         return InputError(
             "configuration", problem, key=path, expected=expected, found=found_text, hint=hint

@@ -11,6 +11,7 @@ from dpp.errors import InputError
 from dpp.io.records import Bundle
 from dpp.physics.bands import needed_eigenvalues
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.training.optimizers import read_optimizer_state
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,20 @@ LOOSE_MAGNITUDE = 100.0
 
 def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fitting: bool) -> None:
     """Settings against the systems: even nBands for smooth reordering, the relative-energy
-    band inside every system; warnings for settings without effect."""
+    band inside every system; for a fit, a readable init_AdamState.pth and a pre-fit learning
+    rate > 0; warnings for settings without effect."""
     loss = settings.loss
+    if fitting and bundle.init_optimizer_path is not None:
+        read_optimizer_state(bundle.init_optimizer_path)
+    init = settings.init
+    init_lr = getattr(init.optimizer, "keywords", {}).get("lr")
+    if fitting and init.num_epochs > 0 and init_lr == 0:
+        raise origins.error(
+            "init.optimizer.lr",
+            "a pre-fit learning rate of 0 never changes the network",
+            expected="lr > 0 when the pre-fit runs (init.num_epochs > 0)",
+            found=init_lr,
+        )
     for system in bundle.systems:
         if fitting and loss.reorder == "smooth" and system.n_bands % 2:
             raise origins.error(

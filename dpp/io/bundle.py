@@ -12,7 +12,13 @@ import numpy as np
 
 from dpp.errors import InputError
 from dpp.io.kpoints import order_matrix_path, read_order_matrix, read_points
-from dpp.io.observables import read_coupling_targets, read_defpot_targets, read_qpoints
+from dpp.io.labels import read_point_labels
+from dpp.io.observables import (
+    DefPotTarget,
+    read_coupling_targets,
+    read_defpot_targets,
+    read_qpoints,
+)
 from dpp.io.params import params_path, read_species_params
 from dpp.io.qspace import read_qspace_table
 from dpp.io.records import Bundle, SystemData
@@ -46,22 +52,34 @@ def load_bundle(
     require_reference: bool = True,
     deformation_potentials: bool = False,
     legacy_defpot_weight: float = 1.0,
+    electron_phonon: bool = False,
 ) -> Bundle:
     """Read and validate the bundle in folder `path`.
 
     `n_systems` systems are read (None: as many as there are system_X.par files).
     `fifth_param` places the 5th number of a 5-number parameter file (`strain` = a8,
     `long_range` = a4); `allow_left_handed` accepts a cell with a negative triple product.
-    expBandStruct_X.par may be absent only with `require_reference=False`.
+    expBandStruct_X.par may be absent only with `require_reference=False`; a fit
+    (`require_reference`) also needs a k-point weight and a band weight > 0 in every system.
     expDefPot_X.par is read for the systems with fit_defPot = 1, or for every system with
     `deformation_potentials` (the analytic Monte Carlo engine's fitDefPot), a legacy two-line
-    file then weighted by `legacy_defpot_weight`. Every problem is an InputError naming file
-    and line or key.
+    file then weighted by `legacy_defpot_weight`. qpoints_X.par and expCoupling_X.par are read
+    for the systems with fit_eph = 1, or for every system with `electron_phonon` (fitCoupling).
+    Every problem is an InputError naming file and line or key.
     """
     folder = Path(path)
     if not folder.is_dir():
         raise InputError(folder, "bundle folder not found", expected="a folder with system files")
     count = count_systems(folder) if n_systems is None else n_systems
+    for index in range(count):
+        file = folder / f"system_{index}.par"
+        if not file.is_file():
+            raise InputError(
+                file,
+                "file not found",
+                expected=f"one file per system: system_0.par ... system_{count - 1}.par",
+                found="no such file",
+            )
     systems = [
         read_system_data(
             folder,
@@ -70,6 +88,7 @@ def load_bundle(
             require_reference=require_reference,
             deformation_potentials=deformation_potentials,
             legacy_defpot_weight=legacy_defpot_weight,
+            electron_phonon=electron_phonon,
         )
         for index in range(count)
     ]
@@ -106,6 +125,7 @@ def read_system_data(
     require_reference: bool = True,
     deformation_potentials: bool = False,
     legacy_defpot_weight: float = 1.0,
+    electron_phonon: bool = False,
 ) -> SystemData:
     """Read and cross-check the files of system `index` of a bundle folder."""
     folder = Path(folder)
@@ -132,6 +152,9 @@ def read_system_data(
     if weights_file.is_file():
         files["band_weights"] = weights_file
     band_weights = read_band_weights(weights_file, n_bands)
+    if require_reference:
+        _require_weight(files["kpoints"], kweights, "k-point", index)
+        _require_weight(weights_file, band_weights, "band", index)
     if settings.idx_gap is not None and settings.idx_gap >= n_k:
         raise InputError(
             files["input"],
@@ -151,9 +174,11 @@ def read_system_data(
                 legacy_weight=legacy_defpot_weight,
             )
         )
+        _check_states(files["defpot"], defpot_targets, n_k, n_bands)
     qpoints = qweights = couplings = None
-    if settings.fit_eph:
-        _require_keys(files["input"], settings, ("idx_vb", "idx_cb", "idx_gap"), "fit_eph = 1")
+    if settings.fit_eph or electron_phonon:
+        because = "fit_eph = 1" if settings.fit_eph else "fitCoupling"
+        _require_keys(files["input"], settings, ("idx_vb", "idx_cb", "idx_gap"), because)
         files["qpoints"] = folder / f"qpoints_{index}.par"
         files["coupling"] = folder / f"expCoupling_{index}.par"
         qpoints, qweights = read_qpoints(files["qpoints"])
@@ -164,6 +189,7 @@ def read_system_data(
         settings=settings,
         kpoints=kpoints,
         kweights=kweights,
+        kpoint_labels=read_point_labels(files["kpoints"]),
         band_weights=band_weights,
         order_matrix=order_matrix,
         ref_path=ref_path,
@@ -189,6 +215,42 @@ def _require_keys(file: Path, settings: object, fields: tuple[str, ...], because
                 expected="a band/k index",
                 found="unset",
             )
+
+
+def _require_weight(file: Path, weights: np.ndarray, what: str, index: int) -> None:
+    """A fit needs a weight > 0: with every weight 0 the system contributes nothing."""
+    if not (weights > 0).any():
+        raise InputError(
+            file,
+            f"every {what} weight is 0, so system {index} would fit nothing",
+            key="weight",
+            expected="at least one weight > 0",
+            found=f"{weights.size} weights, all 0",
+        )
+
+
+def _check_states(
+    file: Path, targets: tuple[DefPotTarget, ...], n_kpoints: int, n_bands: int
+) -> None:
+    """Every (k, band) state of the deformation-potential targets exists in the system."""
+    for target in targets:
+        for k, band in target.states:
+            if k >= n_kpoints:
+                raise InputError(
+                    file,
+                    "k-point index out of range",
+                    line=target.line,
+                    expected=f"< {n_kpoints} (rows of the k-point file)",
+                    found=str(k),
+                )
+            if band >= n_bands:
+                raise InputError(
+                    file,
+                    "band index out of range",
+                    line=target.line,
+                    expected=f"< nBands = {n_bands}",
+                    found=str(band),
+                )
 
 
 def _optional(path: Path) -> Path | None:

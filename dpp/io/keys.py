@@ -32,6 +32,7 @@ class KeySpec:
     doc: str
     choices: tuple[str, ...] = ()
     minimum: float | None = None  # smallest allowed value (each entry for lists)
+    above: float | None = None  # values must exceed this (each entry for lists)
     required: bool = False
 
 
@@ -117,5 +118,7 @@ def parse_value(
             raise fail(EXPECTED[spec.kind]) from None
         if spec.minimum is not None and value < spec.minimum:
             raise fail(f"a value >= {spec.minimum:g}")
+        if spec.above is not None and value <= spec.above:
+            raise fail(f"a value > {spec.above:g}")
         values.append(value)
     return tuple(values) if spec.kind.endswith("_list") else values[0]

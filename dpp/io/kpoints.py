@@ -36,24 +36,11 @@ def read_order_matrix(path: str | Path, n_kpoints: int, n_bands: int) -> np.ndar
 
     The upper bound (< Hamiltonian dimension) depends on the basis and is checked later.
     """
-    table = read_table(path)
-    if table.n_columns != n_bands:
-        raise InputError(
-            path,
-            "wrong number of columns",
-            line=table.lines[0],
-            expected=f"nBands = {n_bands}",
-            found=f"{table.n_columns}",
-        )
-    if table.n_rows != n_kpoints:
-        line = table.lines[min(n_kpoints, table.n_rows - 1)]
-        raise InputError(
-            path,
-            "wrong number of rows",
-            line=line,
-            expected=f"one per k-point ({n_kpoints})",
-            found=f"{table.n_rows}",
-        )
+    table = read_table(
+        path,
+        columns=(n_bands, f"nBands = {n_bands}"),
+        rows=(n_kpoints, "one row per k-point"),
+    )
     matrix = np.empty(table.values.shape, dtype=np.int64)
     for row, (values, line) in enumerate(zip(table.values, table.lines, strict=True)):
         matrix[row] = [to_int(value, path, line) for value in values]

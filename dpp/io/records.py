@@ -41,6 +41,11 @@ class SystemSettings:
     fit_eph: bool = False
     relE_bIdx: int | None = None
     strain_ref_scale: float | None = None
+    window_low: float | None = None  # band window of this system (eV; dpp.fitting.windows)
+    window_high: float | None = None
+    window_edge: str | None = None
+    window_smoothness: float | None = None
+    exclude_bands: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class SystemData:
     order_matrix: np.ndarray | None = None  # (nK, nBands) int, indices into ascending eigenvalues
     ref_path: np.ndarray | None = None  # (nK,) column 0 of expBandStruct (plot x-axis)
     ref_bands: np.ndarray | None = None  # (nK, nBands) reference energies in eV
+    kpoint_labels: dict[int, str] = field(default_factory=dict)  # row -> `# L` label
     defpot_targets: tuple[DefPotTarget, ...] = ()  # expDefPot_X.par rows (fit_defPot = 1)
     qpoints: np.ndarray | None = None  # (n_q, 3) fractional phonon q (fit_eph = 1)
     qweights: np.ndarray | None = None  # (n_q,) coupling loss weights

@@ -10,32 +10,37 @@ import numpy as np
 from dpp.errors import InputError
 from dpp.io.tables import read_flat, read_table
 
+MAX_ENERGY_EV = 1.0e4
+"""Largest |E| (eV) accepted as a reference energy; band energies are within tens of eV."""
+
 
 def read_reference_bands(
     path: str | Path, n_bands: int, n_kpoints: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read `d E_0 ... E_{nBands-1}` rows: path coordinate (nK,) and energies (nK, nBands) in eV.
 
-    Exactly nBands energy columns are required, and `n_kpoints` rows when given.
+    Exactly nBands energy columns are required, `n_kpoints` rows when given, and every
+    energy within ±MAX_ENERGY_EV; the file is streamed and reading stops at the first bad row.
     """
-    table = read_table(path)
-    if n_kpoints is not None and table.n_rows != n_kpoints:
-        line = table.lines[min(n_kpoints, table.n_rows - 1)]
-        raise InputError(
-            path,
-            "number of rows differs from the k-points",
-            line=line,
-            expected=f"one row per k-point ({n_kpoints})",
-            found=f"{table.n_rows}",
-        )
-    if table.n_columns != n_bands + 1:
-        raise InputError(
-            path,
-            "wrong number of columns",
-            line=table.lines[0],
-            expected=f"{n_bands + 1} (path coordinate + nBands = {n_bands} energies)",
-            found=f"{table.n_columns}",
-        )
+
+    def check(line: int, row: list[float]) -> None:
+        energies = np.abs(row[1:])
+        if energies.size and energies.max() > MAX_ENERGY_EV:
+            column = int(energies.argmax()) + 2
+            raise InputError(
+                path,
+                "reference energy outside the physical range",
+                line=line,
+                expected=f"|E| <= {MAX_ENERGY_EV:g} eV",
+                found=f"{row[column - 1]:g} in column {column}",
+            )
+
+    table = read_table(
+        path,
+        columns=(n_bands + 1, f"path coordinate + nBands = {n_bands} energies"),
+        rows=None if n_kpoints is None else (n_kpoints, "one row per k-point"),
+        check=check,
+    )
     return table.values[:, 0].copy(), table.values[:, 1:].copy()
 
 

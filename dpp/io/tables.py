@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,42 +45,83 @@ def parse_number(token: str, path: str | Path, line: int) -> float:
     return value
 
 
+def iter_rows(path: str | Path) -> Iterator[tuple[int, list[float]]]:
+    """Yield (line, finite floats) of every non-comment line, streaming."""
+    for number, text in content_lines(path):
+        yield number, [parse_number(token, path, number) for token in text.split()]
+
+
 def read_rows(path: str | Path) -> list[tuple[int, list[float]]]:
     """Read every non-comment line as a list of finite floats, keeping its line number."""
-    return [
-        (number, [parse_number(token, path, number) for token in text.split()])
-        for number, text in content_lines(path)
-    ]
+    return list(iter_rows(path))
 
 
-def read_table(path: str | Path, *, min_columns: int = 1) -> Table:
+def read_table(
+    path: str | Path,
+    *,
+    min_columns: int = 1,
+    columns: tuple[int, str] | None = None,
+    rows: tuple[int, str] | None = None,
+    check: Callable[[int, list[float]], None] | None = None,
+) -> Table:
     """Read a rectangular table; a single row is still a (1, n) table.
 
-    Raises InputError for an empty file, ragged rows or fewer than `min_columns` columns.
+    `columns` and `rows` are exact sizes with what they mean (e.g. `(5, "one row per
+    k-point")`); `check(line, row)` validates each row. The file is streamed and reading
+    stops at the first bad row, so a wrong file fails fast however large it is. Raises
+    InputError for an empty file, ragged rows, a wrong size or fewer than `min_columns`.
     """
     path = Path(path)
-    rows = read_rows(path)
-    if not rows:
-        raise InputError(path, "no data rows", expected="at least one row of numbers")
-    first_line, first = rows[0]
-    for number, row in rows[1:]:
-        if len(row) != len(first):
+    values: list[list[float]] = []
+    lines: list[int] = []
+    for number, row in iter_rows(path):
+        if columns is not None and len(row) != columns[0]:
+            raise InputError(
+                path,
+                "wrong number of columns",
+                line=number,
+                expected=f"{columns[0]} ({columns[1]})",
+                found=f"{len(row)}",
+            )
+        if values and len(row) != len(values[0]):
             raise InputError(
                 path,
                 "ragged table",
                 line=number,
-                expected=f"{len(first)} columns (as on line {first_line})",
+                expected=f"{len(values[0])} columns (as on line {lines[0]})",
                 found=f"{len(row)}",
             )
-    if len(first) < min_columns:
+        if not values and len(row) < min_columns:
+            raise InputError(
+                path,
+                "too few columns",
+                line=number,
+                expected=f"at least {min_columns}",
+                found=f"{len(row)}",
+            )
+        if rows is not None and len(values) == rows[0]:
+            raise InputError(
+                path,
+                "too many rows",
+                line=number,
+                expected=f"{rows[0]} ({rows[1]})",
+                found=f"{rows[0] + 1} or more",
+            )
+        if check is not None:
+            check(number, row)
+        values.append(row)
+        lines.append(number)
+    if not values:
+        raise InputError(path, "no data rows", expected="at least one row of numbers", found="none")
+    if rows is not None and len(values) != rows[0]:
         raise InputError(
             path,
-            "too few columns",
-            line=first_line,
-            expected=f"at least {min_columns}",
-            found=f"{len(first)}",
+            "too few rows",
+            line=lines[-1],
+            expected=f"{rows[0]} ({rows[1]})",
+            found=f"{len(values)}",
         )
-    return Table(path, np.array([row for _, row in rows], dtype=float), tuple(n for n, _ in rows))
+    return Table(path, np.array(values, dtype=float), tuple(lines))
 
 
 def read_flat(path: str | Path) -> tuple[np.ndarray, tuple[int, ...]]:

@@ -1,4 +1,8 @@
-"""Reading input text files: existence, encoding and `#` comments."""
+"""Reading input text files: existence, encoding, line endings and `#` comments.
+
+Files are read line by line, so a reader can stop at the first bad line of a large file.
+A UTF-8 byte-order mark is skipped, and LF, CRLF and CR-only line endings are all accepted.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,43 @@ from pathlib import Path
 
 from dpp.errors import InputError
 
+BOM = b"\xef\xbb\xbf"
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        found = "a folder" if path.is_dir() else "no such file"
+        raise InputError(path, "file not found", expected="an existing file", found=found)
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, text) of every line, streaming; missing, non-file or
+    non-UTF-8 input is an InputError naming the line."""
+    path = Path(path)
+    _require_file(path)
+    number = 0
+    with path.open("rb") as stream:
+        for chunk in stream:
+            if number == 0:
+                chunk = chunk.removeprefix(BOM)
+            for raw in chunk.splitlines():
+                number += 1
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise InputError(
+                        path,
+                        "not valid UTF-8 text",
+                        line=number,
+                        expected="plain ASCII/UTF-8 text",
+                        found=f"byte 0x{raw[err.start]:02x} at column {err.start + 1}",
+                    ) from None
+                yield number, text
+
 
 def read_text(path: str | Path) -> str:
-    """Return the text of an input file; missing, non-file or non-UTF-8 input is an InputError."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found", expected="an existing file")
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise InputError(
-            path, "not valid UTF-8 text", line=line, expected="plain ASCII/UTF-8 text"
-        ) from None
+    """The text of an input file with `\\n` line endings (BOM skipped); errors as iter_lines."""
+    return "".join(text + "\n" for _, text in iter_lines(path))
 
 
 def strip_comment(line: str) -> str:
@@ -28,8 +56,9 @@ def strip_comment(line: str) -> str:
 
 
 def content_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, text) for every line that is not empty after cutting comments."""
-    for number, raw in enumerate(read_text(path).splitlines(), start=1):
+    """Yield (1-based line number, text) for every line that is not empty after cutting
+    comments, streaming."""
+    for number, raw in iter_lines(path):
         text = strip_comment(raw)
         if text:
             yield number, text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from torch import nn
 
 from dpp.errors import InputError
 
+_UNSAFE = re.compile(r"Unsupported global: GLOBAL (\S+)")
 CLASS_KEY = "dpp_model_class"
 """Entry of a saved state_dict's root metadata naming the catalogue class (files stay plain
 state_dicts that the original code loads too)."""
@@ -23,21 +25,22 @@ def _shape(t: torch.Tensor) -> str:
 
 def safe_torch_load(path: str | Path, *, what: str) -> Any:
     """`torch.load` on the CPU with `weights_only=True` (never code from the file); an
-    unreadable, truncated or non-torch file is one InputError saying what was expected."""
+    unreadable, truncated or non-torch file, or one holding objects other than tensors and
+    plain containers, is one InputError saying what was expected and what was found."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found", expected=what, found="no such file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = str(exc).splitlines()[0] if "Unsupported global" in str(exc) else ""
-        found = "objects a safe load refuses" + (f" ({reason.strip()})" if reason else "")
+    except Exception as exc:  # torch raises many types for foreign bytes
+        refused = _UNSAFE.search(str(exc)) if isinstance(exc, pickle.UnpicklingError) else None
+        if refused is not None:
+            found = f"a pickle that would import {refused.group(1)} (only tensors are loaded)"
+        elif path.stat().st_size == 0:
+            found = "an empty file"
+        else:
+            found = f"a truncated or non-torch file ({type(exc).__name__})"
         raise InputError(path, "cannot read checkpoint", expected=what, found=found) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        found = "a truncated or non-torch file" if path.stat().st_size else "an empty file"
-        raise InputError(
-            path, "cannot read checkpoint", expected=what, found=f"{found} ({type(exc).__name__})"
-        ) from None
 
 
 def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -56,7 +59,9 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     floating tensors (float32 in some originals) are cast to the model's dtype. Raises
     InputError naming the file and the missing, unexpected or mis-shaped keys.
     """
-    state = safe_torch_load(path, what="a network state_dict saved by dpp or DeepPseudopot")
+    state = safe_torch_load(
+        path, what="a torch checkpoint saved by dpp or DeepPseudopot (a network state_dict)"
+    )
     if not isinstance(state, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in state.values()
     ):
@@ -82,14 +87,16 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     unexpected = [k for k in state if k not in target]
     if missing or unexpected:
         lists = [
-            f"{what} keys {keys}"
+            f"{len(keys)} {what} keys ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
             for what, keys in (("missing", missing), ("unexpected", unexpected))
             if keys
         ]
         raise InputError(
             path,
-            "checkpoint parameter names do not match the model: " + "; ".join(lists),
+            "checkpoint parameter names do not match the model",
             key=(missing or unexpected)[0],
+            expected=f"the {len(target)} tensors of {wanted_class or 'the model'}",
+            found="; ".join(lists),
             hint="check model.name and model.hidden_layers",
         )
     for key, ref in target.items():

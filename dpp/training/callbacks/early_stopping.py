@@ -14,7 +14,10 @@ class EpochPatienceEarlyStopping(EarlyStopping):
     validation checks (one every `check_val_every_n_epoch` epochs). None never stops."""
 
     def __init__(self, patience_epochs: int | None = None, min_delta: float = 1e-4) -> None:
-        super().__init__(monitor="val/loss", mode="min", min_delta=min_delta, patience=1)
+        # a non-finite loss is the module's to report (it stops the run with a message)
+        super().__init__(
+            monitor="val/loss", mode="min", min_delta=min_delta, patience=1, check_finite=False
+        )
         self.patience_epochs = patience_epochs
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
