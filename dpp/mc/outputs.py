@@ -37,6 +37,17 @@ def cost_row(trial: int, new: float, accepted: bool, best: float, current: float
     return "    ".join([str(trial), fmt % new, str(int(accepted)), fmt % best, fmt % current])
 
 
+def read_cost_trace(path: Path) -> np.ndarray:
+    """The rows of final_mc_cost.dat as an (n, 5) array: trial, trial loss, accepted 0/1,
+    best loss, current loss."""
+    rows = [
+        line.split()
+        for line in Path(path).read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    return np.array(rows, dtype=float).reshape(-1, 5)
+
+
 def iterations_header(species: Sequence[str]) -> str:
     """iterations.dat header: `newMSE \\t curMSE \\t bstMSE \\t %Accpt \\t <S>_a<j> ...`."""
     names = [f"{s}_{slot_name(j)}" for s in species for j in Slot]

@@ -24,6 +24,7 @@ _DIRECTION_TOLERANCE = 1e-6
 _POINT_TOLERANCE = 1e-6
 
 MODEL_COLOR = "C0"
+UNORDERED_COLOR = "C1"
 REFERENCE_COLOR = "black"
 UNWEIGHTED_COLOR = "0.65"
 
@@ -47,15 +48,28 @@ class PathLayout:
 
 
 @dataclass(frozen=True)
+class EnergyZero:
+    """Energies drawn as E − zero (eV), with one zero per data set, and the y label that states
+    it; `line` marks E = 0 with a dashed line (an aligned band edge or band)."""
+
+    model: float = 0.0
+    reference: float = 0.0
+    label: str = "E (eV)"
+    line: bool = False
+
+
+@dataclass(frozen=True)
 class BandPanel:
     """The bands of one system along a k-path.
 
-    model, reference: (nK, nB) energies in eV (either may be None). distance: (nK,) x axis in
-    the unit given to `band_figure`; without it the path length Σ|Δk| (1/Bohr) is computed from
-    `kpoints` (nK, 3, fractional) and `cell` (3, 3, Bohr). labels: row → high-symmetry label;
-    without labels the corners of the path are found from `kpoints` and named from ASE's special
-    points of `cell`. band_weights: (nB,) loss weights (reference bands of weight 0 are greyed).
-    n_valence: number of valence columns, needed to align to the VBM.
+    model, reference: (nK, nB) energies in eV (either may be None). unordered: (nK, nB) model
+    energies before band reordering, drawn dashed. distance: (nK,) x axis in the unit given to
+    `band_figure`; without it the path length Σ|Δk| (1/Bohr) is computed from `kpoints` (nK, 3,
+    fractional) and `cell` (3, 3, Bohr). labels: row → high-symmetry label; without labels the
+    corners of the path are found from `kpoints` and named from ASE's special points of `cell`.
+    band_weights: (nB,) loss weights (bands of weight 0 are greyed). n_valence: number of
+    valence columns, needed to align to the VBM. energy_zero: this panel's energy zero, in place
+    of the figure's `energy_reference`.
     """
 
     model: np.ndarray | None = None
@@ -67,6 +81,8 @@ class BandPanel:
     band_weights: np.ndarray | None = None
     n_valence: int | None = None
     name: str = ""
+    unordered: np.ndarray | None = None
+    energy_zero: EnergyZero | None = None
 
 
 def display_label(name: str) -> str:
@@ -270,16 +286,20 @@ def band_figure(
     energy_window: tuple[float, float] | None = None,
     model_label: str = "model",
     reference_label: str = "reference",
+    unordered_label: str = "model, before reordering",
     distance_unit: str = "1/Bohr",
     panel_size: tuple[float, float] = (4.8, 4.2),
+    title: str | None = None,
 ) -> Figure:
-    """One band-structure panel per system, side by side; returns the Figure.
+    """One band-structure panel per system, side by side, under `title`; returns the Figure.
 
-    Model bands are lines, reference bands points (marker area grows with the band weight;
-    bands of weight 0 in grey). `energy_reference` is "none" (absolute), "vbm" (each data set
-    relative to its own valence-band maximum, max_k E[:, n_valence − 1]) or an energy in eV;
-    the y label states it. Without `energy_window` the y range covers the model and the weighted
-    reference bands. Raises ValueError for inconsistent shapes or a VBM without n_valence.
+    Model bands are lines (dashed: before reordering), reference bands points (marker area
+    grows with the band weight); bands of weight 0 are grey. `energy_reference` is "none"
+    (absolute), "vbm" (each data set relative to its own valence-band maximum,
+    max_k E[:, n_valence − 1]) or an energy in eV; a panel's `energy_zero` replaces it. The y
+    label states the zero. Without `energy_window` the y range covers the model and the
+    weighted reference bands. Raises ValueError for inconsistent shapes or a VBM without
+    n_valence.
     """
     panels = [panels] if isinstance(panels, BandPanel) else list(panels)
     if not panels:
@@ -287,11 +307,29 @@ def band_figure(
     width, height = panel_size
     figure = Figure(figsize=(width * len(panels), height), layout="constrained")
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    labels = (model_label, reference_label, unordered_label)
     for ax, panel in zip(axes, panels, strict=True):
-        _draw_panel(
-            ax, panel, energy_reference, energy_window, model_label, reference_label, distance_unit
-        )
+        _draw_panel(ax, panel, energy_reference, energy_window, labels, distance_unit)
+    if title:
+        figure.suptitle(title)
     return figure
+
+
+def _zero(
+    panel: BandPanel,
+    model: np.ndarray | None,
+    reference: np.ndarray | None,
+    energy_reference: str | float,
+) -> EnergyZero:
+    """The panel's own zero, else the one `energy_reference` gives for each data set."""
+    if panel.energy_zero is not None:
+        return panel.energy_zero
+    return EnergyZero(
+        model=_energy_shift(model, energy_reference, panel.n_valence, panel.name),
+        reference=_energy_shift(reference, energy_reference, panel.n_valence, panel.name),
+        label=_energy_label(energy_reference),
+        line=energy_reference == "vbm",
+    )
 
 
 def _draw_panel(
@@ -299,13 +337,14 @@ def _draw_panel(
     panel: BandPanel,
     energy_reference: str | float,
     energy_window: tuple[float, float] | None,
-    model_label: str,
-    reference_label: str,
+    labels: tuple[str, str, str],
     distance_unit: str,
 ) -> None:
+    model_label, reference_label, unordered_label = labels
     model = None if panel.model is None else np.asarray(panel.model, float)
     reference = None if panel.reference is None else np.asarray(panel.reference, float)
-    present = [bands for bands in (model, reference) if bands is not None]
+    unordered = None if panel.unordered is None else np.asarray(panel.unordered, float)
+    present = [bands for bands in (model, reference, unordered) if bands is not None]
     if not present:
         raise ValueError(f"{panel.name or 'panel'}: neither model nor reference bands")
     n_kpoints = present[0].shape[0]
@@ -319,30 +358,39 @@ def _draw_panel(
         labels=panel.labels,
         distance_unit=distance_unit,
     )
+    zero = _zero(panel, model, reference, energy_reference)
     visible: list[np.ndarray] = []
     handles: list[Line2D] = []
-    if model is not None:
-        model = model - _energy_shift(model, energy_reference, panel.n_valence, panel.name)
+    for bands, style, label in ((model, "-", model_label), (unordered, "--", unordered_label)):
+        if bands is None:
+            continue
+        bands = bands - zero.model
+        weights = np.ones(bands.shape[1])
+        if panel.band_weights is not None and len(panel.band_weights) == bands.shape[1]:
+            weights = np.asarray(panel.band_weights, float)
+        color = UNORDERED_COLOR if style == "--" else MODEL_COLOR
         for segment in layout.segments:
-            ax.plot(layout.x[segment], model[segment], color=MODEL_COLOR, lw=1.3)
-        visible.append(model)
-        handles.append(Line2D([], [], color=MODEL_COLOR, lw=1.3, label=model_label))
+            x = layout.x[segment]
+            if np.any(weights > 0):
+                ax.plot(x, bands[segment][:, weights > 0], style, color=color, lw=1.3)
+            if np.any(weights == 0):
+                ax.plot(x, bands[segment][:, weights == 0], style, color=UNWEIGHTED_COLOR, lw=1.0)
+        visible.append(bands)
+        handles.append(Line2D([], [], ls=style, color=color, lw=1.3, label=label))
     if reference is not None:
-        reference = reference - _energy_shift(
-            reference, energy_reference, panel.n_valence, panel.name
-        )
+        reference = reference - zero.reference
         handles += _draw_reference(ax, layout.x, reference, panel.band_weights, reference_label)
         weights = _weights(panel.band_weights, reference.shape[1])
         visible.append(reference[:, weights > 0])
     for tick in layout.ticks:
         ax.axvline(tick.position, color="0.75", lw=0.8, zorder=0)
-    if energy_reference == "vbm":
+    if zero.line:
         ax.axhline(0.0, color="0.5", lw=0.8, ls="--", zorder=0)
     ax.set_xticks([tick.position for tick in layout.ticks], [tick.label for tick in layout.ticks])
     ax.set_xlim(float(np.min(layout.x)), float(np.max(layout.x)))
     ax.set_ylim(*(energy_window or _auto_window(visible)))
     ax.set_xlabel(layout.xlabel)
-    ax.set_ylabel(_energy_label(energy_reference))
+    ax.set_ylabel(zero.label)
     if panel.name:
         ax.set_title(panel.name)
     ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.9)

@@ -1,4 +1,5 @@
-"""Matplotlib figures of bands, potentials and costs (Agg; windows only with SHOWPLOTS)."""
+"""Matplotlib figures of potentials, costs and the Monte Carlo trace (Agg; windows only with
+SHOWPLOTS); band figures are in `dpp.outputs.band_panels`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from dpp.io.records import SystemData  # noqa: E402
 from dpp.io.writers import write_bytes_atomic, write_text_atomic  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -39,30 +39,6 @@ def save_figure(fig: Figure, path: Path) -> Path:
 
 def close(fig: Figure) -> None:
     plt.close(fig)
-
-
-def bands_figure(
-    systems: Sequence[SystemData],
-    bands: Sequence[np.ndarray],
-    title: str,
-    shifts: Sequence[tuple[float, float]] | None = None,
-) -> Figure:
-    """One panel per system: calculated bands (lines) against the reference (dots), eV."""
-    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 4.5), squeeze=False)
-    for index, (ax, system, calc) in enumerate(zip(axes[0], systems, bands, strict=True)):
-        shift, ref_shift = (0.0, 0.0) if shifts is None else shifts[index]
-        x = system.ref_path if system.ref_path is not None else np.arange(len(calc))
-        if system.ref_bands is not None:
-            ax.plot(x, system.ref_bands - ref_shift, "k.", markersize=2, label="reference")
-        ax.plot(x, calc - shift, "-", linewidth=1)
-        s = system.settings
-        ax.set_ylim(s.bs_plot_center - s.bs_plot_range, s.bs_plot_center + s.bs_plot_range)
-        ax.set_title(s.system_name)
-        ax.set_xlabel("k path")
-        ax.set_ylabel("E (eV)")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
 
 
 def potentials_figure(
@@ -121,6 +97,28 @@ def cost_figure(
     return fig
 
 
+def mc_cost_figure(trace: np.ndarray, unit: str) -> Figure:
+    """Monte Carlo trace against the trial: trial, current and best loss in `unit` (log scale
+    when all are positive), and the running acceptance rate (accepted trials / trials).
+    `trace` holds the rows of final_mc_cost.dat: trial, trial loss, accepted 0/1, best loss,
+    current loss."""
+    trial, new, accepted, best, current = np.asarray(trace, float).T
+    fig = Figure(figsize=(7.0, 6.0), layout="constrained")
+    losses, rate = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    losses.plot(trial, new, ".", color="0.6", ms=3, label="trial")
+    losses.plot(trial, current, "-", color="C0", lw=1.2, label="current")
+    losses.plot(trial, best, "-", color="C3", lw=1.6, label="best")
+    finite = np.concatenate([new, best, current])
+    finite = finite[np.isfinite(finite)]
+    losses.set(ylabel=f"loss ({unit})", title="Monte Carlo")
+    if finite.size and np.all(finite > 0):
+        losses.set_yscale("log")
+    losses.legend()
+    rate.plot(trial, np.cumsum(accepted) / trial, "-", color="C2", label="acceptance rate")
+    rate.set(xlabel="trial", ylabel="acceptance rate", ylim=(0.0, 1.05))
+    return fig
+
+
 def write_cost_file(path: Path, rows: Sequence[tuple[float, float]]) -> Path:
     """Lines `x  L` (x as integer, L as Python float repr), written atomically."""
     return write_text_atomic(path, "".join(f"{int(x)}  {float(v)!r}\n" for x, v in rows))
@@ -141,8 +139,18 @@ def enable_windows() -> bool:
 
 
 def show(fig: Figure) -> None:
-    """Show `fig` without blocking (after `enable_windows()` succeeded)."""
+    """Show `fig` without blocking (after `enable_windows()` succeeded); a figure made without
+    pyplot (the band figures) is shown as its rendered image."""
     try:
+        if fig.canvas.manager is None:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=110)
+            buffer.seek(0)
+            image = plt.imread(buffer)
+            height, width = image.shape[:2]
+            window = plt.figure(figsize=(width / 110, height / 110), dpi=110)
+            window.figimage(image)
+            fig = window
         fig.show()
         plt.pause(0.001)
     except Exception as exc:  # a closed or broken window must not stop a run

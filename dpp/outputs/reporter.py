@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from matplotlib.figure import Figure
 
 from dpp.errors import SettingError
 from dpp.fitting.penalties import prior_curve
+from dpp.fitting.terms import KPointTerm
 from dpp.io.records import Bundle
 from dpp.io.writers import (
     write_band_file,
@@ -23,7 +25,8 @@ from dpp.io.writers import (
     write_real_space_potential,
     write_text_atomic,
 )
-from dpp.outputs import plots
+from dpp.outputs import movies, plots
+from dpp.outputs.band_panels import band_by_band_figures, bands_figure
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.physics.realspace import q_grid, r_grid, to_real_space
 
@@ -42,6 +45,7 @@ class OutputSettings:
     qmax, n_qgrid: q grid of the `*_qSpace_pot.dat` tables (1/Bohr).
     rmax, n_rgrid: r grid of the `*_pot_S.dat` files (Bohr).
     ft_qmax, ft_n_qgrid: q cutoff (1/Bohr) and points of the real-space transform.
+    movies: movie_BS.mp4 and movie_PP.mp4 from the frames at the end of a run (genMovie).
     """
 
     show_plots: bool = False
@@ -52,6 +56,7 @@ class OutputSettings:
     n_rgrid: int = 2048
     ft_qmax: float = 20.0
     ft_n_qgrid: int = 2048
+    movies: bool = False
 
     def __post_init__(self) -> None:
         for name in ("qmax", "rmax", "ft_qmax"):
@@ -68,6 +73,23 @@ class OutputSettings:
 
 FigureSink = Callable[[str, Figure], None]
 """Receives (tag, figure) before the figure is closed, e.g. a TensorBoard logger."""
+
+_STAGES = {
+    "oldFunc": "analytic form (init_<S>Params.par)",
+    "initZunger": "initial model",
+    "best": "best state",
+    "final": "final state",
+}
+_NUMBERED = {"epoch": "epoch", "preEpoch": "pre-adjust move", "mc_iter": "Monte Carlo trial"}
+
+
+def stage_title(prefix: str) -> str:
+    """Figure title of the files `{prefix}_*`: `epoch_12` → "epoch 12", `oldFunc` → "analytic
+    form (init_<S>Params.par)"; other prefixes as they are."""
+    match = re.fullmatch(r"(\w+?)_(\d+)", prefix)
+    if match and match.group(1) in _NUMBERED:
+        return f"{_NUMBERED[match.group(1)]} {match.group(2)}"
+    return _STAGES.get(prefix, prefix)
 
 
 @torch.no_grad()
@@ -130,14 +152,46 @@ class Reporter:
         prefix: str,
         bands: Sequence[np.ndarray],
         tag: str | None = None,
-        shifts: Sequence[tuple[float, float]] | None = None,
+        term: KPointTerm | None = None,
+        *,
+        title: str | None = None,
+        band_files: bool = True,
     ) -> None:
-        """`{prefix}_BS_sysX.dat` (absolute energies) and `{prefix}_plotBS.png`."""
-        for system, calc in zip(self.bundle.systems, bands, strict=True):
-            path = system.ref_path if system.ref_path is not None else np.arange(len(calc))
-            write_band_file(self.run_dir / f"{prefix}_BS_sys{system.index}.dat", path, calc)
-        fig = plots.bands_figure(self.bundle.systems, bands, prefix, shifts)
+        """`{prefix}_plotBS.png` of `bands` ((nK, nB) eV per system; the view of the loss
+        `term`, see `dpp.outputs.band_panels`) and, with `band_files`, `{prefix}_BS_sysX.dat`
+        (absolute energies)."""
+        if band_files:
+            for system, calc in zip(self.bundle.systems, bands, strict=True):
+                path = system.ref_path if system.ref_path is not None else np.arange(len(calc))
+                write_band_file(self.run_dir / f"{prefix}_BS_sys{system.index}.dat", path, calc)
+        fig = bands_figure(self.bundle.systems, bands, title or stage_title(prefix), term)
         self.figure(fig, f"{prefix}_plotBS.png", tag)
+
+    def band_by_band(
+        self,
+        prefix: str,
+        reordered: Sequence[np.ndarray],
+        ascending: Sequence[np.ndarray],
+        term: KPointTerm | None = None,
+    ) -> None:
+        """`{prefix}_newBand_b.png` for every band b (smooth_reorder): band b after and before
+        reordering ((nK, nB) eV per system) against reference band b."""
+        figures = band_by_band_figures(
+            self.bundle.systems, reordered, ascending, stage_title(prefix), term
+        )
+        for band, fig in figures:
+            self.figure(fig, f"{prefix}_newBand_{band}.png")
+
+    def movies(self) -> list[Path]:
+        """movie_BS.mp4 and movie_PP.mp4 from the frames in the run folder when `movies` is on;
+        a warning, never an error, when they cannot be made."""
+        if not self.settings.movies or not self.write_plots:
+            return []
+        try:
+            return movies.write_run_movies(self.run_dir)
+        except Exception as exc:  # the end of a run must not fail over a movie
+            log.warning("movies skipped: %s", exc)
+            return []
 
     @torch.no_grad()
     def potentials(
@@ -148,16 +202,17 @@ class Reporter:
         tag: str | None = None,
         converge: bool = False,
         real_space_files: bool = False,
+        table: bool = True,
     ) -> None:
-        """`{prefix}_plotPP.png`, `{prefix}_qSpace_pot.dat`; with `real_space_files` also
-        `{prefix}_pot_S.dat`, with `converge` (and `converge_plots`) also
+        """`{prefix}_plotPP.png`, with `table` `{prefix}_qSpace_pot.dat`, with
+        `real_space_files` `{prefix}_pot_S.dat`, with `converge` (and `converge_plots`)
         `{prefix}_plotPPconverge.png`."""
         model = hamiltonian.model
         was_training = model.training if model is not None else False
         if model is not None:
             model.eval()
         try:
-            self._potentials(prefix, hamiltonian, tag, converge, real_space_files)
+            self._potentials(prefix, hamiltonian, tag, converge, real_space_files, table)
         finally:
             if model is not None:
                 model.train(was_training)
@@ -169,6 +224,7 @@ class Reporter:
         tag: str | None,
         converge: bool,
         real_space_files: bool,
+        table: bool,
     ) -> None:
         g, species = self.settings, self.bundle.species
         device = hamiltonian.pp_fixed.device
@@ -176,10 +232,14 @@ class Reporter:
         def values_on(q: torch.Tensor) -> np.ndarray:
             return hamiltonian.form_factors(q.to(device)).cpu().numpy()
 
-        q_table = q_grid(g.qmax, g.n_qgrid)
-        write_qspace_table(
-            self.run_dir / f"{prefix}_qSpace_pot.dat", q_table.numpy(), values_on(q_table), species
-        )
+        if table:
+            q_table = q_grid(g.qmax, g.n_qgrid)
+            write_qspace_table(
+                self.run_dir / f"{prefix}_qSpace_pot.dat",
+                q_table.numpy(),
+                values_on(q_table),
+                species,
+            )
         q_ft, r = q_grid(g.ft_qmax, g.ft_n_qgrid), r_grid(g.rmax, g.n_rgrid)
         if not real_space_files:
             r = r[r <= PLOT_R_MAX]
