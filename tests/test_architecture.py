@@ -88,7 +88,8 @@ def _code_words(path: Path) -> list[tuple[int, str]]:
 def test_nn_config_key_names_live_in_the_translator_only() -> None:
     """Keys whose configuration name differs (SObool -> hamiltonian.spin_orbit) appear in code
     (identifiers and strings; docstrings may document them) only in dpp/io/nnconfig."""
-    ordinary_words = {"checkpoint", "optimizer", "patience"}  # torch's and Lightning's words too
+    # torch's and Lightning's words, and the original's output file prefix mc_iter_<t>_*
+    ordinary_words = {"checkpoint", "optimizer", "patience", "mc_iter"}
     renamed = [
         k.name
         for k in KEYS.values()

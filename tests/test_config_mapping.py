@@ -32,8 +32,9 @@ def test_every_key_has_a_documented_place():
     for key in KEYS.values():
         if key.path is None:
             continue
-        parent = key.path.rsplit(".", 1)[0] if "." in key.path else key.path
-        assert OmegaConf.select(cfg, parent, default="<missing>") != "<missing>", key.path
+        parent, _, name = key.path.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        assert node is not None and name in list(node.keys()), key.path
         group = key.path.split(".")[0]
         files = list((config_dir() / group).rglob("*.yaml")) or [config_dir() / "train.yaml"]
         assert any(key.name in f.read_text() for f in files), f"{key.name} undocumented in {group}"
@@ -41,7 +42,8 @@ def test_every_key_has_a_documented_place():
 
 def test_bundle_values_fill_config_and_command_line_wins(tmp_path: Path):
     bundle = small_bundle(tmp_path, optimizer_lr=0.02, basis_search="legacy")
-    cfg, settings, _ = settings_of([f"data.bundle={bundle}", "trainer.max_epochs=7"])
+    overrides = [f"data.bundle={bundle}", "trainer.max_epochs=7", "recipe=legacy"]
+    cfg, settings, _ = settings_of(overrides)
     assert cfg.optimizer.lr == 0.02  # NN_config.par beats the group default
     assert settings.physics.basis_search == "legacy"  # physics switch as an NN_config key
     assert cfg.trainer.max_epochs == 7  # command line beats NN_config.par
@@ -84,17 +86,24 @@ def test_group_choice_on_command_line_beats_bundle(tmp_path: Path):
 
 
 def test_cfg_job_prints_what_runs():
-    """`python train.py --cfg job` on the embedded example shows its real lr and epochs."""
-    result = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "--cfg", "job"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    printed = OmegaConf.create(result.stdout)
-    assert printed.optimizer.lr == 0.005 and printed.trainer.max_epochs == 20
-    assert printed.init.num_epochs == 200 and printed.model.name == "Net_celu_HeInit_decayGaussian"
+    """`python train.py --cfg job` on the embedded example shows its real lr and epochs: the
+    default recipe's L-BFGS, or NN_config's Adam at optimizer_lr with recipe=legacy."""
+    printed = {}
+    for recipe in ("lbfgs", "legacy"):
+        result = subprocess.run(
+            [sys.executable, str(REPO / "train.py"), "--cfg", "job", f"recipe={recipe}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        printed[recipe] = OmegaConf.create(result.stdout)
+    lbfgs, legacy = printed["lbfgs"], printed["legacy"]
+    assert lbfgs.optimizer._target_ == "torch.optim.LBFGS" and lbfgs.optimizer.lr == 1.0
+    assert legacy.optimizer._target_ == "torch.optim.Adam"
+    assert OmegaConf.select(legacy, "optimizer.lr") == 0.005 == legacy.learning_rate
+    assert lbfgs.trainer.max_epochs == 20
+    assert lbfgs.init.num_epochs == 200 and lbfgs.model.name == "Net_celu_HeInit_decayGaussian"
 
 
 def test_monte_carlo_selected_by_mc_bool(tmp_path: Path):
@@ -141,7 +150,7 @@ def test_converter_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture):
     assert "optimizer_lr" in text and "override /optimizer: sgd" in text
     (tmp_path / "conf" / "experiment").mkdir(parents=True)
     (tmp_path / "conf" / "experiment" / "converted.yaml").write_text(text)
-    direct, _, _ = compose_cfg([f"data.bundle={bundle}"])
+    direct, _, _ = compose_cfg([f"data.bundle={bundle}", "recipe=legacy"])
     via_file, _, _ = compose_cfg(["experiment=converted"], config_dirs=(tmp_path / "conf",))
     for cfg in (direct, via_file):
         cfg.paths.output_dir = "run"

@@ -71,7 +71,20 @@ def test_every_optimizer_steps(option: str, tmp_path: Path) -> None:
 def test_every_scheduler_builds(option: str, tmp_path: Path) -> None:
     cfg = _composed([f"scheduler={option}"], tmp_path)
     optimizer = torch.optim.SGD(_parameters(), lr=0.1)
+    if option == "none":
+        assert "_target_" not in cfg.scheduler
+        return
     instantiate(cfg.scheduler)(optimizer)
+
+
+@pytest.mark.parametrize("option", _options("recipe"))
+def test_every_recipe_builds_its_optimizer_and_schedule(option: str, tmp_path: Path) -> None:
+    cfg = _composed([f"recipe={option}"], tmp_path)
+    optimizer = instantiate(cfg.optimizer)(_parameters())
+    if "_target_" in cfg.scheduler:
+        instantiate(cfg.scheduler)(optimizer)
+    expected = torch.optim.LBFGS if option == "lbfgs" else torch.optim.Adam
+    assert isinstance(optimizer, expected), option
 
 
 @pytest.mark.parametrize("option", _options("trainer"))

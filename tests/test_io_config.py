@@ -120,7 +120,7 @@ def test_translation_paths_groups_and_sources(tmp_path: Path) -> None:
         "workflow": "gradient",
     }
     values = translation.values
-    assert values["optimizer.lr"] == 0.01 and values["optimizer.momentum"] == 0.9
+    assert values["learning_rate"] == 0.01 and values["optimizer.momentum"] == 0.9
     assert values["model.hidden_layers"] == (20, 20, 20) and values["loss.reorder"] == "smooth"
     assert values["num_threads"] == "auto" and values["trainer.profiler"] == "simple"
     assert values["trainer.check_val_every_n_epoch"] == 5

@@ -137,9 +137,10 @@ def test_final_current_loss_matches_fresh_evaluation(bundle, tmp_path: Path, eng
     assert (run / f"best_pot_{bundle.species[0]}.dat").is_file()
 
 
-@pytest.mark.parametrize("replicas", [(), (4.0, 1.0)])
-def test_restart_reproduces_uninterrupted_run(bundle, tmp_path: Path, replicas) -> None:
+@pytest.mark.parametrize(("replicas", "burn_in"), [((), 0), ((4.0, 1.0), 0), ((), 4)])
+def test_restart_reproduces_uninterrupted_run(bundle, tmp_path: Path, replicas, burn_in) -> None:
     change = {"replica_betas": replicas, "exchange_every": 2, "workers": 2 if replicas else 0}
+    change.update(burn_in=burn_in, tune_block=2)
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     make_runner(bundle, network_hamiltonian(bundle), settings(**change), whole).run()
     make_runner(bundle, network_hamiltonian(bundle), settings(**change, iterations=3), parts).run()
@@ -176,15 +177,45 @@ def test_analytic_tempering_and_hybrid_handover(bundle, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ingaasp_analytic_chain_lowers_the_loss(tmp_path: Path) -> None:
+    """The default steps |a|/100 accepted nothing at β = 100 before the burn-in tuned them."""
     bundle = load_bundle(INGAASP)
-    change = {
-        "engine": "analytic",
-        "steps": np.abs(bundle.pp_params) / 1000,
-        "iterations": 200,
-        "beta": 100.0,
-        "seed": 0,
-    }
+    change = {"engine": "analytic", "iterations": 200, "beta": 100.0, "seed": 0, "burn_in": 100}
     run = tmp_path / "run"
     best = make_runner(bundle, build_hamiltonian(bundle), settings(**change), run).run()
     start = float(run.joinpath("iterations.dat").read_text().splitlines()[1].split()[0])
-    assert best < start
+    rows = run.joinpath("final_mc_cost.dat").read_text().splitlines()[1:]
+    accepted = [int(row.split()[2]) for row in rows]
+    assert best < start and sum(accepted[100:]) > 0
+
+
+def test_burn_in_reaches_its_acceptance_band(bundle, tmp_path: Path) -> None:
+    """Steps 20x too large: a 60-trial burn-in tunes each slot group, and the frozen chain
+    after it accepts moves at a rate near the target."""
+    change = {
+        "engine": "analytic",
+        "steps": np.abs(bundle.pp_params) / 5,
+        "iterations": 140,
+        "beta": 20.0,
+        "burn_in": 60,
+        "tune_block": 5,
+    }
+    runner = make_runner(bundle, build_hamiltonian(bundle), settings(**change), tmp_path / "run")
+    runner.run()
+    rows = (tmp_path / "run" / "final_mc_cost.dat").read_text().splitlines()[1:]
+    accepted = [int(row.split()[2]) for row in rows]
+    after = np.mean(accepted[60:])
+    assert 0.1 <= after <= 0.6, after
+    assert np.all(runner.replicas[0].tuner.scales < 1.0)  # every group's step shrank
+
+
+@pytest.mark.parametrize("mode", [1, 5])
+def test_rejection_restores_state_during_and_after_burn_in(bundle, tmp_path, mode) -> None:
+    hamiltonian = network_hamiltonian(bundle, spin_orbit=True)
+    chain = settings(perturb_mode=mode, beta=1e12, burn_in=4, tune_block=2)
+    runner = make_runner(bundle, hamiltonian, chain, tmp_path / "run")
+    runner._start()
+    for trial in range(1, 9):
+        before = capture(hamiltonian)
+        runner._iterate(trial, None)
+        if runner.trace.path.read_text().splitlines()[-1].split()[2] != "1":
+            assert _state_equal(capture(hamiltonian), before)

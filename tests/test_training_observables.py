@@ -8,9 +8,7 @@ import pytest
 import torch
 from training_support import cost_rows, run_app, small_bundle
 
-from dpp.errors import InputError
-from dpp.fitting import DefPotTerm, LossSettings
-from dpp.fitting.build import training_objective
+from dpp.fitting import CouplingTerm, DefPotTerm
 from dpp.io import load_bundle
 from dpp.physics import build_hamiltonian
 
@@ -48,12 +46,38 @@ def coupling_block(atom: int, symbol: str) -> str:
     )
 
 
-def test_coupling_targets_are_rejected_clearly(tmp_path: Path) -> None:
-    folder = small_bundle(tmp_path, n_k=3, max_ke=1.5)
-    (folder / "qpoints_0.par").write_text("0.0 0.0 0.0 1.0\n")
+def add_couplings(folder: Path, fit: bool = True) -> None:
+    """Coupling targets at Γ (q = 0, so k' = k0 = the first k-point) for both atoms; the
+    band edges are whole levels of the tiny CdSe bundles (3 states below the VBM, 2 above)."""
+    (folder / "qpoints_0.par").write_text("0.0 0.0 0.0 2.0\n")
     (folder / "expCoupling_0.par").write_text(coupling_block(0, "Cd") + coupling_block(1, "Se"))
     with (folder / "input_0.par").open("a") as handle:
-        handle.write("fit_eph = 1\nidxVB = 7\nidxCB = 8\nidxGap = 0\n")
+        handle.write(("fit_eph = 1\n" if fit else "") + "idxVB = 3\nidxCB = 4\nidxGap = 0\n")
+
+
+def test_coupling_term_enters_the_training_loss(tmp_path: Path) -> None:
+    settings = {"max_num_epochs": 1, "init_Zunger_num_epochs": 0}
+    plain = small_bundle(tmp_path / "plain", n_k=3, max_ke=1.5, **settings)
+    fitted = small_bundle(tmp_path / "fitted", n_k=3, max_ke=1.5, **settings)
+    add_couplings(fitted)
+    run_app(tmp_path / "run_plain", [f"data.bundle={plain}", "model.name=ZeroFunction"])
+    run_app(tmp_path / "run_fitted", [f"data.bundle={fitted}", "model.name=ZeroFunction"])
+    band_only = cost_rows(tmp_path / "run_plain" / "final_training_cost.dat")[0][1]
+    with_couplings = cost_rows(tmp_path / "run_fitted" / "final_training_cost.dat")[0][1]
+    bundle = load_bundle(fitted)
+    term = CouplingTerm(bundle.systems)
+    values = term.couplings(build_hamiltonian(bundle), 0)
+    assert set(values) == set(bundle.systems[0].couplings.values)
+    expected = sum(2.0 * (float(g.abs()) - 0.1) ** 2 for g in values.values())
+    assert expected > 0
+    assert with_couplings == pytest.approx(band_only + expected, rel=1e-9)
+
+
+def test_coupling_term_is_differentiable(tmp_path: Path) -> None:
+    folder = small_bundle(tmp_path, n_k=3, max_ke=1.5)
+    add_couplings(folder)
     bundle = load_bundle(folder)
-    with pytest.raises(InputError, match="input_0.par.*fit_eph"):
-        training_objective(bundle, LossSettings())
+    hamiltonian = build_hamiltonian(bundle, train_slots=(0, 1, 2, 3))
+    loss = CouplingTerm(bundle.systems).values(hamiltonian)["coupling_sys0"]
+    loss.backward()
+    assert float(hamiltonian.pp_free.grad.abs().sum()) > 0

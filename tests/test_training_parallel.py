@@ -91,15 +91,22 @@ def test_multirun_writes_the_sweep_summary(tmp_path: Path):
     bundle = small_bundle(tmp_path, max_num_epochs=1, **TINY)
     sweep = tmp_path / "sweep"
     _train(
-        ["-m", f"data.bundle={bundle}", *RUN, "optimizer.lr=1e-3,5e-3", f"hydra.sweep.dir={sweep}"],
+        [
+            "-m",
+            f"data.bundle={bundle}",
+            *RUN,
+            "recipe=legacy",
+            "learning_rate=1e-3,5e-3",
+            f"hydra.sweep.dir={sweep}",
+        ],
         tmp_path,
     )
     with (sweep / "sweep_summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert sorted(float(row["optimizer.lr"]) for row in rows) == [1e-3, 5e-3]
+    assert sorted(float(row["learning_rate"]) for row in rows) == [1e-3, 5e-3]
     assert all(row["status"] == "COMPLETED" and float(row["final_loss"]) > 0 for row in rows)
     assert float(rows[0]["final_loss"]) <= float(rows[1]["final_loss"])
-    assert (sweep / "sweep_summary.md").read_text().startswith("| job | optimizer.lr |")
+    assert (sweep / "sweep_summary.md").read_text().startswith("| job | learning_rate |")
 
 
 @pytest.mark.parametrize(
@@ -115,7 +122,7 @@ def test_sweeper_and_launcher_configs_compose(overrides: list[str]):
     cfg = compose_config("train", overrides)
     launcher, sweeper = cfg.hydra.launcher._target_, cfg.hydra.sweeper._target_
     if "hparams_search=optuna" in overrides:
-        assert sweeper.endswith("OptunaSweeper") and "optimizer.lr" in cfg.hydra.sweeper.params
+        assert sweeper.endswith("OptunaSweeper") and "learning_rate" in cfg.hydra.sweeper.params
     if "hydra/launcher=local" in overrides:
         assert launcher.endswith("JoblibLauncher")
     if "hydra/launcher=slurm" in overrides:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from training_support import QUIET, REPO, cost_rows, run_app, small_bundle
@@ -78,16 +80,78 @@ def test_existing_bundle_run_writes_the_original_files(trained):
     assert "pre-fit" in info["initialisation"]
 
 
-def test_tensorboard_events_hold_scalars_and_images(trained):
+def test_tensorboard_scalars_and_images_share_the_epoch_axis(trained):
     _, run_dir = trained
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     for tag in ("train/loss", "train/loss_sys0", "lr", "grad_norm/total", "val/loss"):
         assert tag in scalars, (tag, scalars)
-    assert len(events.Scalars("train/loss")) == EPOCHS
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
+    validation = [e.step for e in events.Scalars("val/loss")]
+    assert validation == [2, 4]
     images = set(events.Tags()["images"])
     assert {"bands", "potentials"} <= images, images
+    band_steps = [e.step for e in events.Images("bands")]
+    assert band_steps == [0, *validation]  # initZunger, then every validation epoch
+    assert (run_dir / "tensorboard" / "hparams.yaml").read_text().count("lr") >= 1
+
+
+def test_convergence_diagnostics_in_log_and_tensorboard(trained):
+    bundle, run_dir = trained
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    rms = events.Scalars("diagnostics/sys0/rms")
+    assert [e.step for e in rms] == [2, 4]
+    calc = np.loadtxt(run_dir / "epoch_4_BS_sys0.dat")[:, 1:]
+    reference = np.loadtxt(bundle / "expBandStruct_0.par")[:, 1:]
+    assert rms[-1].value == pytest.approx(np.sqrt(np.mean((calc - reference) ** 2)), abs=1e-4)
+    band3 = events.Scalars("diagnostics/sys0/rms_band3")[-1].value
+    assert band3 == pytest.approx(np.sqrt(np.mean((calc[:, 3] - reference[:, 3]) ** 2)), abs=1e-4)
+    assert "system 0 (No_Name): RMS" in (run_dir / "train.log").read_text()
+
+
+def test_log_has_one_line_per_epoch(trained):
+    _, run_dir = trained
+    log = (run_dir / "train.log").read_text()
+    assert [f"epoch {e}/{EPOCHS}: loss" in log for e in range(1, EPOCHS + 1)] == [True] * EPOCHS
+    assert log.count("/4: loss") == EPOCHS
+    assert "Tip" not in log and "LeafSpec" not in log
+
+
+def test_evaluate_a_run_reproduces_its_final_loss(trained, tmp_path: Path):
+    _, run_dir = trained
+    final = float(re.search(r"final validation loss (\S+)", (run_dir / "train.log").read_text())[1])
+    loss = run_app(tmp_path / "eval", [f"run={run_dir}", "state=final"], config_name="evaluate")
+    assert loss == pytest.approx(final, rel=1e-9)
+    assert (tmp_path / "eval" / "bands_sys0.dat").is_file()
+
+
+def test_fast_dev_run_and_debug_preset_run_one_batch(tmp_path: Path):
+    bundle = small_bundle(tmp_path)
+    for name, option in (("flag", "+trainer.fast_dev_run=true"), ("preset", "debug=fast_dev_run")):
+        run_app(tmp_path / name, [f"data.bundle={bundle}", "data.kpt_batch_size=2", option])
+        assert [x for x, _ in cost_rows(tmp_path / name / "final_training_cost.dat")] == [1]
+
+
+def test_custom_callback_and_csv_logger_from_the_command_line(tmp_path: Path):
+    bundle = small_bundle(tmp_path)
+    marks = tmp_path / "marks"
+    run_app(
+        tmp_path / "run",
+        [
+            f"data.bundle={bundle}",
+            "trainer.max_epochs=3",
+            "logger=csv",
+            "+callbacks.marker._target_=training_support.EpochMarker",
+            f"+callbacks.marker.folder={marks}",
+        ],
+    )
+    assert sorted(p.name for p in marks.iterdir()) == ["1", "2", "3"]
+    rows = (tmp_path / "run" / "csv" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    steps = [int(r.split(",")[header.index("step")]) for r in rows[1:]]
+    assert {1, 2, 3} <= set(steps) and "train/loss" in header
 
 
 def test_evaluate_trained_checkpoint(trained, tmp_path: Path):
@@ -111,17 +175,19 @@ def test_evaluate_trained_checkpoint(trained, tmp_path: Path):
 
 
 def test_convert_and_rerun_is_the_same_run(trained, tmp_path: Path):
-    bundle, run_dir = trained
+    """The converted experiment trains as the bundle does with the original's recipe."""
+    bundle, _ = trained
     conf = tmp_path / "conf" / "experiment"
     conf.mkdir(parents=True)
     (conf / "converted.yaml").write_text(convert(bundle / "NN_config.par"))
+    run_app(tmp_path / "direct", [f"data.bundle={bundle}", "recipe=legacy", *RUN])
     run_app(
         tmp_path / "run",
         [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "experiment=converted", *RUN],
         extra_dirs=(tmp_path / "conf",),
     )
     assert cost_rows(tmp_path / "run" / "final_training_cost.dat") == cost_rows(
-        run_dir / "final_training_cost.dat"
+        tmp_path / "direct" / "final_training_cost.dat"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dpp.app.compose import Prepared, compose_config, prepare
@@ -87,3 +88,14 @@ def run_app(
 
 def cost_rows(path: Path) -> list[tuple[int, float]]:
     return [(int(a), float(b)) for a, b in (ln.split() for ln in path.read_text().splitlines())]
+
+
+class EpochMarker(pl.Callback):
+    """A user's own callback: writes an empty file named after each finished epoch."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / str(trainer.current_epoch + 1)).touch()

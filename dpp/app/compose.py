@@ -21,9 +21,15 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import (
+    InterpolationToMissingValueError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+)
 
 from dpp.app import sources
+from dpp.app.lock import check_writable
+from dpp.app.origins import Origins
 from dpp.errors import InputError
 from dpp.io.keys import did_you_mean
 from dpp.io.nnconfig import NNConfigFile, Translation, read_nn_config, translate
@@ -70,6 +76,7 @@ class Prepared:
     nn_config: NNConfigFile | None = None
     translation: Translation | None = None
     run: Path | None = None
+    config: DictConfig | None = None  # the composed configuration, `hydra` included (no sweeps)
 
 
 LOCATING_KEYS = ("data.bundle", "run", "paths.", "hydra.")
@@ -185,11 +192,28 @@ def compose_config(
         raise _override_error(error, overrides, config_name, config_dirs) from None
 
 
-def _bundle_of(cfg: DictConfig) -> Path:
-    value = OmegaConf.select(cfg, "data.bundle")
+def _literal_bundle(overrides: list[str]) -> str | None:
+    """The bundle named by a plain `data.bundle=<path>` override, when no other override can
+    name a bundle or a run (`run=`, `experiment=`): then the locating composition is not
+    needed."""
+    bundle = None
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.key_or_group in ("run", "experiment"):
+            return None
+        if override.key_or_group == "data.bundle":
+            value = override.value()
+            bundle = value if isinstance(value, str) and "$" not in value else None
+    return bundle
+
+
+def _bundle_of(value: Any) -> Path:
     if value is None:
         raise InputError(
-            "configuration", "no input bundle", key="data.bundle", expected="a bundle folder"
+            "configuration",
+            "no input bundle",
+            key="data.bundle",
+            expected="a bundle folder",
+            found="unset (null)",
         )
     folder = Path(str(value)).expanduser().resolve()
     if not (folder / "NN_config.par").is_file():
@@ -219,23 +243,60 @@ def _run_settings(run: Path) -> dict[str, Any]:
 
 
 def prepare(
-    config_name: str, overrides: list[str], config_dirs: list[Path] | tuple = ()
+    config_name: str,
+    overrides: list[str],
+    config_dirs: list[Path] | tuple = (),
+    *,
+    multirun: bool = False,
 ) -> Prepared:
-    """Compose once without the bundle, read its NN_config.par (or the run's settings) and
-    serve it to every later composition of this process."""
+    """Compose once without the bundle to locate it (not needed when the command line names
+    it plainly), read its NN_config.par (or the run's settings) and serve it to every later
+    composition of this process; then compose the whole configuration (errors now), check its
+    number of training epochs and that its run directory (sweep directory with `multirun`)
+    can be written."""
     sources.deactivate()
     plain = _split_sweeps(overrides)
-    cfg = compose_config(config_name, _locating(plain), config_dirs)
-    run = OmegaConf.select(cfg, "run", default=None)
+    run = None
+    bundle = None if config_dirs else _literal_bundle(plain)
+    if bundle is None:
+        cfg = compose_config(config_name, _locating(plain), config_dirs)
+        run = OmegaConf.select(cfg, "run", default=None)
+        bundle = OmegaConf.select(cfg, "data.bundle")
     if run is not None:
         folder = Path(str(run)).expanduser().resolve()
         sources.activate(str(folder), _run_settings(folder))
         prepared = Prepared(run=folder)
     else:
-        folder = _bundle_of(cfg)
+        folder = _bundle_of(bundle)
         nn_config = read_nn_config(folder / "NN_config.par")
         translation = translate(nn_config)
         sources.activate(str(folder), translation.tree())
         prepared = Prepared(bundle=folder, nn_config=nn_config, translation=translation)
-    compose_config(config_name, plain, config_dirs)  # composes with the settings: errors now
+    prepared.config = compose_config(config_name, plain, config_dirs)
+    epochs = OmegaConf.select(prepared.config, "trainer.max_epochs", default=0)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        origins = Origins.build(plain, None, prepared.nn_config, prepared.translation)
+        raise origins.error(
+            "trainer.max_epochs",
+            "invalid number of training epochs",
+            expected="an integer >= 0 (0: no training)",
+            found=epochs,
+        )
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    check_writable(Path(str(OmegaConf.select(prepared.config, key))).expanduser().resolve(), key)
     return prepared
+
+
+def resolved_container(node: Any) -> Any:
+    """The config as plain containers with every interpolation resolved; values that stay
+    unset (`???`, or interpolations to them, e.g. the schedule of an unused recipe) are kept
+    as written."""
+    if OmegaConf.is_list(node):
+        return [resolved_container(node._get_node(i)) for i in range(len(node))]
+    if OmegaConf.is_dict(node):
+        return {key: resolved_container(node._get_node(key)) for key in node}
+    try:
+        value = node._dereference_node()._value()
+    except (MissingMandatoryValue, InterpolationToMissingValueError):
+        return node._value()
+    return resolved_container(value) if OmegaConf.is_config(value) else value

@@ -28,6 +28,7 @@ from dpp.io.records import Bundle, SystemData
 from dpp.io.writers import write_band_file
 from dpp.models import is_zero_function, load_checkpoint, safe_torch_load
 from dpp.outputs import plots
+from dpp.outputs.band_panels import bands_figure
 from dpp.outputs.progress import progress
 from dpp.physics import build_hamiltonian
 from dpp.physics.reorder import extrapolation_order
@@ -46,10 +47,10 @@ def path_distance(system: SystemData, k_cartesian: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(steps)])
 
 
-def run_state(run: Path) -> tuple[Path | None, str]:
-    """The state of an earlier run to evaluate: best_*, else final_* (network file or None,
-    and the prefix of its parameter tables)."""
-    for which in ("best", "final"):
+def run_state(run: Path, preferred: str = "best") -> tuple[Path | None, str]:
+    """The state of an earlier run to evaluate: `preferred` (best or final), else the other
+    (network file or None, and the prefix of its parameter tables)."""
+    for which in (preferred, "final" if preferred == "best" else "best"):
         if any(run.glob(f"{which}_*Params.dat")) or (run / f"{which}_PPmodel.pth").is_file():
             network = run / f"{which}_PPmodel.pth"
             return (network if network.is_file() else None), which
@@ -101,7 +102,7 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     checkpoint = cfg.get("checkpoint")
     run = cfg.get("run")
     if run is not None:
-        network_file, which = run_state(Path(str(run)))
+        network_file, which = run_state(Path(str(run)), str(cfg.get("state", "best")))
         bundle = _with_run_tables(bundle, Path(str(run)), which)
         checkpoint = checkpoint or network_file
         log.info("evaluating the %s state of run %s", which, run)
@@ -138,7 +139,7 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         distance = path_distance(system, hamiltonian.geometries[index].kpoints.cpu().numpy())
         write_band_file(run_dir / f"bands_sys{index}.dat", distance, bands.numpy())
         if cfg.workflow.write_plots:
-            fig = plots.bands_figure([system], [bands.numpy()], f"evaluate system {index}")
+            fig = bands_figure([system], [bands.numpy()], "evaluation", term)
             plots.save_figure(fig, run_dir / f"bands_sys{index}.png")
             plots.close(fig)
         if system.ref_bands is None:

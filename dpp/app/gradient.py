@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 
+from dpp.app.compose import resolved_container
 from dpp.app.initialise import initialise, load_initial
 from dpp.app.origins import Origins
 from dpp.app.run import RunSettings, dpp_version, read_bundle
@@ -72,8 +73,19 @@ def _instantiate_all(cfg: DictConfig, group: str, origins: Origins, **kwargs: An
     return out
 
 
-def _loggers(cfg: DictConfig, origins: Origins) -> list[pl.loggers.Logger]:
-    return _instantiate_all(cfg, "logger", origins)
+HP_METRICS = {"hp/final_loss": float("nan"), "hp/best_loss": float("nan")}
+"""Metrics of the hyperparameter view, logged at the end of the run."""
+
+
+def _log_hyperparameters(loggers: list[pl.loggers.Logger], cfg: DictConfig) -> None:
+    """The resolved configuration as every logger's hyperparameters (once the checks passed,
+    so a refused run leaves no logger files behind)."""
+    params = resolved_container(cfg)
+    for logger in loggers:
+        if isinstance(logger, pl.loggers.TensorBoardLogger):
+            logger.log_hyperparams(params, metrics=HP_METRICS)
+        else:
+            logger.log_hyperparams(params)
 
 
 def _figure_sink(loggers: list[Any], module: dict[str, Any]) -> Any:
@@ -168,11 +180,13 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         )
     optimizer = partial_of(cfg, "optimizer", origins)
     probe = call_checked(optimizer, "optimizer", origins, parameters or [hamiltonian.pp_free])
-    scheduler = partial_of(cfg, "scheduler", origins) if cfg.get("scheduler") else None
+    schedule = cfg.get("scheduler")
+    scheduled = schedule is not None and "_target_" in schedule
+    scheduler = partial_of(cfg, "scheduler", origins) if scheduled else None
     if scheduler is not None:
         call_checked(scheduler, "scheduler", origins, probe)
     workflow = cfg.workflow
-    loggers = _loggers(cfg, origins) if is_global_zero() else []
+    loggers = _instantiate_all(cfg, "logger", origins) if is_global_zero() else []
     holder: dict[str, Any] = {}
     reporter = Reporter(
         run_dir, bundle, settings.outputs, figure_sink=_figure_sink(loggers, holder)
@@ -209,6 +223,7 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     lead = is_global_zero()
     show = bool(OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True))
     # -- checks done: work starts --------------------------------------------------------
+    _log_hyperparameters(loggers, cfg)
     if ckpt_path is None and lead:
         chosen = initialise(
             network, bundle, settings.init, run_dir, generator, loaded=loaded, show_progress=show
@@ -216,8 +231,12 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         hamiltonian.to(device)
         reporter.basis_states(hamiltonian)
         analytic = build_hamiltonian(bundle, None, settings.physics).to(device)
-        reporter.bands("oldFunc", evaluate_bands(analytic), tag="bands_oldFunc")
-        reporter.bands("initZunger", evaluate_bands(hamiltonian), tag="bands")
+        reporter.bands(
+            "oldFunc", evaluate_bands(analytic), tag="bands_oldFunc", term=objective.primary
+        )
+        reporter.bands(
+            "initZunger", evaluate_bands(hamiltonian), tag="bands", term=objective.primary
+        )
         reporter.potentials(
             "initZunger", hamiltonian, tag="potentials", converge=True, real_space_files=True
         )
@@ -252,11 +271,15 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     final = _finish(module, reporter, loggers, cfg)
     if module.nonfinite is not None:
-        kept = module.train_history[-1][0] if module.train_history else 0
+        if module.train_history:
+            epoch, loss = module.train_history[-1]
+            kept = f"the last state with a finite loss (epoch {epoch}, {loss:.6g} eV^2)"
+        else:
+            kept = "the initial state"
         raise RunStopped(
-            f"training stopped at epoch {len(module.train_history) + 1}: {module.nonfinite} "
-            f"became NaN or infinite; the final_* files hold the last finite state (after "
-            f"epoch {kept}); lower optimizer.lr or check the inputs"
+            f"training stopped at epoch {module.nonfinite_epoch}: {module.nonfinite} became "
+            f"NaN or infinite; the final_* files hold {kept}; lower the learning rate or "
+            f"check the inputs"
         )
     return final
 
@@ -275,7 +298,7 @@ def _pre_adjust_files(move: int, module: PseudopotentialModule, reporter: Report
     prefix = f"preEpoch_{move}"
     if module.network is not None:
         save_torch_atomic(model_state(module.network), reporter.run_dir / f"{prefix}_PPmodel.pth")
-    reporter.bands(prefix, evaluate_bands(module.hamiltonian))
+    reporter.bands(prefix, evaluate_bands(module.hamiltonian), term=module.objective.primary)
 
 
 def _state_files(prefix: str, hamiltonian: PseudopotentialHamiltonian, reporter: Reporter) -> None:
@@ -296,6 +319,9 @@ def _finish(
     ham = module.hamiltonian
     if is_global_zero():
         reporter.potentials("final", ham, converge=True, real_space_files=True)
+        reporter.bands(
+            "final", evaluate_bands(ham), tag="bands_final", term=module.objective.primary
+        )
         _state_files("final", ham, reporter)
         if module.train_history:
             fig = plots.cost_figure(module.train_history, module.val_history, "training cost")
@@ -305,7 +331,9 @@ def _finish(
             final_state = copy.deepcopy(ham.state_dict())
             ham.load_state_dict(module.best_state)
             _state_files("best", ham, reporter)
-            reporter.bands("best", evaluate_bands(ham), tag="bands_best")
+            reporter.bands(
+                "best", evaluate_bands(ham), tag="bands_best", term=module.objective.primary
+            )
             reporter.potentials("best", ham, real_space_files=True)
             ham.load_state_dict(final_state)
             log.info(
@@ -318,12 +346,10 @@ def _finish(
     with torch.no_grad():
         final, _, _ = module.full_pass(backward=False)
     ham.train(was_training)
+    last = module.train_history[-1][0] if module.train_history else 0
     for logger in loggers:
-        logger.log_hyperparams(
-            OmegaConf.to_container(cfg, resolve=True),
-            metrics={"hp/final_loss": final, "hp/best_loss": module.best_loss},
-        )
+        logger.log_metrics({"hp/final_loss": final, "hp/best_loss": module.best_loss}, step=last)
         logger.finalize("success")
     if is_global_zero():
-        log.info("final validation loss %.6g eV^2; results in %s", final, reporter.run_dir)
+        log.info("final validation loss %.10g eV^2; results in %s", final, reporter.run_dir)
     return final if math.isfinite(final) else float("nan")

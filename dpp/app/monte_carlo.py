@@ -44,7 +44,11 @@ class McConfig:
     running replica trials (None: as many as the thread budget allows); exchange_every:
     trials between replica exchanges; checkpoint_every: trials between checkpoints; patience:
     stop after so many trials without a new best (None: 10000 analytic, never nn); seed: chain
-    seed (None: the run's); resume: continue from mc_checkpoint.pth; tensorboard, progress."""
+    seed (None: the run's); resume: continue from mc_checkpoint.pth; tensorboard, progress;
+    plot_every: trials between band and potential plots of the best state (0: start only);
+    burn_in: trials (at most half the chain) that tune the step scale of every parameter
+    group toward `target_acceptance`, `tune_block` trials per group at a time, then freeze it
+    (dpp.mc.tuning; 0 = the original's fixed steps)."""
 
     engine: str = "auto"
     iterations: int | None = None
@@ -64,6 +68,10 @@ class McConfig:
     resume: bool = True
     tensorboard: bool = True
     progress: bool = True
+    burn_in: int = 100
+    target_acceptance: float = 0.3
+    tune_block: int = 10
+    plot_every: int = 50
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINE_CHOICES:
@@ -74,11 +82,20 @@ class McConfig:
             raise SettingError(
                 "perturb_mode", "unknown mode", expected="1 ... 7", found=self.perturb_mode
             )
-        for name in ("replicas", "exchange_every", "checkpoint_every", "iterations"):
+        if not 0 < self.target_acceptance < 1:
+            raise SettingError(
+                "target_acceptance",
+                "not a probability",
+                expected="0 < p < 1",
+                found=self.target_acceptance,
+            )
+        if self.burn_in < 0:
+            raise SettingError("burn_in", "negative", expected=">= 0", found=self.burn_in)
+        for name in ("replicas", "exchange_every", "checkpoint_every", "iterations", "tune_block"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SettingError(name, "must be positive", expected=">= 1", found=value)
-        for name in ("percentage", "beta"):
+        for name in ("percentage", "beta", "plot_every"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise SettingError(name, "negative", expected=">= 0", found=value)
@@ -175,6 +192,9 @@ def chain_settings(
         resume=mc.resume,
         tensorboard=mc.tensorboard,
         progress=mc.progress,
+        burn_in=min(mc.burn_in, int(iterations) // 2),
+        target_acceptance=mc.target_acceptance,
+        tune_block=mc.tune_block,
         extra={"bundle": str(bundle.path), "seed": seed, "engine": engine},
     )
 
@@ -194,17 +214,11 @@ def run_monte_carlo(
         )
     options_file = _file(Path(settings.data.bundle), mc.options_file)
     options = None if options_file is None else read_mc_options(options_file)
-    if options is not None and options.fit_coupling:
-        raise origins.error(
-            "mc.options_file",
-            "fitCoupling needs the coupling term, not available yet",
-            expected="fitCoupling = False",
-            found=True,
-        )
     bundle = read_bundle(
         settings,
         deformation_potentials=bool(options and options.fit_def_pot),
         legacy_defpot_weight=options.def_pot_weight if options else 1.0,
+        electron_phonon=bool(options and options.fit_coupling),
     )
     check_run(settings, bundle, origins, fitting=True)
     model = None
@@ -236,4 +250,7 @@ def run_monte_carlo(
         chain.workers,
     )
     reporter = Reporter(run_dir, bundle, settings.outputs)
-    return MonteCarloRunner(bundle, hamiltonian, objective, chain, reporter).run()
+    runner = MonteCarloRunner(
+        bundle, hamiltonian, objective, chain, reporter, plot_every=mc.plot_every
+    )
+    return runner.run()

@@ -120,7 +120,8 @@ def _only_hydra_files(run_dir: Path) -> bool:
     """A run folder holding nothing but what Hydra and the lock wrote (a run stopped by
     bad input before any work)."""
     names = {p.name for p in run_dir.iterdir()}
-    return names <= {".hydra", LOCK_NAME, OWNER_NAME} | {p.name for p in run_dir.glob("*.log")}
+    written = {".hydra", LOCK_NAME, OWNER_NAME, compose.RESOLVED_CONFIG}
+    return names <= written | {p.name for p in run_dir.glob("*.log")}
 
 
 def run(
@@ -169,7 +170,7 @@ def _dispatch(cfg: DictConfig, origins: Origins, run_dir: Path) -> float:
     pl.seed_everything(settings.seed, workers=True, verbose=False)
     apply_threads(thread_budget(settings.threads))
     if is_global_zero():
-        text = OmegaConf.to_yaml(OmegaConf.to_container(cfg, resolve=True))
+        text = OmegaConf.to_yaml(compose.resolved_container(cfg))
         write_text_atomic(run_dir / compose.RESOLVED_CONFIG, text)
     log.info("workflow %s on %s; run directory %s", name, settings.data.bundle, run_dir)
     if name == "evaluate":

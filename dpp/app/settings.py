@@ -4,6 +4,10 @@ and value error reported against the key and where its value came from."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import logging
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -18,9 +22,21 @@ from omegaconf.errors import MissingMandatoryValue
 from dpp.app.origins import Origins
 from dpp.errors import InputError, SettingError
 
+log = logging.getLogger(__name__)
+
 FIFTH_PARAM_SLOTS = ("strain", "long_range")
 MESSAGE_WORDS = {"lr": "learning rate", "betas": "beta", "eps": "epsilon"}
 """How torch's error messages name some optimiser arguments."""
+FROZEN_LEARNING_RATE = (
+    ("lr", lambda v: v == 0, "a learning rate of 0 never changes the parameters", "lr > 0"),
+    (
+        "gamma",
+        lambda v: v <= 0,
+        "a decay factor <= 0 sets the learning rate to 0 or below at the first decay",
+        "gamma > 0",
+    ),
+)
+"""Optimiser and schedule arguments that freeze the training: name, test, problem, expected."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,8 @@ def _describe(annotation: Any) -> str:
         parts = [_describe(a) for a in typing.get_args(annotation) if a is not type(None)]
         return " or ".join(parts) + " (or null)"
     if origin is tuple:
-        return f"a list of {_describe(typing.get_args(annotation)[0]).removeprefix('a ')}s"
+        item = re.sub(r"^an? ", "", _describe(typing.get_args(annotation)[0]))
+        return f"a list of {item}s"
     return _EXPECTED.get(annotation, str(annotation))
 
 
@@ -145,12 +162,51 @@ def build(cfg: DictConfig, group: str, origins: Origins, **kwargs: Any) -> Any:
 
 def partial_of(cfg: DictConfig, group: str, origins: Origins) -> Callable[..., Any]:
     """A `_partial_: true` node (optimiser, schedule) as a callable; its values are checked
-    when it is called (`call_checked`)."""
+    when it is called (`call_checked`), except a learning rate frozen at 0 when the run trains
+    (trainer.max_epochs > 0): lr = 0, or a schedule's decay factor gamma <= 0."""
     node = OmegaConf.select(cfg, group)
     try:
-        return instantiate(node)
+        factory = instantiate(node)
     except (InstantiationException, MissingMandatoryValue) as error:
         raise origins.error(group, "cannot build", found=str(error).splitlines()[0]) from None
+    keywords = getattr(factory, "keywords", {})
+    epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=0)
+    if _is_number(epochs) and epochs > 0:
+        for name, frozen, problem, expected in FROZEN_LEARNING_RATE:
+            value = keywords.get(name)
+            if _is_number(value) and frozen(value):
+                path = _source_of(node, name) or f"{group}.{name}"
+                raise origins.error(path, problem, expected=expected, found=value)
+    return _without_foreign_keys(factory, group, origins)
+
+
+def _without_foreign_keys(factory: Any, group: str, origins: Origins) -> Any:
+    """The partial without the arguments that NN_config.par gives for another optimiser or
+    schedule (adam_beta1 when the recipe trains with L-BFGS): the original ignored such keys
+    too. Arguments set anywhere else stay, so a mistake there is still an error."""
+    func = getattr(factory, "func", None)
+    if not isinstance(factory, functools.partial) or func is None:
+        return factory
+    accepted = set(inspect.signature(func).parameters)
+    kept = {}
+    for name, value in factory.keywords.items():
+        key = origins.nn_config_key(f"{group}.{name}")
+        if name not in accepted and key is not None:
+            log.info("%s (%s = %s) is not used by %s", key, f"{group}.{name}", value, func.__name__)
+            continue
+        kept[name] = value
+    return functools.partial(func, *factory.args, **kept)
+
+
+def _source_of(node: DictConfig, name: str) -> str | None:
+    """The config key that `node.name` interpolates (`${lr_decay.gamma}`), if it does."""
+    raw = OmegaConf.to_container(node, resolve=False).get(name)
+    match = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
+    return match.group(1) if match else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def call_checked(factory: Callable[..., Any], group: str, origins: Origins, *args: Any) -> Any:

@@ -4,13 +4,14 @@ weighted terms, parameter moves, the pre-fit and pre-adjust stages."""
 from dpp.fitting.bands import BandTerm, SystemTargets
 from dpp.fitting.costs import NormalisedBandTerm, SpinOrbitLimitTerm
 from dpp.fitting.objective import Evaluation, Objective, accumulate, trainable
-from dpp.fitting.observables import DefPotTerm
+from dpp.fitting.observables import CouplingTerm, DefPotTerm
 from dpp.fitting.penalties import PenaltyTerm
 from dpp.fitting.settings import LossSettings
 from dpp.fitting.terms import GlobalTerm, KPointTerm
 
 __all__ = [
     "BandTerm",
+    "CouplingTerm",
     "DefPotTerm",
     "Evaluation",
     "GlobalTerm",

@@ -17,11 +17,11 @@ def band_loss(
     """L = Σ_k Σ_b w_k u_b ((E_kb − shift) − (E^ref_kb − reference_shift))², in eV².
 
     A sum, not a mean. `bands`/`reference` are (nK, nBands) in eV, `kweights` (nK,),
-    `band_weights` (nBands,). The shifts implement relative energies (relE_bIdx): scalars
-    or (nK, 1) columns.
+    `band_weights` (nBands,) or per k-point (nK, nBands) (band windows). The shifts
+    implement relative energies (relE_bIdx): scalars or (nK, 1) columns.
     """
     error = (bands - shift) - (reference - reference_shift)
-    return (kweights[:, None] * band_weights[None, :] * error * error).sum()
+    return (kweights[:, None] * band_weights * error * error).sum()
 
 
 def relative_shifts(

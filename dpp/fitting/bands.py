@@ -4,14 +4,16 @@ relative energies and band reordering, evaluated on any batch of k-points."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
-from dpp.errors import InputError
+from dpp.errors import InputError, SettingError
 from dpp.fitting.band_loss import band_loss, relative_shifts
 from dpp.fitting.reordering import BandReordering
 from dpp.fitting.settings import LossSettings
 from dpp.fitting.terms import KPointTerm
+from dpp.fitting.windows import system_window, window_factors
 from dpp.io.records import SystemData
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 
@@ -33,6 +35,24 @@ class SystemTargets:
         )
         self.kweights = torch.as_tensor(system.kweights, device=device)
         self.band_weights = torch.as_tensor(system.band_weights, device=device)
+        self.window = None
+        try:
+            window = system_window(settings.window, system)
+            if window.active and system.ref_bands is not None:
+                idx = (system.settings.idx_vb, system.settings.idx_cb)
+                factors = window_factors(system.ref_bands, window, *idx)
+                self.window = torch.as_tensor(factors, device=device)
+        except SettingError as error:
+            own = getattr(system.settings, error.setting, None) is not None
+            if not own and "needs" not in error.problem:
+                raise
+            raise InputError(
+                system.files.get("input"),
+                f"band window of system {system.index}: {error.problem}",
+                key=f"fit_{error.setting}" if own else None,
+                expected=error.expected,
+                found=str(error.found),
+            ) from None
         own = system.settings.relE_bIdx
         self.relative_band = own if own is not None else settings.relE_bIdx
         self.reordering = BandReordering(
@@ -54,8 +74,16 @@ class SystemTargets:
         """Apply `fn` (a device move or cast) to every tensor."""
         if self.reference is not None:
             self.reference = fn(self.reference)
+        if self.window is not None:
+            self.window = fn(self.window)
         self.kweights = fn(self.kweights)
         self.band_weights = fn(self.band_weights)
+
+    def weights(self, k_indices: torch.Tensor) -> torch.Tensor:
+        """Band weights (len(k_indices), nBands) of these k-points: u_b times the window."""
+        if self.window is None:
+            return self.band_weights[None, :].expand(len(k_indices), -1)
+        return self.band_weights[None, :] * self.window[k_indices]
 
 
 class BandTerm(KPointTerm):
@@ -119,7 +147,7 @@ class BandTerm(KPointTerm):
             bands,
             reference,
             targets.kweights[k_indices],
-            targets.band_weights,
+            targets.weights(k_indices),
             shift=shift,
             reference_shift=reference_shift,
         )
@@ -134,3 +162,37 @@ class BandTerm(KPointTerm):
             else:
                 out.append((float(calc[0, r]), float(targets.reference[0, r])))
         return out
+
+
+@dataclass
+class BandErrors:
+    """Where a fit is poor (eV): the RMS error of every band over the k-points (relative
+    energies when relE is on), the overall RMS, and the largest error of the band edges
+    idxVB / idxCB (when input_X.par names them)."""
+
+    rms: list[float]
+    overall: float
+    edges: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line: overall RMS, worst band, edge errors."""
+        worst = max(range(len(self.rms)), key=self.rms.__getitem__)
+        parts = [f"RMS {self.overall:.4g} eV", f"worst band {worst} ({self.rms[worst]:.4g} eV)"]
+        parts += [f"{edge} max error {value:.4g} eV" for edge, value in self.edges.items()]
+        return ", ".join(parts)
+
+
+def band_errors(
+    bands: torch.Tensor, targets: SystemTargets, shift: tuple[float, float] = (0.0, 0.0)
+) -> BandErrors:
+    """Errors of computed `bands` (nK, nBands, eV) against the system's reference, both
+    shifted by `shift` (calculated, reference) as the loss compares them."""
+    error = (bands.detach().cpu() - shift[0]) - (targets.require_reference().cpu() - shift[1])
+    rms = error.pow(2).mean(dim=0).sqrt()
+    settings = targets.system.settings
+    edges = {
+        name: float(error[:, index].abs().max())
+        for name, index in (("VBM", settings.idx_vb), ("CBM", settings.idx_cb))
+        if index is not None and index < error.shape[1]
+    }
+    return BandErrors(rms.tolist(), float(error.pow(2).mean().sqrt()), edges)

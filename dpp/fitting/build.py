@@ -4,32 +4,24 @@ from __future__ import annotations
 
 import torch
 
-from dpp.errors import InputError
 from dpp.fitting.bands import BandTerm
 from dpp.fitting.costs import NormalisedBandTerm, SpinOrbitLimitTerm
 from dpp.fitting.objective import Objective
-from dpp.fitting.observables import DefPotTerm
+from dpp.fitting.observables import CouplingTerm, DefPotTerm
 from dpp.fitting.penalties import PenaltyTerm
 from dpp.fitting.settings import LossSettings
 from dpp.fitting.terms import GlobalTerm
 from dpp.io.records import Bundle
 
 
-def _observable_terms(bundle: Bundle, settings: LossSettings) -> list[GlobalTerm]:
-    for system in bundle.systems:
-        if system.couplings is not None:
-            raise InputError(
-                system.files.get("input"),
-                "electron-phonon coupling targets cannot be fitted by this version",
-                key="fit_eph",
-                expected="0",
-                found="1",
-            )
-    terms: list[GlobalTerm] = []
-    defpot = DefPotTerm(bundle.systems, weight=settings.defpot_weight)
-    if defpot.active:
-        terms.append(defpot)
-    return terms
+def _observable_terms(
+    bundle: Bundle, settings: LossSettings, coupling_reduction: str = "sum"
+) -> list[GlobalTerm]:
+    terms: list[GlobalTerm] = [
+        DefPotTerm(bundle.systems, weight=settings.defpot_weight),
+        CouplingTerm(bundle.systems, settings.coupling_weight, coupling_reduction),
+    ]
+    return [term for term in terms if term.active]
 
 
 def training_objective(
@@ -56,4 +48,5 @@ def analytic_objective(
     """The normalised cost of the analytic Monte Carlo engine (physics.md §10.2) with the
     a5 limit, plus the observables of the systems that fit them."""
     band = NormalisedBandTerm(bundle.systems, settings, device, opt_gaps=opt_gaps)
-    return Objective([band], [SpinOrbitLimitTerm(), *_observable_terms(bundle, settings)])
+    observables = _observable_terms(bundle, settings, coupling_reduction="mean")
+    return Objective([band], [SpinOrbitLimitTerm(), *observables])

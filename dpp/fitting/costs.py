@@ -44,12 +44,12 @@ class NormalisedBandTerm(BandTerm):
         if bands is None:
             bands = self.bands(hamiltonian, system, k_indices)
         reference = targets.require_reference()[k_indices]
-        weights = targets.band_weights
+        weights = targets.weights(k_indices)
         error = bands - reference
         if self.opt_gaps:
             error = error[:, 1:] - error[:, :-1]
-            weights = 0.5 * (weights[1:] + weights[:-1])
-        terms = targets.kweights[k_indices, None] * weights[None, :] * error * error
+            weights = 0.5 * (weights[:, 1:] + weights[:, :-1])
+        terms = targets.kweights[k_indices, None] * weights * error * error
         kept = torch.where(self._present(reference), terms, torch.zeros_like(terms))
         return kept.sum() / max(self.counts[system], 1)
 

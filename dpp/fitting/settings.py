@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dpp.errors import SettingError
+from dpp.fitting.windows import BandWindow
 
 REORDER_MODES = ("none", "smooth", "eigvec")
 RELATIVE_MODES = ("first_kpoint", "same_kpoint")
@@ -23,6 +24,9 @@ class LossSettings:
     penalize_*: the decay penalty (q0 in 1/Bohr, λ) and the magnitude penalty (T in
         Hartree·Bohr³, μ) on the network form factors (§7.4); penalty_reference prior|zero.
     defpot_weight, coupling_weight: weights of the deformation-potential and coupling terms.
+    window_low, window_high, window_edge, window_smoothness, exclude_bands: the band window
+        (eV relative to the reference VBM, CBM or absolute; smooth roll-off width in eV) and
+        the bands never fitted (dpp.fitting.windows); input_X.par may set its own.
     """
 
     relE_bIdx: int | None = None  # noqa: N815 - the NN_config key users know
@@ -37,6 +41,11 @@ class LossSettings:
     penalty_reference: str = "prior"
     defpot_weight: float = 1.0
     coupling_weight: float = 1.0
+    window_low: float | None = None
+    window_high: float | None = None
+    window_edge: str = "vbm"
+    window_smoothness: float = 0.1
+    exclude_bands: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -58,11 +67,23 @@ class LossSettings:
             raise SettingError(
                 given, f"needs {other} too", expected="both or neither", found=f"only {given}"
             )
+        self.window  # noqa: B018 - validates the window settings
         for name in ("defpot_weight", "coupling_weight"):
             if getattr(self, name) < 0:
                 raise SettingError(
                     name, "negative weight", expected=">= 0", found=getattr(self, name)
                 )
+
+    @property
+    def window(self) -> BandWindow:
+        """The band window of every system without its own in input_X.par."""
+        return BandWindow(
+            self.window_low,
+            self.window_high,
+            self.window_edge,
+            self.window_smoothness,
+            tuple(self.exclude_bands),
+        )
 
     @property
     def decay_penalty(self) -> bool:

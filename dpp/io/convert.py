@@ -3,7 +3,9 @@
 Save the output as `<dir>/experiment/<name>.yaml` (the folder `experiment/` inside a config
 directory of your own) and run it with `python train.py --config-dir <dir>
 experiment=<name>`; the run is the same as `python train.py data.bundle=<folder of
-NN_config.par>`. The bundle path is written relative to `paths.data_root` (the launch
+NN_config.par> recipe=legacy`: the file selects the original's recipe, so the optimiser and
+schedule it lists are the ones that train (delete that line and those entries for dpp's
+default recipe). The bundle path is written relative to `paths.data_root` (the launch
 folder by default), so the file stays valid when the project moves.
 """
 
@@ -39,8 +41,9 @@ def convert(path: str | Path) -> str:
     translation = translate(read_nn_config(path))
     lines = ["# @package _global_", f"# Converted from {path.name} by dpp-convert-config."]
     lines += [f"# Note: {note}" for note in translation.notes]
+    lines.append("defaults:")
+    lines.append("  - override /recipe: legacy  # train with the optimiser and schedule below")
     if translation.groups:
-        lines.append("defaults:")
         for group, option in translation.groups.items():
             key = translation.sources[group.partition("@")[2] or group]
             lines.append(f"  - override /{group}: {option}  # {key}: {KEYS[key].spec.doc}")

@@ -23,7 +23,7 @@ _KEYS: dict[str, tuple[KeySpec, str]] = {
             "float",
             "max_ke",
             "kinetic cutoff on |G|^2/2 (Hartree)",
-            minimum=0.0,
+            above=0.0,
             required=True,
         ),
         _key("nBands", "int", "n_bands", "bands per k-point", minimum=1, required=True),
@@ -47,8 +47,25 @@ _KEYS: dict[str, tuple[KeySpec, str]] = {
             "float",
             "strain_ref_scale",
             "equilibrium scale of the strain factor (Bohr)",
-            minimum=0.0,
+            above=0.0,
         ),
+        _key("fit_window_low", "float", "window_low", "lowest fitted energy above the edge (eV)"),
+        _key("fit_window_high", "float", "window_high", "highest fitted energy (eV)"),
+        _key(
+            "fit_window_edge",
+            "choice",
+            "window_edge",
+            "zero of the window: vbm, cbm or absolute",
+            choices=("vbm", "cbm", "absolute"),
+        ),
+        _key(
+            "fit_window_smoothness",
+            "float",
+            "window_smoothness",
+            "roll-off width of the window edges (eV)",
+            above=0.0,
+        ),
+        _key("exclude_bands", "int_list", "exclude_bands", "bands never fitted", minimum=0),
     )
 }
 SETTINGS_KEYS: dict[str, KeySpec] = {name: spec for name, (spec, _) in _KEYS.items()}

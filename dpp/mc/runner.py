@@ -26,13 +26,18 @@ from dpp.mc.outputs import (
     iterations_header,
     iterations_row,
     path_length,
+    read_cost_trace,
     write_path_bands,
     write_species_tables,
 )
 from dpp.mc.settings import ENGINES, MonteCarloSettings
 from dpp.mc.state import McState, capture, restore
+from dpp.mc.tuning import StepTuner, analytic_groups
+from dpp.models import safe_torch_load
+from dpp.outputs import plots
 from dpp.outputs.reporter import Reporter
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.slots import SPIN_ORBIT_NONLOCAL
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class Replica:
     beta: float = 1.0
     step_mod: float = 1.0
     accepted: int = 0
+    tuner: StepTuner | None = None
 
 
 class MonteCarloRunner:
@@ -60,6 +66,11 @@ class MonteCarloRunner:
     a0..a8 with the constraints of physics.md §5.4. The objective is the training loss for the
     network engine and the normalised cost of §10.2 for the analytic one (the application
     builds it). `hamiltonian` ends in the final state of replica 0.
+
+    Plots: the best state's bands and potentials at trial 0 and every `plot_every` trials
+    (`mc_iter_t_plotBS.png`, `mc_iter_t_plotPP.png`; 0: trial 0 only), `best_plotBS.png`
+    whenever they show a new best, and at the end `final_`/`best_plotBS.png`,
+    `final_mc_cost.png` and the movies (outputs.movies).
     """
 
     def __init__(
@@ -69,6 +80,7 @@ class MonteCarloRunner:
         objective: Objective,
         settings: MonteCarloSettings,
         reporter: Reporter,
+        plot_every: int = 0,
     ) -> None:
         if settings.engine not in ENGINES:
             raise InputError(
@@ -83,6 +95,10 @@ class MonteCarloRunner:
             hamiltonian.model.eval()  # physics.md §10.1: losses in eval mode
         self.reporter = reporter
         self.run_dir = reporter.run_dir
+        self.plot_every = plot_every
+        self.band_term = objective.primary
+        self.best_bands: list[np.ndarray] | None = None  # of the best state, eV
+        self.best_plotted = False
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.analytic = settings.engine == "analytic"
         options = settings.options
@@ -96,6 +112,7 @@ class MonteCarloRunner:
         mask = np.zeros(hamiltonian.pp_fixed.shape[1], dtype=bool)
         mask[list(self.active)] = True
         self.steps = torch.as_tensor(np.asarray(steps) * mask, dtype=hamiltonian.pp_fixed.dtype)
+        self.groups = self._groups(hamiltonian)
         seeds = np.random.SeedSequence(settings.seed).spawn(settings.n_replicas + 1)
         self.exchange_rng = np.random.default_rng(seeds[-1])
         self.replicas = [
@@ -103,6 +120,12 @@ class MonteCarloRunner:
                 hamiltonian=hamiltonian if r == 0 else hamiltonian.replica(_copy(hamiltonian)),
                 rng=np.random.default_rng(seeds[r]),
                 current=capture(hamiltonian),
+                tuner=StepTuner(
+                    tuple(self.groups),
+                    settings.burn_in,
+                    settings.target_acceptance,
+                    settings.tune_block,
+                ),
             )
             for r in range(settings.n_replicas)
         ]
@@ -126,6 +149,19 @@ class MonteCarloRunner:
             self.run_dir / "iterations.dat", iterations_header(bundle.species)
         )
         self.coordinates = [path_length(g.kpoints) for g in hamiltonian.geometries]
+
+    def _groups(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, tuple[int, ...]]:
+        """Parameter groups of the step tuning: slot groups (analytic engine), else the
+        network and the spin-orbit/nonlocal strengths that the perturbation mode moves."""
+        if self.analytic:
+            return analytic_groups(self.active, self.steps.numpy())
+        mode, groups = self.settings.perturb_mode, {}
+        if hamiltonian.uses_network and mode <= 5:
+            groups["network"] = ()
+        projectors = tuple(s for s in SPIN_ORBIT_NONLOCAL if s in self.active)
+        if projectors and mode != 3:
+            groups["spin-orbit/nonlocal"] = tuple(int(s) for s in projectors)
+        return groups
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -198,6 +234,7 @@ class MonteCarloRunner:
             u = float(replica.rng.random())
             ok = metropolis_accept(evaluation.total, replica.cost, self.best_cost, replica.beta, u)
             accepted.append(ok)
+            replica.tuner.record(trial, ok)
             if not ok:
                 restore(replica.hamiltonian, replica.current)
                 continue
@@ -223,27 +260,34 @@ class MonteCarloRunner:
             return list(pool.map(self._trial, self.replicas))
 
     def _trial(self, replica: Replica) -> Evaluation:
+        scales = dict(zip(self.groups, replica.tuner.scale_vector(self.trial), strict=True))
         with torch.no_grad():
             table = replica.hamiltonian.pp_fixed
             if self.analytic:
-                analytic_step(table, self.steps, replica.step_mod, replica.rng)
+                steps = self.steps.clone()
+                for name, slots in self.groups.items():
+                    steps[:, list(slots)] *= scales[name]
+                analytic_step(table, steps, replica.step_mod, replica.rng)
                 enforce_constraints(table, self.atoms)
             else:
                 s = self.settings
                 model = replica.hamiltonian.model
-                if model is not None:
+                if model is not None and scales.get("network", 1.0) > 0:
                     trainable = [p for p in model.parameters() if p.requires_grad]
+                    epsilon = s.percentage * scales.get("network", 1.0)
                     perturb_network(
-                        trainable, s.perturb_mode, s.percentage, replica.rng, legacy=s.legacy_modes
+                        trainable, s.perturb_mode, epsilon, replica.rng, legacy=s.legacy_modes
                     )
-                perturb_soc(
-                    table,
-                    s.perturb_mode,
-                    s.percentage,
-                    replica.rng,
-                    active=self.active,
-                    legacy=s.legacy_modes,
-                )
+                projectors = scales.get("spin-orbit/nonlocal", 1.0)
+                if projectors > 0:
+                    perturb_soc(
+                        table,
+                        s.perturb_mode,
+                        s.percentage * projectors,
+                        replica.rng,
+                        active=self.active,
+                        legacy=s.legacy_modes,
+                    )
             return self.cost(replica.hamiltonian)
 
     def _exchange(self, sweep: int) -> None:
@@ -278,7 +322,14 @@ class MonteCarloRunner:
             return None
         from torch.utils.tensorboard import SummaryWriter
 
-        return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.trial + 1)
+        writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.trial + 1)
+        if self.reporter.figure_sink is None:
+
+            def sink(tag: str, figure: object) -> None:
+                writer.add_figure(tag, figure, global_step=self.trial, close=False)
+
+            self.reporter.figure_sink = sink
+        return writer
 
     def _record(self, trial: int, new: float, accepted: bool, writer: object) -> None:
         first = self.replicas[0]
@@ -290,12 +341,16 @@ class MonteCarloRunner:
             self.iterations_log.append(
                 iterations_row(new, first.cost, self.best_cost, ratio, first.current.table.numpy())
             )
+        if self.plot_every and trial % self.plot_every == 0:
+            self._plot_best(trial)
         if writer is None:
             return
         writer.add_scalar("mc/trial_loss", new, trial)
         writer.add_scalar("mc/current_loss", first.cost, trial)
         writer.add_scalar("mc/best_loss", self.best_cost, trial)
         writer.add_scalar("mc/acceptance_rate", ratio, trial)
+        for name, scale in zip(self.groups, first.tuner.scales, strict=True):
+            writer.add_scalar(f"mc/step_scale/{name}", float(scale), trial)
         for r, replica in enumerate(self.replicas):
             writer.add_scalar(f"mc/beta/replica_{r}", replica.beta, trial)
             writer.add_scalar(f"mc/current_loss/replica_{r}", replica.cost, trial)
@@ -318,6 +373,62 @@ class MonteCarloRunner:
                 )
         elif self.best.model:
             save_torch_atomic(self.best.model, self.run_dir / "best_PPmodel.pth")
+        self.best_bands = [bands.detach().cpu().numpy() for bands in evaluation.bands]
+        self.best_plotted = False
+        if self.trial == 0:
+            self._plot_best(0)
+
+    def _state_bands(self, state: McState) -> list[np.ndarray]:
+        """Bands (eV) of `state` per system, evaluated in replica 0 (left in its state)."""
+        first = self.replicas[0]
+        restore(first.hamiltonian, state)
+        bands = [b.detach().cpu().numpy() for b in self.cost(first.hamiltonian).bands]
+        restore(first.hamiltonian, first.current)
+        return bands
+
+    def _best_state_bands(self) -> list[np.ndarray]:
+        """Bands (eV) of the best state: those of its evaluation, else (after a resume) anew."""
+        if self.best_bands is None:
+            self.best_bands = self._state_bands(self.best)
+        return self.best_bands
+
+    def _plot_best(self, trial: int) -> None:
+        """Frames `mc_iter_<trial>_plotBS.png` and `_plotPP.png` of the best state, and
+        `best_plotBS.png` / `best_BS_sysX.dat` when the best changed since they were written."""
+        loss = f"loss {self.best_cost:.6g}"
+        self.reporter.bands(
+            f"mc_iter_{trial}",
+            self._best_state_bands(),
+            tag="mc/best_bands",
+            term=self.band_term,
+            title=f"Monte Carlo trial {trial}: best state, {loss}",
+            band_files=False,
+        )
+        if not self.best_plotted:
+            self.reporter.bands(
+                "best", self._best_state_bands(), term=self.band_term, title=f"best state, {loss}"
+            )
+            self.best_plotted = True
+        first = self.replicas[0]
+        restore(first.hamiltonian, self.best)
+        self.reporter.potentials(
+            f"mc_iter_{trial}", first.hamiltonian, tag="mc/best_potentials", table=False
+        )
+        restore(first.hamiltonian, first.current)
+
+    def _final_plots(self) -> None:
+        """`final_`/`best_plotBS.png` with their band files, `final_mc_cost.png`, movies."""
+        first = self.replicas[0]
+        final = self._state_bands(first.current)
+        title = f"final state, loss {first.cost:.6g}"
+        self.reporter.bands("final", final, term=self.band_term, title=title)
+        title = f"best state, loss {self.best_cost:.6g}"
+        self.reporter.bands("best", self._best_state_bands(), term=self.band_term, title=title)
+        trace = read_cost_trace(self.trace.path)
+        if len(trace):
+            unit = "normalised eV²" if self.analytic else "eV²"
+            self.reporter.figure(plots.mc_cost_figure(trace, unit), "final_mc_cost.png")
+        self.reporter.movies()
 
     def _finish(self) -> None:
         self._save()
@@ -334,6 +445,7 @@ class MonteCarloRunner:
             restore(first.hamiltonian, self.best)
             self.reporter.potentials("best", first.hamiltonian, real_space_files=True)
             restore(first.hamiltonian, first.current)
+        self._final_plots()
         log.info(
             "Monte Carlo done after %d trials: best %.8g, current %.8g, accepted %d",
             self.trial,
@@ -371,6 +483,7 @@ class MonteCarloRunner:
                     "cost": r.cost,
                     "beta": r.beta,
                     "step_mod": r.step_mod,
+                    "tuner": r.tuner.state_dict(),
                     "accepted": r.accepted,
                     "rng": r.rng.bit_generator.state,
                 }
@@ -385,7 +498,7 @@ class MonteCarloRunner:
         save_torch_atomic(data, self.run_dir / CHECKPOINT_NAME)
 
     def _load(self, path: Path) -> None:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = safe_torch_load(path, what="a Monte Carlo checkpoint saved by dpp")
         stored = len(data["replicas"])
         if data["engine"] != self.settings.engine or stored != len(self.replicas):
             raise InputError(
@@ -407,6 +520,7 @@ class MonteCarloRunner:
                 float(stored_replica["beta"]),
             )
             replica.step_mod = float(stored_replica["step_mod"])
+            replica.tuner.load_state_dict(stored_replica["tuner"])
             replica.accepted = int(stored_replica["accepted"])
             replica.rng.bit_generator.state = stored_replica["rng"]
             restore(replica.hamiltonian, replica.current)

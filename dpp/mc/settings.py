@@ -36,6 +36,9 @@ class MonteCarloSettings:
     workers: int = 0  # threads evaluating replica trials in parallel (0/1 = serial)
     checkpoint_every: int = 10  # mc_checkpoint.pth every n iterations (and on acceptance)
     patience: int = 0  # stop after this many iterations without a new best (0 = never)
+    burn_in: int = 0  # trials that tune the step scales per parameter group (dpp.mc.tuning)
+    target_acceptance: float = 0.3  # acceptance the burn-in steers each group to
+    tune_block: int = 10  # burn-in trials of one group before its scale adapts
     seed: int = 0  # seed of every generator of the chain
     resume: bool = True  # continue from <run_dir>/mc_checkpoint.pth when present
     tensorboard: bool = True

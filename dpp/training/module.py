@@ -24,7 +24,9 @@ import torch
 from pytorch_lightning.utilities import grad_norm
 from torch import nn
 
+from dpp.fitting.bands import BandErrors, band_errors
 from dpp.fitting.objective import Objective, accumulate, split_batch, trainable
+from dpp.models.batchnorm import batchnorm_layers, frozen_statistics, update_statistics
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.training.optimizers import load_optimizer_state
 from dpp.training.strategy import sum_gradients, sum_over_ranks
@@ -71,8 +73,11 @@ class PseudopotentialModule(pl.LightningModule):
         self.best_epoch = 0
         self.best_state: dict[str, torch.Tensor] | None = None
         self.nonfinite: str | None = None
+        self.nonfinite_epoch = 0
+        self._restore_point: list[torch.Tensor] | None = None
         self.epoch_metrics: dict[str, float] = {}
         self.val_bands: list[torch.Tensor] | None = None
+        self.val_errors: list[BandErrors] = []
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
 
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module signature
@@ -149,14 +154,31 @@ class PseudopotentialModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
         self.optimizers().zero_grad()
+        self.update_batchnorm_statistics()
+
+    def update_batchnorm_statistics(self) -> None:
+        """One running-statistics update of a batch-norm network per system and step, from
+        the parameters before the step (`dpp.models.batchnorm`); with legacy_batchnorm one per
+        atom and k-point, as the original's one network call per atom and k-point."""
+        if not batchnorm_layers(self.network):
+            return
+        legacy = self.hamiltonian.options.legacy_batchnorm
+        for system, geometry in zip(
+            self.hamiltonian.systems, self.hamiltonian.geometries, strict=True
+        ):
+            times = system.n_kpoints * len(system.crystal.symbols) if legacy else 1
+            update_statistics(self.network, geometry.full_q()[:, None], times)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        for system, k in split_batch(batch):
-            loss = self.objective.batch(self.hamiltonian, system, k.to(self.device))
-            self.manual_backward(loss)
-            self._band_sum[system] += float(loss.detach())
-        if batch_idx == self.trainer.num_training_batches - 1:
-            self._step()
+        # loss evaluations leave the batch-norm running statistics alone: they are updated
+        # once per step in on_train_epoch_start, whatever the batching
+        with frozen_statistics(self.network):
+            for system, k in split_batch(batch):
+                loss = self.objective.batch(self.hamiltonian, system, k.to(self.device))
+                self.manual_backward(loss)
+                self._band_sum[system] += float(loss.detach())
+            if batch_idx == self.trainer.num_training_batches - 1:
+                self._step()
 
     def _nonfinite_part(self, per_system: torch.Tensor, terms: dict[str, float]) -> str | None:
         """Which part of the loss or gradient is NaN/inf, or None."""
@@ -172,6 +194,19 @@ class PseudopotentialModule(pl.LightningModule):
                 return f"the gradient of {name}"
         return None
 
+    def _stop(self, epoch: int, part: str) -> None:
+        """Stop the fit at `epoch` because `part` became NaN or infinite, with the parameters
+        set back to the last state whose loss was finite (the last entry of train_history:
+        the state before the last optimiser step)."""
+        self.nonfinite, self.nonfinite_epoch = part, epoch
+        self.trainer.should_stop = True
+        if self._restore_point is None:
+            return
+        with torch.no_grad():
+            for (_, p), value in zip(self.trainable(), self._restore_point, strict=True):
+                p.copy_(value)
+        self.hamiltonian.invalidate()
+
     def _step(self) -> None:
         optimizer = self.optimizers()
         epoch = self.current_epoch + 1
@@ -179,9 +214,9 @@ class PseudopotentialModule(pl.LightningModule):
         sum_gradients(p for _, p in self.trainable())
         per_system = self._summed(self._band_sum)
         total = float(per_system.sum()) + sum(terms.values())
-        self.nonfinite = self._nonfinite_part(per_system, terms)
-        if self.nonfinite is not None:
-            self.trainer.should_stop = True
+        part = self._nonfinite_part(per_system, terms)
+        if part is not None:
+            self._stop(epoch, part)
             return
         self.train_history.append((epoch, total))
         if total < self.best_loss:  # the state before this step produced `total`
@@ -190,8 +225,13 @@ class PseudopotentialModule(pl.LightningModule):
         self._record_epoch(epoch, total, per_system, terms, optimizer)
         if self.gradient_clip is not None:
             self.clip_gradients(optimizer, self.gradient_clip, "norm")
-        before = [p.detach().clone() for _, p in self.trainable()]
+        self._restore_point = [p.detach().clone() for _, p in self.trainable()]
         if isinstance(optimizer.optimizer, torch.optim.LBFGS):
+            previous = self.train_history[-2][1] if len(self.train_history) > 1 else math.inf
+            if total >= previous:
+                # the last step made no progress (a failed line search on a kink of a ReLU
+                # network repeats itself): restart from steepest descent, history dropped
+                optimizer.optimizer.state.clear()
             first = [True]
 
             def closure() -> torch.Tensor:
@@ -206,11 +246,7 @@ class PseudopotentialModule(pl.LightningModule):
             optimizer.step()
         for name, parameter in self.trainable():
             if not bool(torch.isfinite(parameter).all()):
-                with torch.no_grad():
-                    for (_, p), value in zip(self.trainable(), before, strict=True):
-                        p.copy_(value)
-                self.nonfinite = f"parameter {name} after the optimiser step"
-                self.trainer.should_stop = True
+                self._stop(epoch, f"parameter {name} after the optimiser step")
                 return
         scheduler = self.lr_schedulers()
         if scheduler is not None:
@@ -264,9 +300,24 @@ class PseudopotentialModule(pl.LightningModule):
         terms = self._global_terms(backward=False)
         total = sum(per_system) + sum(terms.values())
         epoch = self.current_epoch + 1
+        if not math.isfinite(total):
+            part = self._nonfinite_part(torch.tensor(per_system), terms) or "the loss"
+            self._stop(epoch, f"{part} (validation, eval mode)")
+            return
         self.val_history.append((epoch, total))
         metrics = {f"val/loss_sys{i}": v for i, v in enumerate(per_system)}
         metrics["val/loss"] = total
+        primary = self.objective.primary
+        shifts = primary.shifts(self.val_bands)
+        self.val_errors = [
+            band_errors(bands, targets, shift)
+            for bands, targets, shift in zip(self.val_bands, primary.targets, shifts, strict=True)
+        ]
+        for system, errors in enumerate(self.val_errors):
+            prefix = f"diagnostics/sys{system}"
+            metrics[f"{prefix}/rms"] = errors.overall
+            metrics.update({f"{prefix}/{edge}_max_error": v for edge, v in errors.edges.items()})
+            metrics.update({f"{prefix}/rms_band{b}": v for b, v in enumerate(errors.rms)})
         self.log("val/loss", total, logger=False, batch_size=1)
         if self.logger is not None and self.trainer.is_global_zero:
             self.logger.log_metrics(metrics, step=epoch)
@@ -288,3 +339,4 @@ class PseudopotentialModule(pl.LightningModule):
         self.best_loss = float(history.get("best_loss", math.inf))
         self.best_epoch = int(history.get("best_epoch", 0))
         self.best_state = history.get("best_state")
+        self.hamiltonian.invalidate()  # the first solves after a resume are dense

@@ -280,15 +280,15 @@ _KEYS = (
         "max_num_epochs", "int", "trainer.max_epochs", "optimiser steps (one per epoch)", minimum=0
     ),
     _key("optimizer", "choice", None, "optimiser of the band training", choices=OPTIMIZER_NAMES),
-    _key("optimizer_lr", "float", "optimizer.lr", "base learning rate", minimum=0.0),
+    _key("optimizer_lr", "float", "learning_rate", "base learning rate", minimum=0.0),
     _key("sgd_momentum", "float", None, "SGD momentum", minimum=0.0),
     _key("adam_beta1", "float", None, "Adam beta1", minimum=0.0),
     _key("adam_beta2", "float", None, "Adam beta2", minimum=0.0),
-    _key("scheduler_gamma", "float", "scheduler.gamma", "learning-rate decay factor"),
+    _key("scheduler_gamma", "float", "lr_decay.gamma", "learning-rate decay factor"),
     _key(
         "schedulerStep",
         "int",
-        "scheduler.step_size",
+        "lr_decay.every",
         "decay after epochs e > 0 with e % schedulerStep == 0",
         minimum=1,
     ),

@@ -18,7 +18,8 @@ log = logging.getLogger("dpp.training")
 class EpochLog(pl.Callback):
     """`epoch E/N: loss L eV^2 (sys0 …, terms …), best B (epoch e), lr η, t s` after each
     step, with the peak resident memory (`memory`) and the gradient norms (`gradients`,
-    NN_config printGrad) when asked; the validation loss at every validation."""
+    NN_config printGrad) when asked; at every validation its loss and, per system, the RMS
+    band error, the worst band and the band-edge errors (eV)."""
 
     def __init__(self, memory: bool = False, gradients: bool = False) -> None:
         self.memory = memory
@@ -69,3 +70,6 @@ class EpochLog(pl.Callback):
             return
         epoch, value = pl_module.val_history[-1]
         log.info("epoch %d: validation loss %.6g eV^2 (eval mode)", epoch, value)
+        for system, errors in zip(pl_module.hamiltonian.systems, pl_module.val_errors, strict=True):
+            name = system.settings.system_name
+            log.info("epoch %d: system %d (%s): %s", epoch, system.index, name, errors.summary())

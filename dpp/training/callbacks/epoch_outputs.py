@@ -7,17 +7,27 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_only
 
+from dpp.fitting.bands import BandTerm
+from dpp.fitting.terms import KPointTerm
 from dpp.io.writers import save_torch_atomic, write_parameter_dump
 from dpp.outputs import plots
+from dpp.outputs.reporter import evaluate_bands
 from dpp.training.callbacks.context import RunAware
 from dpp.training.module import PseudopotentialModule
+
+
+def reorders_smoothly(term: KPointTerm) -> bool:
+    """Whether the band term reorders some system's bands with smooth_reorder."""
+    return isinstance(term, BandTerm) and any(t.reordering.mode == "smooth" for t in term.targets)
 
 
 class EpochOutputs(RunAware, pl.Callback):
     """Parameter and gradient dumps for epochs E ≤ `dump_epochs` and at every validation;
     at every validation (every `trainer.check_val_every_n_epoch`, the original's plotEvery)
-    bands, potentials, `epoch_E_PPmodel.pth` and `epoch_E_AdamState.pth`; the cost files
-    after every epoch. E is the 1-based epoch."""
+    bands, potentials, `epoch_E_PPmodel.pth` and `epoch_E_AdamState.pth`, and with
+    smooth_reorder `epoch_E_newBand_b.png` (band b before and after reordering); the cost
+    files after every epoch; the movies (outputs.movies) when the fit ends. E is the 1-based
+    epoch."""
 
     def __init__(self, dump_epochs: int = 10) -> None:
         self.dump_epochs = dump_epochs
@@ -52,8 +62,10 @@ class EpochOutputs(RunAware, pl.Callback):
         prefix = f"epoch_{trainer.current_epoch + 1}"
         reporter, run_dir = self.context.reporter, self.context.run_dir
         bands = [b.detach().cpu().numpy() for b in pl_module.val_bands]
-        shifts = pl_module.objective.primary.shifts(pl_module.val_bands)
-        reporter.bands(prefix, bands, tag="bands", shifts=shifts)
+        term = pl_module.objective.primary
+        reporter.bands(prefix, bands, tag="bands", term=term)
+        if reorders_smoothly(term):
+            reporter.band_by_band(prefix, bands, evaluate_bands(pl_module.hamiltonian), term)
         reporter.potentials(prefix, pl_module.hamiltonian, tag="potentials")
         if pl_module.network is not None:
             save_torch_atomic(pl_module.network.state_dict(), run_dir / f"{prefix}_PPmodel.pth")
@@ -65,3 +77,7 @@ class EpochOutputs(RunAware, pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: PseudopotentialModule) -> None:
         history = pl_module.train_history
         plots.write_cost_file(self.context.run_dir / "final_training_cost.dat", history)
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: PseudopotentialModule) -> None:
+        self.context.reporter.movies()

@@ -1,0 +1,113 @@
+"""Fit quality of training recipes: the original's (recipe=legacy) against dpp's default.
+
+    python benchmarks/fit_quality.py dpp/data/examples/zb_CdSe
+    python benchmarks/fit_quality.py tests/data/InGaAsP --epochs 200 --prefit 1000 --fresh
+
+Every recipe trains the same bundle from the same seed and initial network for the same
+number of epochs (one optimiser step per epoch) in one process, one CPU thread each, and the
+script prints the final and best training losses (eV²), the worst jump after the first
+epochs (loss / running best), and the wall time. `--fresh` starts from the Wang–Zunger
+pre-fit instead of the bundle's init_PPmodel.pth; extra `--recipe NAME=override,override`
+options compare other settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from omegaconf import open_dict
+
+from dpp.app.cli import quiet_third_parties
+from dpp.app.compose import compose_config, prepare
+from dpp.app.run import run
+
+RECIPES = {"legacy": ["recipe=legacy"], "default": []}
+QUIET = [
+    "logger=none",
+    "trainer.enable_progress_bar=false",
+    "outputs.converge_plots=false",
+    "outputs.n_qgrid=64",
+    "outputs.n_rgrid=64",
+    "outputs.ft_n_qgrid=128",
+    "num_threads=1",
+]
+
+
+def _costs(path: Path) -> list[float]:
+    rows = [line.split() for line in path.read_text().splitlines()]
+    return [float(value) for epoch, value in rows if int(epoch) > 0]
+
+
+def _worst_jump(costs: list[float], skip: int) -> float:
+    """Largest loss / running best after the first `skip` epochs."""
+    best, worst = math.inf, 1.0
+    for epoch, value in enumerate(costs):
+        if epoch >= skip and best < math.inf:
+            worst = max(worst, value / best)
+        best = min(best, value)
+    return worst
+
+
+def fit(bundle: Path, overrides: list[str], work: Path) -> tuple[list[float], float]:
+    """Train in-process into `work`; returns the training losses and the wall time (s)."""
+    arguments = [f"data.bundle={bundle}", *QUIET, *overrides]
+    prepared = prepare("train", arguments)
+    cfg = compose_config("train", arguments)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    start = time.perf_counter()
+    run(cfg, run_dir=work, overrides=arguments, prepared=prepared)
+    return _costs(work / "final_training_cost.dat"), time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--prefit", type=int, default=None, help="pre-fit epochs (init)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fresh", action="store_true", help="ignore init_PPmodel.pth")
+    parser.add_argument("--skip", type=int, default=3, help="epochs before jumps count")
+    parser.add_argument("--recipe", action="append", default=[], help="NAME=override,...")
+    parser.add_argument("--only", action="append", default=[], help="run only these recipes")
+    parser.add_argument("--trace", action="store_true", help="print every epoch's loss")
+    args = parser.parse_args()
+    quiet_third_parties()
+    recipes = dict(RECIPES)
+    for text in args.recipe:
+        name, _, overrides = text.partition("=")
+        recipes[name] = [o for o in overrides.split(",") if o]
+    if args.only:
+        recipes = {name: recipes[name] for name in args.only}
+    common = [f"trainer.max_epochs={args.epochs}", f"seed={args.seed}"]
+    common.append(f"trainer.check_val_every_n_epoch={args.epochs}")
+    if args.prefit is not None:
+        common.append(f"init.num_epochs={args.prefit}")
+    with tempfile.TemporaryDirectory() as scratch:
+        bundle = args.bundle.resolve()
+        if args.fresh:
+            bundle = Path(shutil.copytree(bundle, Path(scratch) / "bundle"))
+            (bundle / "init_PPmodel.pth").unlink(missing_ok=True)
+        print(
+            f"{'recipe':<12} {'final':>12} {'best':>12} {'best epoch':>10} "
+            f"{'worst jump':>10} {'time (s)':>9}"
+        )
+        for name, overrides in recipes.items():
+            costs, seconds = fit(bundle, [*common, *overrides], Path(scratch) / name)
+            best = min(costs)
+            print(
+                f"{name:<12} {costs[-1]:12.6g} {best:12.6g} {costs.index(best) + 1:10d} "
+                f"{_worst_jump(costs, args.skip):10.3g} {seconds:9.1f}",
+                flush=True,
+            )
+            if args.trace:
+                print("    " + " ".join(f"{c:.4g}" for c in costs), flush=True)
+
+
+if __name__ == "__main__":
+    main()
