@@ -18,6 +18,7 @@ from dpp.models import build_model
 from dpp.physics import build_hamiltonian
 from dpp.physics.radial import projector_rules, radial_integral
 from dpp.physics.terms import FORM_FACTOR_TERMS, OPERATOR_TERMS, Parameters
+from dpp.physics.terms.checks import assert_adjoint, check_terms
 from dpp.slots import Slot
 
 
@@ -65,32 +66,22 @@ def test_term_operators_sum_to_hamiltonian(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", HAMILTONIANS)
-def test_every_operator_term_adjoint_matches_its_forward(case: str) -> None:
-    """Re⟨G, L(C) − L(0)⟩ = Re⟨L*(G), C⟩ for random coefficients C and gradients G."""
+def test_every_operator_term_passes_the_shipped_checks(case: str) -> None:
+    """Hermiticity, the adjoint identity and the drift bound (dpp.physics.terms.checks)."""
     hamiltonian = HAMILTONIANS[case]()
-    k = torch.tensor([1, 2])
-    generator = torch.Generator().manual_seed(0)
-    dim = hamiltonian._dimension(0)
-    parameters = Parameters(hamiltonian.pp_table(), hamiltonian.model)
-    for term in hamiltonian._terms[0]:
-        shapes = [c.shape for c in term.coefficients(parameters)]
-        coefficients = tuple(
-            torch.randn(shape, dtype=torch.complex128, generator=generator) for shape in shapes
-        )
-        out = torch.zeros((2, dim, dim), dtype=torch.complex128)
-        term.add_to(out, k, coefficients)
-        fixed = torch.zeros_like(out)
-        term.add_to(fixed, k, tuple(torch.zeros_like(c) for c in coefficients))
-        out -= fixed
-        grad = torch.randn((2, dim, dim), dtype=torch.complex128, generator=generator)
-        adjoint = term.adjoint(grad, k)
-        assert len(adjoint) == len(coefficients), term.name
-        left = torch.vdot(grad.flatten(), out.flatten()).real
-        right = sum(
-            torch.vdot(a.flatten(), c.flatten()).real
-            for a, c in zip(adjoint, coefficients, strict=True)
-        )
-        assert float(left) == pytest.approx(float(right), rel=1e-12, abs=1e-9), term.name
+    check_terms(hamiltonian, k_indices=(1, 2))
+
+
+def test_the_adjoint_check_catches_a_wrong_adjoint() -> None:
+    hamiltonian = HAMILTONIANS["spin_orbit"]()
+    term = next(t for t in hamiltonian.terms(0) if t.name == "spin_orbit")
+    parameters = Parameters(hamiltonian.pp_table().detach(), None)
+    k = torch.tensor([1])
+    assert_adjoint(term, parameters, k)
+    original = term.adjoint
+    term.adjoint = lambda grad, k_indices: tuple(2 * c for c in original(grad, k_indices))
+    with pytest.raises(AssertionError, match="spin_orbit"):
+        assert_adjoint(term, parameters, k)
 
 
 def test_registry_names_and_slots_are_unique() -> None:
@@ -160,7 +151,7 @@ def test_drift_bounds_cover_the_actual_change() -> None:
         operators = [hamiltonian.term_operators(0, k)]
         hamiltonian.pp_free.copy_(after[hamiltonian.pp_mask])
         operators.append(hamiltonian.term_operators(0, k))
-    for term in hamiltonian._terms[0]:
+    for term in hamiltonian.terms(0):
         states = []
         for table in (before, after):
             parameters = Parameters(table, None)

@@ -89,6 +89,18 @@ def test_a_killed_run_does_not_block_its_resume(tmp_path: Path) -> None:
     assert math.isfinite(loss) and (run_dir / "final_PPmodel.pth").is_file()
 
 
+def initial_network() -> dict[str, torch.Tensor]:
+    """The state_dict of the embedded example's network as a run with seed 0 and no
+    pre-fit starts it."""
+    return build_model(
+        "Net_celu_HeInit_decayGaussian",
+        [20, 20, 20],
+        2,
+        gaussian_std=2.0,
+        generator=torch.Generator().manual_seed(0),
+    ).state_dict()
+
+
 def test_non_finite_loss_stops_with_the_last_finite_state(tmp_path: Path) -> None:
     """A band weight of 1e306 overflows the loss of epoch 1: the run stops naming the system,
     and final_PPmodel.pth holds the finite state before that step (the initial network)."""
@@ -98,13 +110,7 @@ def test_non_finite_loss_stops_with_the_last_finite_state(tmp_path: Path) -> Non
     with pytest.raises(RunStopped, match=r"epoch 1: the band loss of system 0 \(No_Name\)"):
         run_app(run_dir, [f"data.bundle={bundle}", "trainer.max_epochs=3", *NO_WORK[1:]])
     final = torch.load(run_dir / "final_PPmodel.pth", map_location="cpu", weights_only=True)
-    initial = build_model(
-        "Net_celu_HeInit_decayGaussian",
-        [20, 20, 20],
-        2,
-        gaussian_std=2.0,
-        generator=torch.Generator().manual_seed(0),
-    ).state_dict()
+    initial = initial_network()
     for name, tensor in final.items():
         assert bool(torch.isfinite(tensor).all()), name
         torch.testing.assert_close(tensor, initial[name].to(tensor.dtype), msg=name)
@@ -120,13 +126,7 @@ def test_overflowing_parameters_stop_with_the_last_finite_state(tmp_path: Path) 
     with pytest.raises(RunStopped, match=r"epoch 2: the band loss of system 0.*epoch 1"):
         run_app(run_dir, [f"data.bundle={bundle}", *overrides])
     final = torch.load(run_dir / "final_PPmodel.pth", map_location="cpu", weights_only=True)
-    initial = build_model(
-        "Net_celu_HeInit_decayGaussian",
-        [20, 20, 20],
-        2,
-        gaussian_std=2.0,
-        generator=torch.Generator().manual_seed(0),
-    ).state_dict()
+    initial = initial_network()
     for name, tensor in final.items():
         torch.testing.assert_close(tensor, initial[name].to(tensor.dtype), msg=name)
 

@@ -1,7 +1,9 @@
-"""Deformation-potential targets (fit_defPot) as global terms of the training loss."""
+"""Deformation potentials (fit_defPot) and electron–phonon couplings (fit_eph) as global
+terms of the training loss."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,15 +21,22 @@ def add_defpot(folder: Path) -> None:
         handle.write("fit_defPot = 1\n")
 
 
-def test_deformation_term_enters_the_training_loss(tmp_path: Path) -> None:
+def first_losses(tmp_path: Path, add_targets: Callable[[Path], None]) -> tuple[float, float, Path]:
+    """The epoch-1 training losses (eV²) of a tiny analytic bundle without and with the
+    targets that `add_targets` writes, and the folder of the bundle with them."""
     settings = {"max_num_epochs": 1, "init_Zunger_num_epochs": 0}
-    plain = small_bundle(tmp_path / "plain", n_k=3, max_ke=1.5, **settings)
-    fitted = small_bundle(tmp_path / "fitted", n_k=3, max_ke=1.5, **settings)
-    add_defpot(fitted)
-    run_app(tmp_path / "run_plain", [f"data.bundle={plain}", "model.name=ZeroFunction"])
-    run_app(tmp_path / "run_fitted", [f"data.bundle={fitted}", "model.name=ZeroFunction"])
-    band_only = cost_rows(tmp_path / "run_plain" / "final_training_cost.dat")[0][1]
-    with_defpot = cost_rows(tmp_path / "run_fitted" / "final_training_cost.dat")[0][1]
+    losses = []
+    for name in ("plain", "fitted"):
+        folder = small_bundle(tmp_path / name, n_k=3, max_ke=1.5, **settings)
+        if name == "fitted":
+            add_targets(folder)
+        run_app(tmp_path / f"run_{name}", [f"data.bundle={folder}", "model.name=ZeroFunction"])
+        losses.append(cost_rows(tmp_path / f"run_{name}" / "final_training_cost.dat")[0][1])
+    return losses[0], losses[1], folder
+
+
+def test_deformation_term_enters_the_training_loss(tmp_path: Path) -> None:
+    band_only, with_defpot, fitted = first_losses(tmp_path, add_defpot)
     bundle = load_bundle(fitted)
     with torch.no_grad():
         expected = float(
@@ -56,14 +65,7 @@ def add_couplings(folder: Path, fit: bool = True) -> None:
 
 
 def test_coupling_term_enters_the_training_loss(tmp_path: Path) -> None:
-    settings = {"max_num_epochs": 1, "init_Zunger_num_epochs": 0}
-    plain = small_bundle(tmp_path / "plain", n_k=3, max_ke=1.5, **settings)
-    fitted = small_bundle(tmp_path / "fitted", n_k=3, max_ke=1.5, **settings)
-    add_couplings(fitted)
-    run_app(tmp_path / "run_plain", [f"data.bundle={plain}", "model.name=ZeroFunction"])
-    run_app(tmp_path / "run_fitted", [f"data.bundle={fitted}", "model.name=ZeroFunction"])
-    band_only = cost_rows(tmp_path / "run_plain" / "final_training_cost.dat")[0][1]
-    with_couplings = cost_rows(tmp_path / "run_fitted" / "final_training_cost.dat")[0][1]
+    band_only, with_couplings, fitted = first_losses(tmp_path, add_couplings)
     bundle = load_bundle(fitted)
     term = CouplingTerm(bundle.systems)
     values = term.couplings(build_hamiltonian(bundle), 0)

@@ -92,6 +92,10 @@ class PseudopotentialHamiltonian(nn.Module):
         ]
         self._terms = [self._system_terms(i) for i in range(len(self.geometries))]
 
+    def terms(self, system: int) -> list[OperatorTerm]:
+        """The active operator terms of `system`, in the order they are added into H(k)."""
+        return list(self._terms[system])
+
     def _system_terms(self, system: int) -> list[OperatorTerm]:
         context = SystemContext(
             self.geometries[system], self.options, self._projectors[system], self._chain
