@@ -14,9 +14,9 @@ from dpp.fitting import LossSettings
 from dpp.fitting.bands import BandTerm
 from dpp.fitting.costs import NormalisedBandTerm
 from dpp.io import load_bundle
-from dpp.io.records import SystemData
+from dpp.io.records import SystemData, reduced_formula
 from dpp.outputs import plots
-from dpp.outputs.band_panels import bands_figure, energy_zero, formula, system_title
+from dpp.outputs.band_panels import bands_figure, energy_zero, system_title
 
 
 @pytest.fixture
@@ -33,9 +33,9 @@ def _drawn(figure) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_titles_fall_back_to_the_formula(system: SystemData) -> None:
-    assert formula(("Cd", "Se")) == "CdSe"
-    assert formula(("In", "In", "Ga", "Ga", "As", "As", "As", "As")) == "InGaAs2"
-    assert formula(("Cs", "Pb", "I", "I", "I")) == "CsPbI3"
+    assert reduced_formula(("Cd", "Se")) == "CdSe"
+    assert reduced_formula(("In", "In", "Ga", "Ga", "As", "As", "As", "As")) == "InGaAs2"
+    assert reduced_formula(("Cs", "Pb", "I", "I", "I")) == "CsPbI3"
     assert system_title(system) == "CdSe (system 0)"
     named = replace(system, settings=replace(system.settings, system_name="zb CdSe"))
     assert system_title(named) == "zb CdSe (system 0)"

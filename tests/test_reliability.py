@@ -107,7 +107,7 @@ def test_non_finite_loss_stops_with_the_last_finite_state(tmp_path: Path) -> Non
     bundle = small_bundle(tmp_path, n_k=5)
     (bundle / "bandWeights_0.par").write_text("1e306\n" + "1\n" * 15)
     run_dir = tmp_path / "run"
-    with pytest.raises(RunStopped, match=r"epoch 1: the band loss of system 0 \(No_Name\)"):
+    with pytest.raises(RunStopped, match=r"epoch 1: the band loss of system 0 \(CdSe\)"):
         run_app(run_dir, [f"data.bundle={bundle}", "trainer.max_epochs=3", *NO_WORK[1:]])
     final = torch.load(run_dir / "final_PPmodel.pth", map_location="cpu", weights_only=True)
     initial = initial_network()

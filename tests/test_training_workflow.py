@@ -108,7 +108,7 @@ def test_convergence_diagnostics_in_log_and_tensorboard(trained):
     assert rms[-1].value == pytest.approx(np.sqrt(np.mean((calc - reference) ** 2)), abs=1e-4)
     band3 = events.Scalars("diagnostics/sys0/rms_band3")[-1].value
     assert band3 == pytest.approx(np.sqrt(np.mean((calc[:, 3] - reference[:, 3]) ** 2)), abs=1e-4)
-    assert "system 0 (No_Name): RMS" in (run_dir / "train.log").read_text()
+    assert "system 0 (CdSe): RMS" in (run_dir / "train.log").read_text()
 
 
 def test_log_has_one_line_per_epoch(trained):

@@ -152,7 +152,7 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         log.info(
             "system %d (%s): weighted MSE %.6g eV^2 (loss %.6g eV^2)",
             index,
-            system.settings.system_name,
+            system.name,
             mse,
             loss,
         )

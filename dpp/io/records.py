@@ -6,12 +6,29 @@ cutoffs in Hartree, form factors in Hartree·Bohr³.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import reduce
+from math import gcd
 from pathlib import Path
 
 import numpy as np
 
 from dpp.io.observables import CouplingTargets, DefPotTarget
+
+UNNAMED = "No_Name"
+"""systemName when input_X.par does not set it."""
+
+
+def reduced_formula(symbols: Sequence[str]) -> str:
+    """Reduced formula, species in order of first appearance: (Cd, Se) → CdSe,
+    (In, In, Ga, Ga, As, As, As, As) → InGaAs2."""
+    counts = Counter(symbols)
+    if not counts:
+        return ""
+    divisor = reduce(gcd, counts.values())
+    return "".join(f"{s}{n // divisor if n > divisor else ''}" for s, n in counts.items())
 
 
 @dataclass(frozen=True)
@@ -22,6 +39,11 @@ class Crystal:
     cell: np.ndarray  # (3, 3), one lattice vector per row, dimensionless
     symbols: tuple[str, ...]  # atom symbols in file order
     fractional: np.ndarray  # (n_atoms, 3) fractional coordinates
+
+    @property
+    def formula(self) -> str:
+        """The reduced chemical formula of the atoms (`reduced_formula`)."""
+        return reduced_formula(self.symbols)
 
 
 @dataclass(frozen=True)
@@ -36,7 +58,7 @@ class SystemSettings:
     bs_plot_center: float = -5.0
     bs_plot_range: float = 10.0
     bs_plot_range_zoom: float = 5.0
-    system_name: str = "No_Name"
+    system_name: str = UNNAMED
     fit_defpot: bool = False
     fit_eph: bool = False
     relE_bIdx: int | None = None
@@ -75,6 +97,12 @@ class SystemData:
     @property
     def n_bands(self) -> int:
         return self.settings.n_bands
+
+    @property
+    def name(self) -> str:
+        """systemName of input_X.par, else the crystal's reduced formula."""
+        name = self.settings.system_name
+        return self.crystal.formula if name == UNNAMED else name
 
 
 @dataclass(frozen=True)

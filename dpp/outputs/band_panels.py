@@ -12,10 +12,7 @@ idxVB, else absolute energies.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Sequence
-from functools import reduce
-from math import gcd
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -26,27 +23,12 @@ from dpp.fitting.terms import KPointTerm
 from dpp.io.records import SystemData
 from dpp.outputs.band_plot import BandPanel, EnergyZero, band_figure, display_label
 
-UNNAMED = "No_Name"
-"""systemName when input_X.par does not set it."""
 ABSOLUTE_LABEL = "E, absolute (eV)"
-
-
-def formula(symbols: Sequence[str]) -> str:
-    """Reduced formula, species in order of first appearance: (Cd, Se) → CdSe,
-    (In, In, Ga, Ga, As, As, As, As) → InGaAs2."""
-    counts = Counter(symbols)
-    if not counts:
-        return ""
-    divisor = reduce(gcd, counts.values())
-    return "".join(f"{s}{n // divisor if n > divisor else ''}" for s, n in counts.items())
 
 
 def system_title(system: SystemData) -> str:
     """`<systemName> (system X)`; without a systemName the formula of the atoms stands in."""
-    name = system.settings.system_name
-    if name == UNNAMED:
-        name = formula(system.crystal.symbols)
-    return f"{name} (system {system.index})"
+    return f"{system.name} (system {system.index})"
 
 
 def relative_band(term: KPointTerm | None, index: int) -> int | None:

@@ -217,8 +217,7 @@ def _run(args: argparse.Namespace) -> None:
     k_indices = args.kpoints or [0]
     if args.occupied is not None and args.occupied < 1:
         raise InputError(None, "no occupied states", key="--occupied", expected=">= 1")
-    name = system.settings.system_name
-    name = bundle.path.name if name == "No_Name" else name
+    name = system.name
     wanted = sorted(set(args.bands or []) | set(range(args.occupied or 0)))
     jobs: list[tuple[str, list[State], str]] = []
     valence: list[State] = []

@@ -15,7 +15,6 @@ import math
 import re
 import sys
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -383,13 +382,8 @@ def convert(
         spinor=spinor,
         reference_energy=reference,
         max_ke=cutoff,
-        name=name or _formula(crystal.symbols),
+        name=name or crystal.formula,
     )
-
-
-def _formula(symbols: Sequence[str]) -> str:
-    counts = {symbol: symbols.count(symbol) for symbol in dict.fromkeys(symbols)}
-    return "".join(f"{s}{n if n > 1 else ''}" for s, n in counts.items())
 
 
 def _reference_energy(

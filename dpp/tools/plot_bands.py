@@ -21,6 +21,7 @@ import numpy as np
 from dpp.errors import InputError
 from dpp.io.kpoints import read_points
 from dpp.io.labels import read_point_labels
+from dpp.io.records import UNNAMED
 from dpp.io.reference import read_band_weights
 from dpp.io.settings import read_settings
 from dpp.io.system import read_system
@@ -77,7 +78,7 @@ def bundle_panel(
         cell=lattice_vectors(crystal),
         labels=read_point_labels(kpoints_file) or None,
         band_weights=weights,
-        name=settings.system_name if settings.system_name != "No_Name" else f"system {index}",
+        name=settings.system_name if settings.system_name != UNNAMED else crystal.formula,
     )
 
 

@@ -189,8 +189,7 @@ def _run(args: argparse.Namespace) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for term, path in zip(TERMS, files, strict=True):
         write_band_file(path, layout.x, decomposition.terms[term])
-    name = system.settings.system_name
-    name = f"{bundle.path.name} system {args.system}" if name == "No_Name" else name
+    name = f"{system.name} (system {args.system})"
     ticks = [(tick.position, tick.label) for tick in layout.ticks]
     terms_figure(decomposition, layout.x, ticks, layout.segments, layout.xlabel, name).savefig(
         figures[0], dpi=150

@@ -184,7 +184,7 @@ class PseudopotentialModule(pl.LightningModule):
         """Which part of the loss or gradient is NaN/inf, or None."""
         for index, value in enumerate(per_system.tolist()):
             if not math.isfinite(value):
-                name = self.hamiltonian.systems[index].settings.system_name
+                name = self.hamiltonian.systems[index].name
                 return f"the band loss of system {index} ({name})"
         for label, value in terms.items():
             if not math.isfinite(value):

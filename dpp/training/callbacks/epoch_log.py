@@ -71,5 +71,6 @@ class EpochLog(pl.Callback):
         epoch, value = pl_module.val_history[-1]
         log.info("epoch %d: validation loss %.6g eV^2 (eval mode)", epoch, value)
         for system, errors in zip(pl_module.hamiltonian.systems, pl_module.val_errors, strict=True):
-            name = system.settings.system_name
-            log.info("epoch %d: system %d (%s): %s", epoch, system.index, name, errors.summary())
+            log.info(
+                "epoch %d: system %d (%s): %s", epoch, system.index, system.name, errors.summary()
+            )
