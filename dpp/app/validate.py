@@ -71,7 +71,7 @@ def check_basis(hamiltonian: PseudopotentialHamiltonian) -> None:
     """Every system's Hamiltonian has at least the eigenvalues its bands need."""
     spinor = hamiltonian.options.spin_orbit
     for system, geometry in zip(hamiltonian.systems, hamiltonian.geometries, strict=True):
-        dimension = geometry.n_basis * (2 if spinor else 1)
+        dimension = hamiltonian.dimension(system.index)
         order = hamiltonian.order_matrix(system.index)
         needed = needed_eigenvalues(system.n_bands, spinor, order)
         if needed > dimension:

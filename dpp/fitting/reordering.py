@@ -82,7 +82,7 @@ class BandReordering:
         all_k = torch.arange(self.n_kpoints, device=device)
         spinor = hamiltonian.options.spin_orbit
         columns = spatial_columns(hamiltonian.systems[system].n_bands, spinor)
-        dimension = hamiltonian.geometries[system].n_basis * (2 if spinor else 1)
+        dimension = hamiltonian.dimension(system)
         matrix = hamiltonian.order_matrix(system)
         wanted = columns if matrix is None else int(matrix[:, :columns].max()) + 1
         with torch.no_grad():

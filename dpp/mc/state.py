@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.physics.warmstart import WarmStartSnapshot
+from dpp.physics.warmstart import WarmStart
 
 
 @dataclass
@@ -19,7 +19,7 @@ class McState:
 
     model: dict[str, torch.Tensor]
     table: torch.Tensor  # (n_species, 9)
-    vectors: WarmStartSnapshot | None = field(default=None, compare=False, repr=False)
+    vectors: WarmStart | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {"model": self.model, "table": self.table}

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from dpp.errors import SettingError
+from dpp.models.batchnorm import batchnorm_layers
 from dpp.models.gates import CutoffGate, DecayGate, GatedNet, GaussianGate, ZeroFunction
 from dpp.models.mlp import MLP, BodySpec
 
@@ -182,7 +183,7 @@ def build_model(
 
 def has_batchnorm(model: nn.Module) -> bool:
     """True if the model contains batch norm (train-mode output depends on the whole batch)."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return bool(batchnorm_layers(model))
 
 
 def is_zero_function(model: nn.Module) -> bool:

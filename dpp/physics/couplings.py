@@ -34,8 +34,10 @@ from dpp.io.observables import CouplingTargets
 from dpp.io.records import SystemData
 from dpp.physics.constants import AUTOEV
 from dpp.physics.eigensolver import lowest_eigh_raw
+from dpp.physics.geometry import Q_GROUPING
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.physics.radial import SHIFTED_CUTOFF, projector_rules, spherical_j1
+from dpp.physics.projectors import radial_nodes_for, scaled_j1
+from dpp.physics.radial import projector_rules
 from dpp.slots import Slot
 
 CouplingKey = tuple[int, int, int, str]
@@ -49,9 +51,6 @@ DEGENERACY_TOL = 1e-5
 
 KPOINT_TOL = 1e-6
 """Fractional coordinates closer than this (modulo integers) name the same k-point."""
-
-Q_GROUPING = 1e-11
-"""|ΔG'| values closer than this (1/Bohr) share one form-factor evaluation."""
 
 _EXTRA_STATES = 8
 """States computed above max(idxVB, idxCB) to close the conduction set (more if needed)."""
@@ -176,11 +175,6 @@ def _edge_states(
 # -- potential-derivative matrix elements ----------------------------------------------------
 
 
-def _radial_nodes(k_max: float) -> int:
-    """Gauss–Legendre nodes resolving j1(K r) j1(K' r) up to |K| = k_max (1/Bohr)."""
-    return max(64, int(3.0 * k_max * SHIFTED_CUTOFF / math.pi) + 32)
-
-
 def pair_kernels(left_waves: torch.Tensor, right_waves: torch.Tensor) -> torch.Tensor:
     """Spin–orbit and nonlocal kernels between K_m (left, (N, 3)) and K'_n (right, (N', 3)).
 
@@ -190,12 +184,7 @@ def pair_kernels(left_waves: torch.Tensor, right_waves: torch.Tensor) -> torch.T
     """
     left_norm, right_norm = left_waves.norm(dim=1), right_waves.norm(dim=1)
     k_max = float(torch.cat([left_norm, right_norm]).max())
-    rules = projector_rules(_radial_nodes(k_max))
-
-    def scaled_j1(norms: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
-        safe = torch.where(norms > 0, norms, torch.ones_like(norms))
-        values = spherical_j1(norms[:, None] * nodes) / safe[:, None]
-        return torch.where(norms[:, None] > 0, values, torch.zeros_like(values))
+    rules = projector_rules(radial_nodes_for(k_max))
 
     def radial(channel: str) -> torch.Tensor:
         nodes, weights = (torch.as_tensor(a, dtype=left_waves.dtype) for a in rules[channel])
@@ -406,9 +395,7 @@ def electron_phonon_couplings(
     idx_gap, idx_vb, idx_cb = _edge_indices(data)
     qpoints = np.atleast_2d(np.asarray(qpoints, dtype=np.float64))
     right_k = _right_kpoints(data, idx_gap, qpoints, qpoints_file)
-    dimension = hamiltonian.geometries[system].n_basis * (
-        2 if hamiltonian.options.spin_orbit else 1
-    )
+    dimension = hamiltonian.dimension(system)
     for key, index in (("idxVB", idx_vb), ("idxCB", idx_cb)):
         if index >= dimension:
             raise InputError(

@@ -34,7 +34,7 @@ from dpp.physics.terms import (
     assemble,
     operator_terms,
 )
-from dpp.physics.warmstart import WarmStart, WarmStartSnapshot
+from dpp.physics.warmstart import WarmStart
 from dpp.slots import N_SLOTS
 
 
@@ -85,7 +85,7 @@ class PseudopotentialHamiltonian(nn.Module):
 
     def _build_terms(self) -> None:
         """The form-factor chain and, per system, projector factors and operator terms."""
-        self._chain = FormFactorChain(self.options, self.uses_network)
+        self._chain = FormFactorChain(self.options)
         self._projectors = [
             ProjectorFactors(g.basis, g.kpoints, cache=self.options.cache_projectors)
             for g in self.geometries
@@ -100,7 +100,7 @@ class PseudopotentialHamiltonian(nn.Module):
         context = SystemContext(
             self.geometries[system], self.options, self._projectors[system], self._chain
         )
-        return operator_terms(context, self.uses_network)
+        return operator_terms(context)
 
     def _checked_order_rows(
         self, system: SystemData, geometry: SystemGeometry, device: torch.device | str
@@ -128,8 +128,6 @@ class PseudopotentialHamiltonian(nn.Module):
         view.register_buffer("pp_fixed", self.pp_fixed.detach().clone())
         view.register_buffer("pp_mask", self.pp_mask.clone())
         view.pp_free = nn.Parameter(self.pp_free.detach().clone(), requires_grad=False)
-        view._chain = FormFactorChain(self.options, view.uses_network)
-        view._terms = [view._system_terms(i) for i in range(len(self.geometries))]
         view._warm = WarmStart()
         return view
 
@@ -189,14 +187,8 @@ class PseudopotentialHamiltonian(nn.Module):
     def _coefficients(self, system: int, parameters: Parameters) -> list[Coefficients]:
         return [term.coefficients(parameters) for term in self._terms[system]]
 
-    def _assemble(
-        self, system: int, k_indices: torch.Tensor, parameters: Parameters
-    ) -> tuple[torch.Tensor, list[Coefficients]]:
-        coefficients = self._coefficients(system, parameters)
-        matrices = assemble(self._terms[system], k_indices, self._dimension(system), coefficients)
-        return matrices, coefficients
-
-    def _dimension(self, system: int) -> int:
+    def dimension(self, system: int) -> int:
+        """The matrix dimension of H(k): n_basis, doubled for spinors."""
         return self.geometries[system].n_basis * (2 if self.options.spin_orbit else 1)
 
     def _k_tensor(self, system: int, k_indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
@@ -208,7 +200,8 @@ class PseudopotentialHamiltonian(nn.Module):
     ) -> torch.Tensor:
         """H(k) for the given k-points, complex (B, dim, dim) in Hartree."""
         k_indices = self._k_tensor(system, k_indices)
-        return self._assemble(system, k_indices, self._parameters_for(table))[0]
+        coefficients = self._coefficients(system, self._parameters_for(table))
+        return assemble(self._terms[system], k_indices, self.dimension(system), coefficients)
 
     def term_operators(
         self, system: int, k_indices: torch.Tensor | Sequence[int]
@@ -222,7 +215,7 @@ class PseudopotentialHamiltonian(nn.Module):
             for term in self._terms[system]:
                 coefficients = term.coefficients(parameters)
                 operators[term.name] = assemble(
-                    [term], k_indices, self._dimension(system), [coefficients]
+                    [term], k_indices, self.dimension(system), [coefficients]
                 )
         return operators
 
@@ -245,21 +238,28 @@ class PseudopotentialHamiltonian(nn.Module):
         handed to a solver: its eigenpairs are NaN, so the loss is NaN and the callers'
         non-finite guards stop or reject the state (the same on every DDP rank)."""
         parameters = self._parameters_for(None)
+        coefficients = self._coefficients(system, parameters)
         k_indices = self._k_tensor(system, k_indices)
         device = self.geometries[system].kpoints.device
+        dim = self.dimension(system)
         iterative = uses_iterative(
-            self.options.eigensolver, device, self._dimension(system), self.options.davidson_min_dim
+            self.options.eigensolver, device, dim, self.options.davidson_min_dim
         )
+        noted = False
         values, vectors = [], []
         for chunk in torch.split(k_indices, self.k_chunk(system)):
-            matrices, coefficients = self._assemble(system, chunk, parameters)
+            matrices = assemble(self._terms[system], chunk, dim, coefficients)
             if not bool(torch.isfinite(matrices).all()):
                 chunk_values, chunk_vectors = _non_finite_eigenpairs(matrices, n_eig)
                 values.append(chunk_values)
                 vectors.append(chunk_vectors)
                 continue
             if iterative:
-                self._warm.note_parameters(system, self._terms[system], parameters, coefficients)
+                if not noted:
+                    self._warm.note_parameters(
+                        system, self._terms[system], parameters, coefficients
+                    )
+                    noted = True
                 solve = partial(
                     self._warm.solve, system, chunk.tolist(), n_eig=n_eig, options=self.options
                 )
@@ -281,26 +281,25 @@ class PseudopotentialHamiltonian(nn.Module):
         `order_rows` (len(k_indices), columns) replaces the system's order matrix for these
         k-points (indices into the ascending eigenvalues of each H(k)).
         """
-        geometry = self.geometries[system]
         if k_indices is None:
-            k_indices = torch.arange(geometry.n_kpoints, device=geometry.kpoints.device)
-        k_indices = torch.as_tensor(k_indices, dtype=torch.long, device=geometry.kpoints.device)
+            k_indices = range(self.geometries[system].n_kpoints)
+        k_indices = self._k_tensor(system, k_indices)
         n_bands = self.systems[system].n_bands
         rows = self._order_rows[system]
         rows = None if rows is None else rows[k_indices]
         if order_rows is not None:
             rows = order_rows
         n_eig = needed_eigenvalues(n_bands, self.options.spin_orbit, rows)
-        n_eig = min(n_eig, geometry.n_basis * (2 if self.options.spin_orbit else 1))
+        n_eig = min(n_eig, self.dimension(system))
         values, _ = self.eigenpairs(system, k_indices, n_eig)
         return process_bands(values, n_bands, self.options.spin_orbit, rows)
 
     # -- warm-start state ---------------------------------------------------------------------
-    def snapshot(self) -> WarmStartSnapshot:
+    def snapshot(self) -> WarmStart:
         """The warm-start eigenvectors of every (system, k) and their drift bookkeeping."""
         return self._warm.snapshot()
 
-    def restore(self, snapshot: WarmStartSnapshot) -> None:
+    def restore(self, snapshot: WarmStart) -> None:
         """Bring back a `snapshot()` (e.g. the accepted state after a rejected Monte Carlo
         move), so the next solves start from that state's eigenvectors."""
         self._warm.restore(snapshot)

@@ -21,9 +21,6 @@ import torch
 
 from dpp.physics.radial import SHIFTED_CUTOFF, projector_rules, spherical_j1
 
-CHANNELS = ("soc", "nl1", "nl2")
-"""Radial channels: spin-orbit (I, w = 0.7), nonlocal 1 (I, w = 1.0), nonlocal 2 (J)."""
-
 CYCLIC = ((1, 2), (2, 0), (0, 1))
 """(b, c) of each component a of a cross product: (K_m × K_n)_a = K_mb K_nc − K_mc K_nb."""
 
@@ -31,6 +28,14 @@ CYCLIC = ((1, 2), (2, 0), (0, 1))
 def radial_nodes_for(k_max: float) -> int:
     """Gauss–Legendre nodes that resolve j1(K r) j1(K' r) up to |K| = k_max (1/Bohr)."""
     return max(64, int(3.0 * k_max * SHIFTED_CUTOFF / math.pi) + 32)
+
+
+def scaled_j1(norms: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+    """F_mq = j1(|K_m| r_q)/|K_m| (0 where K_m = 0): (N, n_q) in Bohr, for |K_m| (N,) in
+    1/Bohr and radial nodes r_q (n_q,) in Bohr."""
+    safe = torch.where(norms > 0, norms, torch.ones_like(norms))
+    values = spherical_j1(norms[:, None] * nodes) / safe[:, None]
+    return torch.where(norms[:, None] > 0, values, torch.zeros_like(values))
 
 
 class ProjectorFactors:
@@ -65,10 +70,7 @@ class ProjectorFactors:
         key = (k, channel)
         if key in self._cached:
             return self._cached[key]
-        norms = waves.norm(dim=1)
-        safe = torch.where(norms > 0, norms, torch.ones_like(norms))
-        radial = spherical_j1(norms[:, None] * self._nodes[channel]) / safe[:, None]
-        radial = torch.where(norms[:, None] > 0, radial, torch.zeros_like(radial))
+        radial = scaled_j1(waves.norm(dim=1), self._nodes[channel])
         if self.cache:
             self._cached[key] = radial
         return radial

@@ -40,9 +40,6 @@ MAX_SINE = 0.8
 """Largest guaranteed sin∠ between a wanted eigenvector and the seed block (every wanted
 state keeps a component of at least 0.6 in the block)."""
 
-DENSE_REASONS = ("cold", "refresh", "moved", "unconverged")
-"""Why a k-point was solved densely (keys of `WarmStart.stats`, next to `iterative`)."""
-
 
 @dataclass(frozen=True)
 class _Block:
@@ -56,27 +53,20 @@ class _Block:
 
 
 @dataclass
-class WarmStartSnapshot:
-    """A frozen copy of a `WarmStart` (blocks are immutable, so copies are shallow)."""
-
-    blocks: dict[tuple[int, int], _Block]
-    drift: dict[int, float]
-    states: dict[int, list[object]]
-
-
-@dataclass
 class WarmStart:
-    """Per-view state of the warm-started eigensolver; `stats` counts solves by kind."""
+    """Per-view state of the warm-started eigensolver; `stats` counts solves by kind
+    (`iterative`, and the dense ones by reason: `cold`, `refresh`, `moved`, `unconverged`)."""
 
     blocks: dict[tuple[int, int], _Block] = field(default_factory=dict)
     drift: dict[int, float] = field(default_factory=dict)
     states: dict[int, list[object]] = field(default_factory=dict)
     stats: Counter = field(default_factory=Counter)
 
-    def snapshot(self) -> WarmStartSnapshot:
-        return WarmStartSnapshot(dict(self.blocks), dict(self.drift), dict(self.states))
+    def snapshot(self) -> WarmStart:
+        """A copy of the vectors and drift bookkeeping (blocks are immutable: shallow)."""
+        return WarmStart(dict(self.blocks), dict(self.drift), dict(self.states))
 
-    def restore(self, snapshot: WarmStartSnapshot) -> None:
+    def restore(self, snapshot: WarmStart) -> None:
         self.blocks = dict(snapshot.blocks)
         self.drift = dict(snapshot.drift)
         self.states = dict(snapshot.states)
@@ -153,9 +143,11 @@ class WarmStart:
                 ),
                 max_sine=MAX_SINE,
             )
+            converged, admissible = result.converged.tolist(), result.admissible.tolist()
+            ceilings = (result.values[:, -1] - result.residuals[:, -1]).tolist()
             for i, row in enumerate(rows):
-                if not bool(result.converged[i]):
-                    self.stats["unconverged" if bool(result.admissible[i]) else "moved"] += 1
+                if not converged[i]:
+                    self.stats["unconverged" if admissible[i] else "moved"] += 1
                     dense.append(row)
                     continue
                 self.stats["iterative"] += 1
@@ -163,7 +155,7 @@ class WarmStart:
                 self.blocks[key] = _Block(
                     result.vectors[i],
                     result.values[i],
-                    float(result.values[i, -1] - result.residuals[i, -1]),
+                    ceilings[i],
                     stamp,
                     self.blocks[key].age + 1,
                 )
@@ -173,9 +165,10 @@ class WarmStart:
             exact_values, exact_vectors = lowest_eigh_raw(
                 _rows_of(matrices, rows), block, options.eigensolver
             )
+            ceilings = exact_values[:, -1].tolist()
             for i, row in enumerate(rows):
                 self.blocks[(system, k_indices[row])] = _Block(
-                    exact_vectors[i], exact_values[i], float(exact_values[i, -1]), stamp, 0
+                    exact_vectors[i], exact_values[i], ceilings[i], stamp, 0
                 )
                 values[row] = exact_values[i, :n_eig]
                 vectors[row] = exact_vectors[i, :, :n_eig]

@@ -84,8 +84,8 @@ class Term(ABC):
     slots: ClassVar[tuple[Slot, ...]] = ()
 
     @classmethod
-    def enabled(cls, options: PhysicsOptions, uses_network: bool) -> bool:
-        """Whether the term is part of a Hamiltonian with these options and local form."""
+    def enabled(cls, options: PhysicsOptions) -> bool:
+        """Whether the term is part of a Hamiltonian with these options."""
         return True
 
 

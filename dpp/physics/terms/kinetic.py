@@ -23,6 +23,3 @@ class KineticTerm(OperatorTerm):
         self, out: torch.Tensor, k_indices: torch.Tensor, coefficients: Coefficients
     ) -> None:
         out.diagonal(dim1=-2, dim2=-1).add_(self.energies[k_indices])
-
-    def drift(self, before: object, after: object) -> float:
-        return 0.0

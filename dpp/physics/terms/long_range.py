@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from dpp.physics.options import PhysicsOptions
 from dpp.physics.potentials import long_range
 from dpp.physics.terms.base import FormFactorTerm, Parameters
 from dpp.slots import Slot
@@ -16,10 +15,6 @@ class LongRangeTail(FormFactorTerm):
     name = "long_range"
     slots = (Slot.LONG_RANGE,)
 
-    @classmethod
-    def enabled(cls, options: PhysicsOptions, uses_network: bool) -> bool:
-        return options.long_range_with_nn or not uses_network
-
     def apply(
         self,
         q: torch.Tensor,
@@ -27,4 +22,6 @@ class LongRangeTail(FormFactorTerm):
         parameters: Parameters,
         volume_ratio: float,
     ) -> torch.Tensor:
+        if parameters.uses_network and not self.options.long_range_with_nn:
+            return values
         return values + long_range(q, parameters.table[:, Slot.LONG_RANGE])

@@ -28,7 +28,7 @@ class NonlocalTerm(OperatorTerm):
     slots = NONLOCAL
 
     @classmethod
-    def enabled(cls, options: PhysicsOptions, uses_network: bool) -> bool:
+    def enabled(cls, options: PhysicsOptions) -> bool:
         return options.nonlocal_active
 
     def coefficients(self, parameters: Parameters) -> Coefficients:

@@ -2,7 +2,7 @@
 
 `FORM_FACTOR_TERMS` run in this order on every v_s(q) (the strain factor multiplies what
 comes before it); `OPERATOR_TERMS` are added into H(k) in this order. A term is active when
-its `enabled(options, uses_network)` says so.
+its `enabled(options)` says so.
 """
 
 from __future__ import annotations
@@ -30,10 +30,8 @@ OPERATOR_TERMS: tuple[type[OperatorTerm], ...] = (
 class FormFactorChain:
     """The active form-factor terms applied in order: q (M,) → v_s(q) (M, n_species)."""
 
-    def __init__(self, options: PhysicsOptions, uses_network: bool) -> None:
-        self.terms = [
-            term(options) for term in FORM_FACTOR_TERMS if term.enabled(options, uses_network)
-        ]
+    def __init__(self, options: PhysicsOptions) -> None:
+        self.terms = [term(options) for term in FORM_FACTOR_TERMS if term.enabled(options)]
 
     def __call__(
         self, q: torch.Tensor, parameters: Parameters, volume_ratio: float
@@ -44,6 +42,7 @@ class FormFactorChain:
         return values
 
 
-def operator_terms(context: SystemContext, uses_network: bool) -> list[OperatorTerm]:
-    """The active operator terms of one system, each with its precomputed data."""
-    return [term(context) for term in OPERATOR_TERMS if term.enabled(context.options, uses_network)]
+def operator_terms(context: SystemContext) -> list[OperatorTerm]:
+    """The active operator terms of one system, each with its precomputed data (none of
+    them depends on the model, so views with another model share them)."""
+    return [term(context) for term in OPERATOR_TERMS if term.enabled(context.options)]

@@ -28,7 +28,7 @@ class SpinOrbitTerm(OperatorTerm):
     slots = (Slot.SPIN_ORBIT,)
 
     @classmethod
-    def enabled(cls, options: PhysicsOptions, uses_network: bool) -> bool:
+    def enabled(cls, options: PhysicsOptions) -> bool:
         return options.spin_orbit
 
     def coefficients(self, parameters: Parameters) -> Coefficients:
