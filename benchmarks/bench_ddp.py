@@ -97,13 +97,11 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def driver(args: argparse.Namespace) -> None:
-    """Every configuration in its own command, then the throughput table and ratio."""
+    """Every configuration in its own command (this command line plus `--worker N`; the
+    worker ignores `--processes`), then the throughput table and ratio."""
     results = []
     for processes in args.processes_list:
-        command = [sys.executable, __file__, str(args.bundle), "--worker", str(processes)]
-        command += ["--epochs", str(args.epochs), "--threads", str(args.threads)]
-        command += ["--batch-size", str(args.batch_size), "--accelerator", args.accelerator]
-        command += args.bundle_options
+        command = [sys.executable, __file__, *sys.argv[1:], "--worker", str(processes)]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         line = next(ln for ln in output.splitlines() if ln.startswith(RESULT))
         results.append(json.loads(line.removeprefix(RESULT)))
@@ -117,18 +115,6 @@ def driver(args: argparse.Namespace) -> None:
         )
 
 
-def _bundle_options(argv: list[str], known: set[str]) -> list[str]:
-    """The physics and model options of the command line, passed on to every worker."""
-    driver_only = {"--processes", "--epochs", "--threads", "--batch-size", "--accelerator"}
-    out, keep = [], False
-    for text in argv:
-        if text.startswith("--"):
-            keep = text.split("=")[0] in known - driver_only
-        if keep:
-            out.append(text)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path)
@@ -140,8 +126,6 @@ def main() -> None:
     parser.add_argument("--worker", dest="processes", type=int, help=argparse.SUPPRESS)
     add_bundle_arguments(parser)
     args = parser.parse_args()
-    known = {a for action in parser._actions for a in action.option_strings}
-    args.bundle_options = _bundle_options(sys.argv[1:], known)
     if args.processes is None:
         driver(args)
     else:

@@ -37,15 +37,15 @@ from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 
 def epoch_gradient(
     hamiltonian: PseudopotentialHamiltonian, bundle: Bundle
-) -> tuple[float, torch.Tensor, float, float]:
-    """Loss (eV²), flat gradient, wall and CPU seconds of one forward+backward epoch."""
+) -> tuple[float, list[torch.Tensor], float, float]:
+    """Loss (eV²), the gradient of every model parameter, wall and CPU seconds of one
+    forward+backward epoch."""
     model = hamiltonian.model
     model.zero_grad()
     wall, cpu = time.perf_counter(), time.process_time()
     total = forward_backward(hamiltonian, bundle)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    gradient = torch.cat([p.grad.flatten() for p in model.parameters()])
-    return total, gradient, wall, cpu
+    return total, [p.grad.clone() for p in model.parameters()], wall, cpu
 
 
 def main() -> None:
@@ -88,12 +88,13 @@ def main() -> None:
                     timing[name][0] += wall
                     timing[name][1] += cpu
             if len(results) == 2:
-                (loss_d, grad_d, *_), (loss_i, grad_i, *_) = results.values()
+                (loss_d, grads_d, *_), (loss_i, grads_i, *_) = results.values()
                 loss_diff = max(loss_diff, abs(loss_i - loss_d) / abs(loss_d))
+                grad_d, grad_i = (torch.cat([g.flatten() for g in gs]) for gs in (grads_d, grads_i))
                 grad_diff = max(grad_diff, float((grad_i - grad_d).norm() / grad_d.norm()))
             first = next(iter(results.values()))
             model.zero_grad()
-            for p, g in zip(model.parameters(), _unflatten(first[1], model), strict=True):
+            for p, g in zip(model.parameters(), first[1], strict=True):
                 p.grad = g
             optimizer.step()
             print(f"epoch {epoch}: loss {first[0]:.6g} eV²", flush=True)
@@ -115,15 +116,6 @@ def main() -> None:
     if "iterative" in paths:
         print(f"  iterative-path solves: {paths['iterative'].solver_stats}")
     print(f"  peak RSS {peak:.0f} MiB")
-
-
-def _unflatten(flat: torch.Tensor, model: torch.nn.Module) -> list[torch.Tensor]:
-    """Split a flat gradient into the shapes of the model's parameters."""
-    pieces, start = [], 0
-    for p in model.parameters():
-        pieces.append(flat[start : start + p.numel()].view_as(p).clone())
-        start += p.numel()
-    return pieces
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ options compare other settings.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from pathlib import Path
 from omegaconf import open_dict
 
 from dpp.app.cli import quiet_third_parties
-from dpp.app.compose import compose_config, prepare
+from dpp.app.compose import prepare
 from dpp.app.run import run
 
 RECIPES = {"legacy": ["recipe=legacy"], "default": []}
@@ -57,7 +58,7 @@ def fit(bundle: Path, overrides: list[str], work: Path) -> tuple[list[float], fl
     """Train in-process into `work`; returns the training losses and the wall time (s)."""
     arguments = [f"data.bundle={bundle}", *QUIET, *overrides]
     prepared = prepare("train", arguments)
-    cfg = compose_config("train", arguments)
+    cfg = copy.deepcopy(prepared.config)
     with open_dict(cfg):
         del cfg["hydra"]
     start = time.perf_counter()

@@ -51,7 +51,7 @@ def test_density_is_lattice_periodic_and_grid_matches_direct_sum() -> None:
     bundle = load_system_bundle(CDSE, 0, max_ke=3.0)
     hamiltonian = build_hamiltonian(bundle)
     labels = np.asarray(hamiltonian.geometries[0].labels)
-    chosen = states(hamiltonian, 7, [0, 1, 2, 3], spin_orbit=False, n_kpoints=61)
+    chosen = states(hamiltonian, 7, [0, 1, 2, 3])
     volume = abs(np.linalg.det(lattice_vectors(bundle.systems[0].crystal)))
     shape = grid_shape(labels)
     grid = density_on_grid(chosen, labels, shape, volume)
@@ -104,11 +104,7 @@ def test_valence_charge_sits_on_the_anion_for_analytic_and_network_models(tmp_pa
     volume = abs(np.linalg.det(lattice_vectors(crystal)))
     hamiltonian = build_hamiltonian(bundle)
     labels = np.asarray(hamiltonian.geometries[0].labels)
-    valence = [
-        state
-        for k in (0, 20, 40)
-        for state in states(hamiltonian, k, [0, 1, 2, 3], spin_orbit=False, n_kpoints=61)
-    ]
+    valence = [state for k in (0, 20, 40) for state in states(hamiltonian, k, [0, 1, 2, 3])]
     cd, se = density_at(valence, labels, crystal.fractional, volume)
     assert se > 5 * cd  # Se (anion) holds the valence charge
     argv = [str(CDSE), "--max-ke", "3", "--occupied", "4", "-o", str(tmp_path)]

@@ -36,18 +36,33 @@ def read_qspace_table(path: str | Path, species: Sequence[str]) -> QSpaceTable:
     taken in species order with a warning. Every species must appear, extra columns are an
     error, and q must be >= 0 and strictly increasing.
     """
-    path = Path(path)
+    return _read(Path(path), species)[1]
+
+
+def read_qspace_columns(path: str | Path) -> tuple[tuple[str, ...], QSpaceTable]:
+    """The species names of the header and the table with its columns in that order (q in
+    1/Bohr, v_s(q) in Hartree·Bohr³); the header is required, the checks are those of
+    `read_qspace_table`."""
+    return _read(Path(path), None)
+
+
+def _read(path: Path, species: Sequence[str] | None) -> tuple[tuple[str, ...], QSpaceTable]:
+    """(column species, table) with the columns in `species` order, or in header order if None."""
     table = read_table(path, min_columns=2)
     header = _header(path)
     if header is None:
+        if species is None:
+            raise InputError(path, "no header", expected="'# q  v(q)_<S1> ...' before the data")
         warnings.warn(
             f"{path}: no '# q <species> ...' header; columns taken in species order "
             f"{' '.join(species)}",
-            stacklevel=2,
+            stacklevel=3,
         )
         header_line, names = table.lines[0], list(species)
     else:
         header_line, names = header
+    if species is None:
+        species = names
     if len(names) != table.n_columns - 1:
         raise InputError(
             path,
@@ -78,4 +93,4 @@ def read_qspace_table(path: str | Path, species: Sequence[str]) -> QSpaceTable:
                 found=f"{q[index]:g}",
             )
     columns = [1 + names.index(s) for s in species]
-    return QSpaceTable(q=q.copy(), values=table.values[:, columns].copy())
+    return tuple(species), QSpaceTable(q=q.copy(), values=table.values[:, columns].copy())

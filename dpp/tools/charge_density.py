@@ -47,19 +47,10 @@ class State:
     coefficients: np.ndarray
 
 
-def states(
-    hamiltonian: PseudopotentialHamiltonian,
-    k_index: int,
-    bands: list[int],
-    *,
-    spin_orbit: bool,
-    n_kpoints: int,
-    system: int = 0,
-) -> list[State]:
+def states(hamiltonian: PseudopotentialHamiltonian, k_index: int, bands: list[int]) -> list[State]:
     """The eigenstates `bands` (0-based indices of the ascending eigenvalues of H(k); spinor
-    indices with spin–orbit) at row `k_index` of the system's `n_kpoints` k-points."""
-    n_basis = hamiltonian.geometries[system].labels.shape[0]
-    dimension = n_basis * (2 if spin_orbit else 1)
+    indices with spin–orbit) at k-point row `k_index` of the Hamiltonian's system 0."""
+    n_kpoints, dimension = hamiltonian.geometries[0].n_kpoints, hamiltonian.dimension(0)
     if not 0 <= k_index < n_kpoints:
         raise InputError(
             None,
@@ -77,9 +68,10 @@ def states(
             found=str(max(bands)),
         )
     with torch.no_grad():
-        _, vectors = hamiltonian.eigenpairs(system, torch.tensor([k_index]), max(bands) + 1)
+        _, vectors = hamiltonian.eigenpairs(0, torch.tensor([k_index]), max(bands) + 1)
     vectors = vectors[0].numpy()
-    occupation = 1.0 if spin_orbit else 2.0
+    occupation = 1.0 if hamiltonian.options.spin_orbit else 2.0
+    n_basis = hamiltonian.geometries[0].n_basis
     return [State(occupation, vectors[:, band].reshape(-1, n_basis).T.copy()) for band in bands]
 
 
@@ -155,17 +147,18 @@ def density_figure(
     crystal: Crystal,
     state_list: list[State],
     labels: np.ndarray,
+    volume: float,
     title: str,
     axis: int = 2,
     resolution: int = 64,
 ) -> Figure:
     """Two panels: the density in the lattice plane through the first atom spanned by the two
-    lattice vectors other than `axis`, and along the nearest-neighbour bond (Bohr).
+    lattice vectors other than `axis`, and along the nearest-neighbour bond (Bohr); `volume`
+    is that of the cell (Bohr³).
 
     Both are evaluated exactly from the plane waves, not interpolated from the FFT grid.
     """
     vectors = lattice_vectors(crystal)
-    volume = abs(float(np.linalg.det(vectors)))
     figure = Figure(figsize=(10.0, 4.2), layout="constrained")
     plane_ax, line_ax = figure.subplots(1, 2)
     in_plane = [j for j in range(3) if j != axis]
@@ -211,9 +204,10 @@ def _run(args: argparse.Namespace) -> None:
     bundle, hamiltonian = hamiltonian_from_arguments(args)
     system = bundle.systems[0]
     crystal = system.crystal
-    labels = np.asarray(hamiltonian.geometries[0].labels)
+    geometry = hamiltonian.geometries[0]
+    labels = np.asarray(geometry.labels)
     shape = grid_shape(labels, args.grid)
-    volume = abs(float(np.linalg.det(lattice_vectors(crystal))))
+    volume = abs(geometry.lattice.volume)
     k_indices = args.kpoints or [0]
     if args.occupied is not None and args.occupied < 1:
         raise InputError(None, "no occupied states", key="--occupied", expected=">= 1")
@@ -222,15 +216,7 @@ def _run(args: argparse.Namespace) -> None:
     jobs: list[tuple[str, list[State], str]] = []
     valence: list[State] = []
     for k in k_indices:
-        found = dict(
-            zip(
-                wanted,
-                states(
-                    hamiltonian, k, wanted, spin_orbit=args.spin_orbit, n_kpoints=system.n_kpoints
-                ),
-                strict=True,
-            )
-        )
+        found = dict(zip(wanted, states(hamiltonian, k, wanted), strict=True))
         for band in args.bands or []:
             jobs.append(
                 (
@@ -260,7 +246,7 @@ def _run(args: argparse.Namespace) -> None:
         grid = density_on_grid(state_list, labels, shape, volume)
         electrons = float(grid.sum()) * volume / grid.size
         write_cube(folder / f"{stem}.cube", crystal, grid, comment)
-        figure = density_figure(crystal, state_list, labels, comment, args.plane_axis)
+        figure = density_figure(crystal, state_list, labels, volume, comment, args.plane_axis)
         figure.savefig(folder / f"{stem}.png", dpi=150)
         print(f"wrote {stem}.cube/.png: {electrons:.6f} electrons in the cell, grid {shape}")
 

@@ -19,8 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dpp.errors import InputError
-from dpp.io.qspace import read_qspace_table
-from dpp.io.text import read_text
+from dpp.io.qspace import read_qspace_columns
 from dpp.tools.common import description, refuse_overwrite, run_tool
 
 PROG = "dpp-cluster-potentials"
@@ -49,21 +48,10 @@ class Clustering:
     silhouette: float | None
 
 
-def header_species(path: Path) -> tuple[str, ...]:
-    """Species names of the `# q  v(q)_<S> …` header (the `v(q)_` prefix removed)."""
-    for line in read_text(path).splitlines():
-        tokens = line.lstrip("#").split()
-        if line.lstrip().startswith("#") and tokens and tokens[0].lower() == "q":
-            return tuple(token.removeprefix("v(q)_") for token in tokens[1:])
-        if line.strip() and not line.lstrip().startswith("#"):
-            break
-    raise InputError(path, "no header", expected="'# q  v(q)_<S1> ...' before the data")
-
-
 def read_potential_table(path: Path) -> PotentialTable:
-    """Read one table with dpp's validated reader (q ≥ 0, increasing, one column per name)."""
-    species = header_species(path)
-    table = read_qspace_table(path, species)
+    """Read one table with dpp's validated reader (header required; q ≥ 0, increasing, one
+    column per name)."""
+    species, table = read_qspace_columns(path)
     return PotentialTable(path, table.q, table.values, species)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +79,46 @@ def lattice_vectors(crystal: Crystal) -> np.ndarray:
 def reciprocal_vectors(vectors: np.ndarray) -> np.ndarray:
     """Reciprocal vectors b_r as rows (a_r · b_s = 2π δ_rs), in 1/Bohr for a_r in Bohr."""
     return 2.0 * np.pi * np.linalg.inv(np.asarray(vectors, dtype=np.float64)).T
+
+
+def right_handed(crystal: Crystal) -> Crystal:
+    """The crystal with all lattice vectors and fractional coordinates negated if its cell is
+    left-handed (the same atoms in space), else the crystal itself."""
+    if np.linalg.det(crystal.cell) > 0:
+        return crystal
+    return Crystal(crystal.scale, -crystal.cell, crystal.symbols, -crystal.fractional)
+
+
+def spglib_cell(crystal: Crystal) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The crystal as spglib's (lattice vectors in Bohr, fractional positions, atom numbers);
+    the numbers are 1-based indices into the sorted species."""
+    species = sorted(set(crystal.symbols))
+    return (
+        lattice_vectors(crystal),
+        np.asarray(crystal.fractional, dtype=np.float64),
+        [species.index(symbol) + 1 for symbol in crystal.symbols],
+    )
+
+
+@contextmanager
+def quiet_spglib() -> Iterator[None]:
+    """Silence the DeprecationWarning of spglib >= 2.5 about its legacy (None-on-failure)
+    error API."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def energy_reference(text: str) -> str | float:
+    """The `--align` value: "none", "vbm" or an energy in eV; InputError otherwise."""
+    if text in ("none", "vbm"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(
+            None, "bad energy reference", key="--align", expected="none, vbm or eV", found=text
+        ) from None
 
 
 def ase_atoms(crystal: Crystal) -> Atoms:

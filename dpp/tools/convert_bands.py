@@ -26,17 +26,21 @@ from dpp.io.records import Crystal
 from dpp.io.system import read_system
 from dpp.io.tables import read_table
 from dpp.io.text import read_text
+from dpp.io.writers import write_species_params
+from dpp.outputs.band_plot import path_distance
 from dpp.tools.common import (
     description,
+    energy_reference,
     lattice_vectors,
     points_text,
     reciprocal_vectors,
     refuse_overwrite,
+    right_handed,
     run_tool,
     system_text,
     write_text,
 )
-from dpp.tools.starting_params import starting_params_text
+from dpp.tools.starting_params import STARTING_PARAMS
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -103,7 +107,7 @@ def crystal_from_atoms(
     if abs(np.linalg.det(vectors)) < 1e-12:
         raise InputError(None, "structure has no 3D cell", expected="a periodic crystal")
     scale = float(np.linalg.norm(vectors[0])) if scale is None else scale
-    return _right_handed(
+    return right_handed(
         Crystal(
             scale=scale,
             cell=vectors / scale,
@@ -111,13 +115,6 @@ def crystal_from_atoms(
             fractional=np.asarray(atoms.get_scaled_positions(wrap=False), dtype=np.float64),
         )
     )
-
-
-def _right_handed(crystal: Crystal) -> Crystal:
-    """Negate all lattice vectors (and fractional coordinates) of a left-handed cell."""
-    if np.linalg.det(crystal.cell) > 0:
-        return crystal
-    return Crystal(crystal.scale, -crystal.cell, crystal.symbols, -crystal.fractional)
 
 
 QE_CODATA = "2006"
@@ -227,7 +224,7 @@ def read_espresso_xml(path: Path) -> SourceBands:
         energies=energies * create_units(QE_CODATA)["Hartree"],
         kpoints=kpoints * 2.0 * np.pi / alat,
         first_band=1,
-        crystal=_right_handed(crystal),
+        crystal=right_handed(crystal),
         spinor=_xml_text(bands, path, "noncolin").strip().lower() == "true",
         n_electrons=None if nelec is None or nelec.text is None else float(nelec.text),
     )
@@ -291,12 +288,6 @@ def read_structure(path: Path, fmt: str | None) -> Crystal:
 
 
 # -- the bundle ------------------------------------------------------------------------------
-def path_distance(kpoints: np.ndarray) -> np.ndarray:
-    """Cumulative Σ|k_i − k_{i−1}| of Cartesian k (1/Bohr)."""
-    steps = np.linalg.norm(np.diff(kpoints, axis=0), axis=1)
-    return np.concatenate([[0.0], np.cumsum(steps)])
-
-
 def suggested_max_ke(
     volume: float, n_atoms: int, n_spatial_bands: int, pw_per_atom: int = PW_PER_ATOM
 ) -> float:
@@ -377,7 +368,7 @@ def convert(
     return Conversion(
         crystal=crystal,
         kpoints=kfrac,
-        distance=path_distance(source.kpoints),
+        distance=path_distance(kfrac, vectors),
         bands=bands,
         spinor=spinor,
         reference_energy=reference,
@@ -389,15 +380,11 @@ def convert(
 def _reference_energy(
     source: SourceBands, align: str, valence_bands: int | None, spinor: bool
 ) -> float:
-    if align == "none":
+    reference = energy_reference(align)
+    if reference == "none":
         return 0.0
-    if align != "vbm":
-        try:
-            return float(align)
-        except ValueError:
-            raise InputError(
-                None, "bad energy reference", key="--align", expected="none, vbm or eV", found=align
-            ) from None
+    if reference != "vbm":
+        return reference
     if valence_bands is None:
         if source.n_electrons is None:
             raise InputError(
@@ -507,13 +494,13 @@ def _convert(args: argparse.Namespace) -> None:
     )
     for symbol in dict.fromkeys(conversion.crystal.symbols):
         target = folder / f"init_{symbol}Params.par"
-        entry = starting_params_text(symbol)
+        entry = STARTING_PARAMS.get(symbol)
         if target.exists():
             print(f"  kept existing {target.name}")
         elif entry is None:
             print(f"  no starting parameters for {symbol}: write {target.name} yourself (a0..a8)")
         else:
-            write_text(target, entry[0])
+            write_species_params(target, np.array(entry[0]))
             print(f"  wrote {target.name} (Wang-Zunger starting values of {entry[1]})")
     if conversion.spinor:
         print("  spinor reference: evaluate and fit it with the spin-orbit Hamiltonian")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +22,10 @@ from dpp.tools.common import (
     description,
     lattice_vectors,
     points_text,
+    quiet_spglib,
     refuse_overwrite,
     run_tool,
+    spglib_cell,
     write_text,
 )
 
@@ -71,15 +72,9 @@ def hpkot_path(crystal: Crystal, npoints: int, symprec: float = 1e-5) -> KPath:
     """seekpath's HPKOT path, expressed on the reciprocal basis of the given cell."""
     import seekpath
 
-    species = sorted(set(crystal.symbols))
-    structure = (
-        lattice_vectors(crystal),
-        np.asarray(crystal.fractional, dtype=np.float64),
-        [species.index(symbol) + 1 for symbol in crystal.symbols],
-    )
+    structure = spglib_cell(crystal)
     try:
-        with warnings.catch_warnings():  # spglib >= 2.5 warns about its legacy error API
-            warnings.simplefilter("ignore", DeprecationWarning)
+        with quiet_spglib():
             first = seekpath.get_explicit_k_path_orig_cell(structure, symprec=symprec)
             length = float(first["explicit_kpoints_linearcoord"][-1])
             result = seekpath.get_explicit_k_path_orig_cell(

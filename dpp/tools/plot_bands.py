@@ -19,15 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from dpp.errors import InputError
-from dpp.io.kpoints import read_points
-from dpp.io.labels import read_point_labels
-from dpp.io.records import UNNAMED
-from dpp.io.reference import read_band_weights
-from dpp.io.settings import read_settings
-from dpp.io.system import read_system
+from dpp.io.bundle import read_system_data
 from dpp.io.tables import read_table
 from dpp.outputs.band_plot import BandPanel, band_figure
-from dpp.tools.common import description, lattice_vectors, refuse_overwrite, run_tool
+from dpp.tools.common import (
+    description,
+    energy_reference,
+    lattice_vectors,
+    refuse_overwrite,
+    run_tool,
+)
 
 PROG = "dpp-plot-bands"
 _INDEX = re.compile(r"(?:sys|_)(\d+)(?:\.\w+)?$")
@@ -52,45 +53,27 @@ def system_index(path: Path) -> int:
 def bundle_panel(
     folder: Path, index: int, bands: np.ndarray | None, reference: np.ndarray | None
 ) -> BandPanel:
-    """A panel with the k-path, weights, name and (if `reference` is None) the reference of
-    system `index` of the bundle in `folder`."""
-    crystal = read_system(folder / f"system_{index}.par")
-    kpoints_file = folder / f"kpoints_{index}.par"
-    kpoints, _ = read_points(kpoints_file)
-    settings = read_settings(folder / f"input_{index}.par")
-    if reference is None and (folder / f"expBandStruct_{index}.par").is_file():
-        _, reference = read_band_table(folder / f"expBandStruct_{index}.par")
-    weights = None
-    if reference is not None:
-        weights = read_band_weights(folder / f"bandWeights_{index}.par", reference.shape[1])
-    for table, what in ((bands, "band file"), (reference, "reference")):
-        if table is not None and table.shape[0] != kpoints.shape[0]:
-            raise InputError(
-                kpoints_file,
-                f"the {what} and the k-points differ in length",
-                expected=f"{kpoints.shape[0]} rows",
-                found=f"{table.shape[0]}",
-            )
+    """A panel with the k-path, name and (if `reference` is None) the reference of system
+    `index` of the bundle in `folder`, and the band weights when there is a reference."""
+    system = read_system_data(folder, index, require_reference=False)
+    if reference is None:
+        reference = system.ref_bands
+    if bands is not None and bands.shape[0] != system.n_kpoints:
+        raise InputError(
+            system.files["kpoints"],
+            "the band file and the k-points differ in length",
+            expected=f"{system.n_kpoints} rows",
+            found=f"{bands.shape[0]}",
+        )
     return BandPanel(
         model=bands,
         reference=reference,
-        kpoints=kpoints,
-        cell=lattice_vectors(crystal),
-        labels=read_point_labels(kpoints_file) or None,
-        band_weights=weights,
-        name=settings.system_name if settings.system_name != UNNAMED else crystal.formula,
+        kpoints=system.kpoints,
+        cell=lattice_vectors(system.crystal),
+        labels=system.kpoint_labels or None,
+        band_weights=None if reference is None else system.band_weights,
+        name=system.name,
     )
-
-
-def _energy_reference(text: str) -> str | float:
-    if text in ("none", "vbm"):
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(
-            None, "bad energy reference", key="--align", expected="none, vbm or eV", found=text
-        ) from None
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -112,7 +95,7 @@ def _plot(args: argparse.Namespace) -> None:
             expected=f"{len(files)} values",
             found=f"{len(references)} references, {len(indices)} indices",
         )
-    align = _energy_reference(args.align)
+    align = energy_reference(args.align)
     if align == "vbm" and args.valence_bands is None:
         raise InputError(None, "--align vbm needs --valence-bands", key="--valence-bands")
     refuse_overwrite([args.output], args.force)

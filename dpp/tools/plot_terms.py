@@ -2,8 +2,8 @@
 
 For the eigenstates ψ_n(k) of H the expectation values (eV) of the kinetic energy T = |k+G|²/2,
 the local potential V_loc, the spin–orbit term V_SO and the nonlocal term V_NL, with
-E_n = ⟨T⟩ + ⟨V_loc⟩ + ⟨V_SO⟩ + ⟨V_NL⟩. The parts come from the public Hamiltonian only:
-V_SO = H − H(a5 = 0), V_NL = H − H(a6 = a7 = 0), V_loc = H − T − V_SO − V_NL. Writes
+E_n = ⟨T⟩ + ⟨V_loc⟩ + ⟨V_SO⟩ + ⟨V_NL⟩. The parts are the Hamiltonian's own terms
+(`PseudopotentialHamiltonian.term_operators`), which add up to H. Writes
 `<term>_sysX.dat` band files (`d E_0 …`, d = Σ|Δk| in 1/Bohr), `terms_sysX.png`,
 `vq.png` and `vq_qSpace_pot.dat` (v_s(q) in Hartree·Bohr³).
 """
@@ -11,9 +11,7 @@ V_SO = H − H(a5 = 0), V_NL = H − H(a6 = a7 = 0), V_loc = H − T − V_SO �
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +22,17 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from dpp.errors import InputError
-from dpp.io.labels import read_point_labels
-from dpp.io.records import SystemData
 from dpp.io.writers import write_band_file, write_qspace_table
+from dpp.outputs.band_panels import system_title
 from dpp.outputs.band_plot import path_layout
 from dpp.physics import AUTOEV, PseudopotentialHamiltonian, lowest_eigh
-from dpp.slots import NONLOCAL, Slot
+from dpp.physics.bands import spatial_columns
 from dpp.tools.common import (
     add_model_arguments,
     add_physics_arguments,
     description,
     hamiltonian_from_arguments,
     lattice_vectors,
-    reciprocal_vectors,
     refuse_overwrite,
     run_tool,
 )
@@ -51,29 +47,17 @@ TITLES = {
 }
 
 
-@dataclass(frozen=True)
-class Decomposition:
-    """Per k-point and band (nK, n) in eV: the eigenvalue and the expectation of each part."""
-
-    terms: dict[str, np.ndarray]
+OPERATORS = {"T": "kinetic", "Vloc": "local", "VSO": "spin_orbit", "VNL": "nonlocal"}
+"""Band-file term → name of the Hamiltonian term (PseudopotentialHamiltonian.term_operators)."""
 
 
 def decompose(
-    hamiltonian: PseudopotentialHamiltonian,
-    data: SystemData,
-    n_states: int,
-    *,
-    spin_orbit: bool,
-    system: int = 0,
-    chunk: int = 8,
-) -> Decomposition:
-    """⟨ψ_n|X|ψ_n⟩ for X = T, V_loc, V_SO, V_NL and the `n_states` lowest states at every k
-    of system `system` of the Hamiltonian, whose data (cell, k-points) is `data`."""
-    labels = np.asarray(hamiltonian.geometries[system].labels)
-    reciprocal = reciprocal_vectors(lattice_vectors(data.crystal))
-    basis = labels @ reciprocal
-    kpoints = np.asarray(data.kpoints, dtype=np.float64) @ reciprocal
-    dimension = labels.shape[0] * (2 if spin_orbit else 1)
+    hamiltonian: PseudopotentialHamiltonian, n_states: int, *, chunk: int = 8
+) -> dict[str, np.ndarray]:
+    """Per term of TERMS, (nK, n_states) in eV for the `n_states` lowest states at every k of
+    system 0 of the Hamiltonian: the eigenvalue E and the expectations ⟨T⟩, ⟨V_loc⟩, ⟨V_SO⟩,
+    ⟨V_NL⟩ (zero for a term the Hamiltonian does not have)."""
+    geometry, dimension = hamiltonian.geometries[0], hamiltonian.dimension(0)
     if not 1 <= n_states <= dimension:
         raise InputError(
             None,
@@ -82,36 +66,20 @@ def decompose(
             expected=f"1..{dimension}",
             found=str(n_states),
         )
+    parts: dict[str, list[np.ndarray]] = {term: [] for term in TERMS}
     with torch.no_grad():
-        table = hamiltonian.pp_table().detach().clone()
-        without_so = table.clone()
-        without_so[:, Slot.SPIN_ORBIT] = 0.0
-        without_nl = table.clone()
-        without_nl[:, list(NONLOCAL)] = 0.0
-        parts: dict[str, list[np.ndarray]] = {term: [] for term in TERMS}
-        for start in range(0, len(kpoints), chunk):
-            k_indices = torch.arange(start, min(start + chunk, len(kpoints)))
-            full = hamiltonian.hamiltonians(system, k_indices, table)
-            spin_orbit_part = full - hamiltonian.hamiltonians(system, k_indices, without_so)
-            nonlocal_part = full - hamiltonian.hamiltonians(system, k_indices, without_nl)
-            waves = kpoints[k_indices.numpy()][:, None, :] + basis[None]
-            kinetic = 0.5 * np.sum(waves * waves, axis=-1)
-            if spin_orbit:
-                kinetic = np.concatenate([kinetic, kinetic], axis=1)
-            kinetic = torch.diag_embed(torch.as_tensor(kinetic)).to(full.dtype)
-            local_part = full - kinetic - spin_orbit_part - nonlocal_part
-            values, vectors = lowest_eigh(full, n_states)
-            kinetic_value = _expectation(kinetic, vectors)
-            spin_orbit_value = _expectation(spin_orbit_part, vectors)
-            nonlocal_value = _expectation(nonlocal_part, vectors)
-            local_value = _expectation(local_part, vectors)
-            for term, value in zip(
-                TERMS,
-                (values, kinetic_value, local_value, spin_orbit_value, nonlocal_value),
-                strict=True,
-            ):
+        for k_indices in torch.split(torch.arange(geometry.n_kpoints), chunk):
+            operators = hamiltonian.term_operators(0, k_indices)
+            values, vectors = lowest_eigh(sum(operators.values()), n_states)
+            parts["E"].append(values.numpy() * AUTOEV)
+            for term, name in OPERATORS.items():
+                value = (
+                    _expectation(operators[name], vectors)
+                    if name in operators
+                    else torch.zeros_like(values)
+                )
                 parts[term].append(value.numpy() * AUTOEV)
-    return Decomposition({term: np.concatenate(chunks) for term, chunks in parts.items()})
+    return {term: np.concatenate(chunks) for term, chunks in parts.items()}
 
 
 def _expectation(operator: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
@@ -120,7 +88,7 @@ def _expectation(operator: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
 
 
 def terms_figure(
-    decomposition: Decomposition,
+    decomposition: dict[str, np.ndarray],
     x: np.ndarray,
     ticks: list[tuple[float, str]],
     segments: tuple[slice, ...],
@@ -130,11 +98,11 @@ def terms_figure(
     """Four panels (⟨T⟩, ⟨V_loc⟩, ⟨V_SO⟩, ⟨V_NL⟩ in eV) along the path, one line per band."""
     figure = Figure(figsize=(10.0, 7.5), layout="constrained")
     axes = figure.subplots(2, 2, sharex=True).ravel()
-    n_states = decomposition.terms["E"].shape[1]
+    n_states = decomposition["E"].shape[1]
     norm = Normalize(0, max(n_states - 1, 1))
     colors = [colormaps["viridis"](norm(band)) for band in range(n_states)]
     for ax, term in zip(axes, ("T", "Vloc", "VSO", "VNL"), strict=True):
-        values = decomposition.terms[term]
+        values = decomposition[term]
         for band in range(n_states):
             for segment in segments:
                 ax.plot(x[segment], values[segment, band], color=colors[band], lw=1.0)
@@ -172,24 +140,23 @@ def form_factor_figure(
 def _run(args: argparse.Namespace) -> None:
     bundle, hamiltonian = hamiltonian_from_arguments(args)
     system = bundle.systems[0]
-    n_states = args.states or (system.n_bands if args.spin_orbit else math.ceil(system.n_bands / 2))
+    n_states = args.states or spatial_columns(system.n_bands, hamiltonian.options.spin_orbit)
     folder: Path = args.output
     files = [folder / f"{term}_sys{args.system}.dat" for term in TERMS]
     figures = [folder / f"terms_sys{args.system}.png", folder / "vq.png"]
     table_file = folder / "vq_qSpace_pot.dat"
     refuse_overwrite([*files, *figures, table_file], args.force)
-    decomposition = decompose(hamiltonian, system, n_states, spin_orbit=args.spin_orbit)
-    kpoints_file = bundle.path / f"kpoints_{args.system}.par"
+    decomposition = decompose(hamiltonian, n_states)
     layout = path_layout(
         system.n_kpoints,
         kpoints=system.kpoints,
         cell=lattice_vectors(system.crystal),
-        labels=read_point_labels(kpoints_file) if kpoints_file.is_file() else None,
+        labels=system.kpoint_labels or None,
     )
     folder.mkdir(parents=True, exist_ok=True)
     for term, path in zip(TERMS, files, strict=True):
-        write_band_file(path, layout.x, decomposition.terms[term])
-    name = f"{system.name} (system {args.system})"
+        write_band_file(path, layout.x, decomposition[term])
+    name = system_title(system)
     ticks = [(tick.position, tick.label) for tick in layout.ticks]
     terms_figure(decomposition, layout.x, ticks, layout.segments, layout.xlabel, name).savefig(
         figures[0], dpi=150
@@ -200,12 +167,7 @@ def _run(args: argparse.Namespace) -> None:
     model = "Wang-Zunger" if args.checkpoint is None else f"network {args.model}"
     form_factor_figure(q, values, bundle.species, model).savefig(figures[1], dpi=150)
     write_qspace_table(table_file, q, values, bundle.species)
-    residual = np.max(
-        np.abs(
-            decomposition.terms["E"]
-            - sum(decomposition.terms[term] for term in ("T", "Vloc", "VSO", "VNL"))
-        )
-    )
+    residual = np.max(np.abs(decomposition["E"] - sum(decomposition[term] for term in OPERATORS)))
     print(
         f"wrote {', '.join(p.name for p in [*files, *figures, table_file])} in {folder} "
         f"({n_states} states, {system.n_kpoints} k-points; max |E - sum of parts| = "

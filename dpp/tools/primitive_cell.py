@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +23,12 @@ from dpp.tools.common import (
     description,
     lattice_vectors,
     points_text,
+    quiet_spglib,
     reciprocal_vectors,
     refuse_overwrite,
+    right_handed,
     run_tool,
+    spglib_cell,
     system_text,
     write_text,
 )
@@ -46,16 +48,12 @@ class Reduction:
 
 def primitive_cell(crystal: Crystal, symprec: float = 1e-5) -> Reduction:
     """The primitive cell of `crystal` in the same orientation and scale (spglib, symprec in
-    Bohr). A left-handed result is made right-handed by negating its vectors; an InputError
-    if spglib finds no symmetry or would rotate the cell."""
+    Bohr), atoms wrapped into [0, 1). A left-handed result is made right-handed by negating
+    its vectors; an InputError if spglib finds no symmetry or would rotate the cell."""
     import spglib
 
-    species = sorted(set(crystal.symbols))
-    numbers = [species.index(symbol) + 1 for symbol in crystal.symbols]
-    vectors = lattice_vectors(crystal)
-    cell = (vectors, np.asarray(crystal.fractional, dtype=np.float64), numbers)
-    with warnings.catch_warnings():  # spglib >= 2.5 warns about its None-on-failure API
-        warnings.simplefilter("ignore", DeprecationWarning)
+    cell = spglib_cell(crystal)
+    with quiet_spglib():
         dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
         reduced = spglib.standardize_cell(
             cell, to_primitive=True, no_idealize=True, symprec=symprec
@@ -69,9 +67,16 @@ def primitive_cell(crystal: Crystal, symprec: float = 1e-5) -> Reduction:
             found=f"symprec = {symprec:g} Bohr",
         )
     new_vectors, fractional, new_numbers = (np.asarray(part) for part in reduced)
-    if np.linalg.det(new_vectors) < 0:
-        new_vectors, fractional = -new_vectors, np.mod(-fractional, 1.0)
-    multiples = vectors @ np.linalg.inv(new_vectors)
+    species = sorted(set(crystal.symbols))
+    primitive = right_handed(
+        Crystal(
+            scale=crystal.scale,
+            cell=new_vectors / crystal.scale,
+            symbols=tuple(species[number - 1] for number in new_numbers),
+            fractional=fractional,
+        )
+    )
+    multiples = cell[0] @ np.linalg.inv(lattice_vectors(primitive))
     if np.max(np.abs(multiples - np.round(multiples))) > _INTEGER_TOLERANCE:
         raise InputError(
             None,
@@ -79,12 +84,7 @@ def primitive_cell(crystal: Crystal, symprec: float = 1e-5) -> Reduction:
             expected="input vectors that are integer combinations of the primitive ones",
             found=np.array2string(multiples, precision=4),
         )
-    primitive = Crystal(
-        scale=crystal.scale,
-        cell=new_vectors / crystal.scale,
-        symbols=tuple(species[number - 1] for number in new_numbers),
-        fractional=fractional,
-    )
+    primitive = replace(primitive, fractional=np.mod(primitive.fractional, 1.0))
     return Reduction(primitive, str(dataset.international), int(dataset.number))
 
 

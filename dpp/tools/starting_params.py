@@ -72,13 +72,3 @@ STARTING_PARAMS: dict[str, tuple[tuple[float, ...], str]] = {
     ),
 }
 """species → (a0…a8, the shipped file they come from)."""
-
-
-def starting_params_text(symbol: str) -> tuple[str, str] | None:
-    """(init_<S>Params.par text: 9 lines a0…a8 without comments, as the original reads it; the
-    shipped file it comes from) for `symbol`, or None if it has no entry."""
-    entry = STARTING_PARAMS.get(symbol)
-    if entry is None:
-        return None
-    values, source = entry
-    return "".join(f"{value!r}\n" for value in values), source
