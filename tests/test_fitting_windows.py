@@ -116,3 +116,27 @@ def test_input_file_window_wins_and_errors_name_it(tmp_path: Path) -> None:
     system = load_bundle(bundle).systems[0]
     with pytest.raises(InputError, match=r"input_0.par, key 'fit_window_low'.*empty window"):
         BandTerm([system], LossSettings())
+
+
+def test_missing_edge_index_names_the_system_and_its_key(tmp_path: Path) -> None:
+    """A window relative to the VBM/CBM without idxVB/idxCB: an InputError on input_X.par,
+    naming fit_window_edge when input_X.par set the edge itself."""
+    bundle = small_bundle(tmp_path)
+    system = load_bundle(bundle).systems[0]
+    with pytest.raises(InputError) as error:
+        BandTerm([system], LossSettings(window_low=-3.0))
+    assert str(error.value) == (
+        f"{system.files['input']}: band window of system 0: a window relative to the VBM "
+        "needs idxVB in input_X.par; expected idxVB = <band>, found None"
+    )
+    with (bundle / "input_0.par").open("a") as handle:
+        handle.write("fit_window_edge = cbm\nfit_window_high = 2.0\n")
+    system = load_bundle(bundle).systems[0]
+    with pytest.raises(InputError) as error:
+        BandTerm([system], LossSettings())
+    assert str(error.value) == (
+        f"{system.files['input']}, key 'fit_window_edge': band window of system 0: a window "
+        "relative to the CBM needs idxCB in input_X.par; expected idxCB = <band>, found None"
+    )
+    unbounded = replace(system, settings=replace(system.settings, window_high=None))
+    assert BandTerm([unbounded], LossSettings()).targets[0].window is None

@@ -219,3 +219,48 @@ def test_rejection_restores_state_during_and_after_burn_in(bundle, tmp_path, mod
         runner._iterate(trial, None)
         if runner.trace.path.read_text().splitlines()[-1].split()[2] != "1":
             assert _state_equal(capture(hamiltonian), before)
+
+
+def test_replicas_have_their_own_band_reordering(bundle, tmp_path: Path) -> None:
+    """Replicas evaluated by worker threads each own their objective (eigvec reordering
+    state is per chain; the systems' input data stay shared): the chain equals the serial one."""
+    change = {"replica_betas": (4.0, 1.0), "exchange_every": 2}
+    objective = training_objective(bundle, LossSettings(reorder="eigvec"))
+    traces = []
+    for workers in (1, 2):
+        run = tmp_path / f"workers{workers}"
+        reporter = Reporter(run, bundle, SMALL_GRIDS)
+        chain = settings(**change, workers=workers)
+        runner = MonteCarloRunner(bundle, network_hamiltonian(bundle), objective, chain, reporter)
+        first, second = (replica.objective for replica in runner.replicas)
+        assert first is objective and second is not objective
+        a, b = first.primary.targets[0], second.primary.targets[0]
+        assert a.reordering is not b.reordering and a.system is b.system
+        runner.run()
+        objective = training_objective(bundle, LossSettings(reorder="eigvec"))
+        traces.append((run / "final_mc_cost.dat").read_text())
+    assert traces[0] == traces[1]
+
+
+def test_best_bands_are_written_once_per_best(bundle, tmp_path: Path) -> None:
+    """With a plot every trial the best state's files are current when the chain ends: the
+    final plots do not write them again; the bands of a state are those of its evaluation."""
+    run = tmp_path / "run"
+    reporter = Reporter(run, bundle, SMALL_GRIDS)
+    objective = training_objective(bundle, LossSettings())
+    runner = MonteCarloRunner(
+        bundle, network_hamiltonian(bundle), objective, settings(), reporter, plot_every=1
+    )
+    written = []
+    original = reporter.bands
+
+    def bands(prefix, *args, **kwargs):
+        written.append(prefix)
+        return original(prefix, *args, **kwargs)
+
+    reporter.bands = bands
+    runner.run()
+    assert "final" in written and "best" not in written[written.index("final") :]
+    assert written.count("best") >= 1 and (run / "best_plotBS.png").is_file()
+    for fresh, stored in zip(runner._state_bands(runner.best), runner.best_bands, strict=True):
+        assert np.array_equal(fresh, stored)

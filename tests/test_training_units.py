@@ -111,3 +111,57 @@ def test_datamodule_serves_every_item_once(tmp_path: Path):
     items = torch.cat(list(data.train_dataloader()))
     assert items.tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2], [1, 3]]
     assert len(KPointDataModule([3, 4], 2, separate=False).batches()) == 1
+
+
+def test_step_callbacks_after_a_nonfinite_step(monkeypatch, tmp_path: Path, caplog):
+    """After the step that stopped the fit (NaN/inf; the module restored the last finite
+    state) the kick must not move that state and no epoch files are written; the epoch log
+    reports the non-finite part. Before it, the last batch of epoch 3 kicks (every 2)."""
+    from types import SimpleNamespace
+
+    from dpp.training.callbacks import epoch_log, epoch_outputs, perturbation
+
+    kicks = []
+    monkeypatch.setattr(perturbation, "kick", lambda *args: kicks.append(args))
+    trainer = SimpleNamespace(num_training_batches=2, current_epoch=2, max_epochs=5)
+    module = SimpleNamespace(nonfinite=None, hamiltonian=object())
+    kicker = perturbation.Perturbation(every=2, epsilon=0.1)
+    kicker.on_train_batch_end(trainer, module, None, None, 0)  # not the last batch
+    assert kicks == []
+    kicker.on_train_batch_end(trainer, module, None, None, 1)
+    assert len(kicks) == 1
+    module.nonfinite = "the loss term decay"
+    kicker.on_train_batch_end(trainer, module, None, None, 1)
+    assert len(kicks) == 1
+    outputs = epoch_outputs.EpochOutputs(dump_epochs=10)
+    outputs.attach(SimpleNamespace(run_dir=tmp_path, reporter=None))
+    outputs.on_train_batch_end(trainer, module, None, None, 1)
+    assert list(tmp_path.iterdir()) == []
+    with caplog.at_level("ERROR", logger="dpp.training"):
+        epoch_log.EpochLog().on_train_batch_end(trainer, module, None, None, 1)
+    assert "epoch 3: the loss term decay became NaN or infinite" in caplog.text
+
+
+def test_evaluate_with_given_bands_and_the_global_loss(bundle):
+    """Objective.evaluate with the bands already computed (validation) gives the same
+    numbers; global_loss back-propagates the global terms once and returns them."""
+    module = make_module(bundle, 3, relative=True)
+    objective, hamiltonian = module.objective, module.hamiltonian
+    fresh = objective.evaluate(hamiltonian)
+    again = objective.evaluate(hamiltonian, bands=fresh.bands)
+    assert (again.total, again.per_system, again.terms) == (
+        fresh.total,
+        fresh.per_system,
+        fresh.terms,
+    )
+    assert set(fresh.terms) == {"decay", "magnitude"}
+    assert objective.global_loss(hamiltonian, torch.Tensor.backward) == fresh.terms
+    assert all(p.grad is not None for _, p in module.trainable())
+
+
+def test_penalties_need_a_network(bundle):
+    settings = LossSettings(penalize_starting=1.0, penalize_lambda=1.0)
+    penalty = PenaltyTerm(settings, bundle.pp_params, None, [5])
+    assert penalty.values(build_hamiltonian(bundle)) == {}
+    model = torch.nn.Linear(1, 2).double()
+    assert set(penalty.values(build_hamiltonian(bundle, model))) == {"decay"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -13,7 +14,7 @@ from dpp.fitting.band_loss import band_loss, relative_shifts
 from dpp.fitting.reordering import BandReordering
 from dpp.fitting.settings import LossSettings
 from dpp.fitting.terms import KPointTerm
-from dpp.fitting.windows import system_window, window_factors
+from dpp.fitting.windows import missing_edge_index, system_window, window_factors
 from dpp.io.records import SystemData
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 
@@ -38,21 +39,18 @@ class SystemTargets:
         self.window = None
         try:
             window = system_window(settings.window, system)
-            if window.active and system.ref_bands is not None:
-                idx = (system.settings.idx_vb, system.settings.idx_cb)
-                factors = window_factors(system.ref_bands, window, *idx)
-                self.window = torch.as_tensor(factors, device=device)
         except SettingError as error:
-            own = getattr(system.settings, error.setting, None) is not None
-            if not own and "needs" not in error.problem:
-                raise
-            raise InputError(
-                system.files.get("input"),
-                f"band window of system {system.index}: {error.problem}",
-                key=f"fit_{error.setting}" if own else None,
-                expected=error.expected,
-                found=str(error.found),
-            ) from None
+            if getattr(system.settings, error.setting, None) is None:
+                raise  # not this system's own value
+            raise _window_error(system, error) from None
+        if window.active and system.ref_bands is not None:
+            idx = (system.settings.idx_vb, system.settings.idx_cb)
+            missing = missing_edge_index(window, *idx)
+            if missing is not None:
+                raise _window_error(system, missing)
+            factors = window_factors(system.ref_bands, window, *idx)
+            self.window = torch.as_tensor(factors, device=device)
+        self._weights = self._window_weights()
         own = system.settings.relE_bIdx
         self.relative_band = own if own is not None else settings.relE_bIdx
         self.reordering = BandReordering(
@@ -78,12 +76,41 @@ class SystemTargets:
             self.window = fn(self.window)
         self.kweights = fn(self.kweights)
         self.band_weights = fn(self.band_weights)
+        self._weights = self._window_weights()
+
+    def _window_weights(self) -> torch.Tensor | None:
+        """u_b times the window (nK, nBands), or None without a window."""
+        return None if self.window is None else self.band_weights[None, :] * self.window
 
     def weights(self, k_indices: torch.Tensor) -> torch.Tensor:
         """Band weights (len(k_indices), nBands) of these k-points: u_b times the window."""
-        if self.window is None:
+        if self._weights is None:
             return self.band_weights[None, :].expand(len(k_indices), -1)
-        return self.band_weights[None, :] * self.window[k_indices]
+        return self._weights[k_indices]
+
+
+def _window_error(system: SystemData, error: SettingError) -> InputError:
+    """`error` of the band window of `system` as an error on its input_X.par (naming the
+    key when the system set that value itself)."""
+    own = getattr(system.settings, error.setting, None) is not None
+    return InputError(
+        system.files.get("input"),
+        f"band window of system {system.index}: {error.problem}",
+        key=f"fit_{error.setting}" if own else None,
+        expected=error.expected,
+        found=str(error.found),
+    )
+
+
+class BandBatch(NamedTuple):
+    """What a band loss compares at a batch of k-points of one system (eV): the computed
+    bands, the reference, the k-point weights w_k and the band weights (u_b × window)."""
+
+    targets: SystemTargets
+    bands: torch.Tensor
+    reference: torch.Tensor
+    kweights: torch.Tensor
+    weights: torch.Tensor
 
 
 class BandTerm(KPointTerm):
@@ -109,6 +136,23 @@ class BandTerm(KPointTerm):
         """Reordered bands (eV) of `system` at `k_indices`, differentiable."""
         return self.targets[system].reordering.bands(hamiltonian, system, k_indices)
 
+    def _compared(
+        self,
+        hamiltonian: PseudopotentialHamiltonian,
+        system: int,
+        k_indices: torch.Tensor,
+        bands: torch.Tensor | None = None,
+    ) -> BandBatch:
+        """The bands of `system` at `k_indices` (evaluated unless given), its reference
+        there (an InputError without reference bands) and the weights."""
+        targets = self.targets[system]
+        reference = targets.require_reference()[k_indices]
+        if bands is None:
+            bands = self.bands(hamiltonian, system, k_indices)
+        return BandBatch(
+            targets, bands, reference, targets.kweights[k_indices], targets.weights(k_indices)
+        )
+
     def value(
         self,
         hamiltonian: PseudopotentialHamiltonian,
@@ -123,31 +167,27 @@ class BandTerm(KPointTerm):
         differentiates) band r at k-index 0 unless `legacy_relE_detached` reproduces the
         original's constant reference. `bands` (already computed) skips the evaluation.
         """
-        targets = self.targets[system]
-        full_reference = targets.require_reference()
-        if bands is None:
-            bands = self.bands(hamiltonian, system, k_indices)
-        reference = full_reference[k_indices]
+        batch = self._compared(hamiltonian, system, k_indices, bands)
         shift: torch.Tensor | float = 0.0
         reference_shift: torch.Tensor | float = 0.0
-        band_index = targets.relative_band
+        band_index = batch.targets.relative_band
         if band_index is not None:
             first = first_ref = None
             if self.mode == "first_kpoint" and int(k_indices[0]) != 0:
                 zero = torch.zeros(1, dtype=torch.long, device=k_indices.device)
                 with torch.set_grad_enabled(torch.is_grad_enabled() and not self.detach_first):
                     first = hamiltonian.bands(system, zero)[0]
-                first_ref = full_reference[0]
+                first_ref = batch.targets.reference[0]
             shift, reference_shift = relative_shifts(
-                bands, reference, band_index, self.mode, first, first_ref
+                batch.bands, batch.reference, band_index, self.mode, first, first_ref
             )
             if self.detach_first and isinstance(shift, torch.Tensor):
                 shift = shift.detach()
         return band_loss(
-            bands,
-            reference,
-            targets.kweights[k_indices],
-            targets.weights(k_indices),
+            batch.bands,
+            batch.reference,
+            batch.kweights,
+            batch.weights,
             shift=shift,
             reference_shift=reference_shift,
         )

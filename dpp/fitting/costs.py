@@ -27,9 +27,11 @@ class NormalisedBandTerm(BandTerm):
     def __init__(self, *args: object, opt_gaps: bool = False, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.opt_gaps = opt_gaps
-        self.counts = [int(self._present(t.require_reference()).sum()) for t in self.targets]
+        self.present = [self._present(t.require_reference()) for t in self.targets]
+        self.counts = [int(present.sum()) for present in self.present]
 
     def _present(self, reference: torch.Tensor) -> torch.Tensor:
+        """Which entries (or neighbour pairs, with opt_gaps) of `reference` count (nK, ·)."""
         present = reference.abs() > MISSING
         return present[:, 1:] & present[:, :-1] if self.opt_gaps else present
 
@@ -40,17 +42,17 @@ class NormalisedBandTerm(BandTerm):
         k_indices: torch.Tensor,
         bands: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        targets = self.targets[system]
-        if bands is None:
-            bands = self.bands(hamiltonian, system, k_indices)
-        reference = targets.require_reference()[k_indices]
-        weights = targets.weights(k_indices)
-        error = bands - reference
+        batch = self._compared(hamiltonian, system, k_indices, bands)
+        weights = batch.weights
+        error = batch.bands - batch.reference
         if self.opt_gaps:
             error = error[:, 1:] - error[:, :-1]
             weights = 0.5 * (weights[:, 1:] + weights[:, :-1])
-        terms = targets.kweights[k_indices, None] * weights * error * error
-        kept = torch.where(self._present(reference), terms, torch.zeros_like(terms))
+        terms = batch.kweights[:, None] * weights * error * error
+        present = self.present[system]
+        if present.device != terms.device:  # the targets moved (nn.Module._apply)
+            present = self.present[system] = present.to(terms.device)
+        kept = torch.where(present[k_indices], terms, torch.zeros_like(terms))
         return kept.sum() / max(self.counts[system], 1)
 
 

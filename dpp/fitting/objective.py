@@ -45,36 +45,53 @@ class Objective:
         k_indices: torch.Tensor,
         bands: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Weighted k-point terms of `system` over `k_indices` (differentiable)."""
-        if bands is None:
-            bands = self.primary.bands(hamiltonian, system, k_indices)
+        """Weighted k-point terms of `system` over `k_indices` (differentiable); `bands` are
+        the primary term's bands there when the caller has them already."""
         total = self.primary.weight * self.primary.value(hamiltonian, system, k_indices, bands)
         for term in self.kpoint_terms[1:]:
             total = total + term.weight * term.value(hamiltonian, system, k_indices)
         return total
 
     def global_values(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:
-        """Weighted global terms by label (penalties only for a network form factor)."""
+        """Weighted global terms by label (differentiable)."""
         out: dict[str, torch.Tensor] = {}
         for term in self.global_terms:
-            if term.needs_network and not hamiltonian.uses_network:
-                continue
             for label, value in term.values(hamiltonian).items():
                 out[label] = term.weight * value
         return out
 
+    def global_loss(
+        self,
+        hamiltonian: PseudopotentialHamiltonian,
+        backward: Callable[[torch.Tensor], None] | None = None,
+    ) -> dict[str, float]:
+        """The weighted global terms by label as numbers, their sum back-propagated once
+        with `backward` (None: no gradient)."""
+        values = self.global_values(hamiltonian)
+        if values and backward is not None:
+            backward(torch.stack(list(values.values())).sum())
+        return {label: float(value.detach()) for label, value in values.items()}
+
     @torch.no_grad()
-    def evaluate(self, hamiltonian: PseudopotentialHamiltonian) -> Evaluation:
-        """Every term over every system and k-point, without gradients."""
-        per_system, bands = [], []
+    def evaluate(
+        self,
+        hamiltonian: PseudopotentialHamiltonian,
+        bands: Sequence[torch.Tensor] | None = None,
+    ) -> Evaluation:
+        """Every term over every system and k-point, without gradients; `bands` are the
+        primary term's bands of every system ((nK, nBands) eV) when already computed."""
+        per_system, all_bands = [], []
         for system in range(len(hamiltonian.systems)):
             device = hamiltonian.geometries[system].kpoints.device
             k_all = torch.arange(hamiltonian.geometries[system].n_kpoints, device=device)
-            system_bands = self.primary.bands(hamiltonian, system, k_all)
+            if bands is None:
+                system_bands = self.primary.bands(hamiltonian, system, k_all)
+            else:
+                system_bands = bands[system]
             per_system.append(float(self.batch(hamiltonian, system, k_all, system_bands)))
-            bands.append(system_bands)
-        terms = {label: float(v) for label, v in self.global_values(hamiltonian).items()}
-        return Evaluation(sum(per_system) + sum(terms.values()), per_system, terms, bands)
+            all_bands.append(system_bands)
+        terms = self.global_loss(hamiltonian)
+        return Evaluation(sum(per_system) + sum(terms.values()), per_system, terms, all_bands)
 
 
 def trainable(hamiltonian: PseudopotentialHamiltonian) -> list[tuple[str, nn.Parameter]]:
@@ -108,10 +125,5 @@ def accumulate(
             if backward is not None:
                 backward(loss)
             per_system[system] += float(loss.detach())
-    terms: dict[str, float] = {}
-    if global_terms:
-        values = objective.global_values(hamiltonian)
-        if values and backward is not None:
-            backward(torch.stack(list(values.values())).sum())
-        terms = {label: float(value.detach()) for label, value in values.items()}
+    terms = objective.global_loss(hamiltonian, backward) if global_terms else {}
     return per_system, terms

@@ -53,7 +53,8 @@ def magnitude_penalty(
 
 class PenaltyTerm(GlobalTerm):
     """Both penalties on the network form factors, summed over systems (Σ_X P_X with the
-    historical factor N_k(X)): labels `decay` and `magnitude` for the active ones."""
+    historical factor N_k(X)): labels `decay` and `magnitude` for the active ones, none
+    without a network form factor."""
 
     name = "penalties"
 
@@ -78,31 +79,39 @@ class PenaltyTerm(GlobalTerm):
                 self.prior = prior_curve(self.q_decay, pp_params, qspace)
             else:
                 self.prior = torch.zeros(DECAY_POINTS, pp_params.shape[0], dtype=dtype)
+        self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     @property
     def active(self) -> bool:
         return self.settings.decay_penalty or self.settings.magnitude_penalty
 
-    @property
-    def needs_network(self) -> bool:
-        return True
+    def _grids(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(q_decay, prior, q_mag) on `device`, moved there once."""
+        if device not in self._on_device:
+            self._on_device[device] = (
+                self.q_decay.to(device),
+                self.prior.to(device),
+                self.q_mag.to(device),
+            )
+        return self._on_device[device]
 
     def values(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:
+        if not hamiltonian.uses_network:
+            return {}
         model, s = hamiltonian.model, self.settings
-        device = hamiltonian.pp_fixed.device
+        q_decay, prior, q_mag = self._grids(hamiltonian.pp_fixed.device)
         out: dict[str, torch.Tensor] = {}
         if s.decay_penalty:
-            q = self.q_decay.to(device)
             out["decay"] = decay_penalty(
-                model(q[:, None]),
-                self.prior.to(device),
-                q,
+                model(q_decay[:, None]),
+                prior,
+                q_decay,
                 s.penalize_starting,
                 s.penalize_lambda,
                 self.total_k,
             )
         if s.magnitude_penalty:
-            values = model(self.q_mag.to(device)[:, None])
+            values = model(q_mag[:, None])
             out["magnitude"] = magnitude_penalty(
                 values, s.penalize_mag_threshold, s.penalize_mag_lambda, self.total_k
             )

@@ -16,6 +16,8 @@ from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.slots import NONLOCAL, SPIN_ORBIT_NONLOCAL, Slot
 
 MODES = (1, 2, 3, 4, 5, 6, 7)
+NETWORK_MODES = (1, 2, 3, 4, 5)
+"""The modes that move the network weights (6 and 7 move only a5–a7)."""
 KICK_PROBABILITY = 0.6
 
 
@@ -58,7 +60,10 @@ def perturb_network(
     *,
     legacy: bool = False,
 ) -> None:
-    """Move every trainable network tensor by mode `mode` with magnitude ε = `eps`."""
+    """Move every trainable network tensor by mode `mode` with magnitude ε = `eps` (nothing
+    for a mode outside NETWORK_MODES)."""
+    if not moves_network(mode):
+        return
     for tensor in tensors:
         x = tensor.detach().cpu().numpy().astype(np.float64)
         if mode == 1:
@@ -67,16 +72,23 @@ def perturb_network(
             new = x * _mode2_factor(x, eps, rng, legacy)
         elif mode == 3:
             new = _mode3(x, eps, rng)
-        elif mode in (4, 5):
+        else:  # modes 4 and 5
             if rng.random() >= KICK_PROBABILITY:
                 continue
             new = x + _signs(rng, x.shape) * (eps if mode == 4 else eps / 10.0)
-        else:
-            return
         tensor.copy_(_to(new, tensor))
 
 
-def _soc_slots(mode: int, active: Sequence[int]) -> list[int]:
+def moves_network(mode: int) -> bool:
+    """Whether perturbation mode `mode` moves the network weights."""
+    return mode in NETWORK_MODES
+
+
+def moved_soc_slots(mode: int, active: Sequence[int]) -> list[int]:
+    """The a5–a7 slots among `active` that perturbation mode `mode` moves: a5 (mode 6),
+    a6/a7 (mode 7), none (mode 3), else all three."""
+    if mode == 3:
+        return []
     wanted = {6: (Slot.SPIN_ORBIT,), 7: NONLOCAL}.get(mode, SPIN_ORBIT_NONLOCAL)
     return [slot for slot in wanted if slot in active]
 
@@ -92,8 +104,8 @@ def perturb_soc(
     legacy: bool = False,
 ) -> None:
     """Move a5–a7 of the (n_species, 9) table by mode `mode`; only slots in `active` move."""
-    slots = _soc_slots(mode, active)
-    if mode == 3 or not slots:
+    slots = moved_soc_slots(mode, active)
+    if not slots:
         return
     a = table[:, slots].cpu().numpy().copy()
     if mode == 1:

@@ -48,9 +48,5 @@ class GlobalTerm(ABC):
 
     @abstractmethod
     def values(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:
-        """Unweighted values by label (e.g. `defpot_sys0`), differentiable."""
-
-    @property
-    def needs_network(self) -> bool:
-        """True when the term only exists for a network form factor (penalties on v(q))."""
-        return False
+        """Unweighted values by label (e.g. `defpot_sys0`), differentiable; none when the
+        term does not apply to this Hamiltonian."""

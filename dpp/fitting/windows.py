@@ -91,28 +91,41 @@ def _group_means(row: np.ndarray) -> np.ndarray:
     return out
 
 
+def missing_edge_index(
+    window: BandWindow, idx_vb: int | None = None, idx_cb: int | None = None
+) -> SettingError | None:
+    """The error of a bounded window relative to the VBM (CBM) when idxVB (idxCB) is not
+    given, or None: the window has what it needs."""
+    if window.low is None and window.high is None or window.edge == "absolute":
+        return None
+    index, key = (idx_vb, "idxVB") if window.edge == "vbm" else (idx_cb, "idxCB")
+    if index is not None:
+        return None
+    return SettingError(
+        "window_edge",
+        f"a window relative to the {window.edge.upper()} needs {key} in input_X.par",
+        expected=f"{key} = <band>",
+        found=None,
+    )
+
+
 def window_factors(
     reference: np.ndarray,
     window: BandWindow,
     idx_vb: int | None = None,
     idx_cb: int | None = None,
 ) -> np.ndarray:
-    """The factor (nK, nBands) in [0, 1] of every reference entry (eV)."""
+    """The factor (nK, nBands) in [0, 1] of every reference entry (eV); a SettingError
+    when the window's edge needs a band index that is not given (`missing_edge_index`)."""
     factors = np.ones_like(reference, dtype=float)
     if window.low is not None or window.high is not None:
         if window.edge == "absolute":
             edge = 0.0
         else:
-            index = idx_vb if window.edge == "vbm" else idx_cb
-            if index is None:
-                key = "idxVB" if window.edge == "vbm" else "idxCB"
-                raise SettingError(
-                    "window_edge",
-                    f"a window relative to the {window.edge.upper()} needs {key} in input_X.par",
-                    expected=f"{key} = <band>",
-                    found=None,
-                )
-            column = reference[:, index]
+            error = missing_edge_index(window, idx_vb, idx_cb)
+            if error is not None:
+                raise error
+            column = reference[:, idx_vb if window.edge == "vbm" else idx_cb]
             edge = float(column.max() if window.edge == "vbm" else column.min())
         grouped = np.stack([_group_means(row) for row in reference])
         if window.low is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,13 @@ from rich.progress import Progress
 
 from dpp.errors import InputError
 from dpp.fitting.objective import Evaluation, Objective
-from dpp.fitting.perturb import analytic_step, perturb_network, perturb_soc
+from dpp.fitting.perturb import (
+    analytic_step,
+    moved_soc_slots,
+    moves_network,
+    perturb_network,
+    perturb_soc,
+)
 from dpp.io.records import Bundle
 from dpp.io.writers import save_torch_atomic, write_parameter_dump
 from dpp.mc.acceptance import TemperatureSwitch, exchange_probability, metropolis_accept
@@ -37,7 +44,6 @@ from dpp.models import safe_torch_load
 from dpp.outputs import plots
 from dpp.outputs.reporter import Reporter
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.slots import SPIN_ORBIT_NONLOCAL
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +52,12 @@ CHECKPOINT_NAME = "mc_checkpoint.pth"
 
 @dataclass
 class Replica:
-    """One chain: its own Hamiltonian view (shared caches), generator and current state."""
+    """One chain: its own Hamiltonian view (shared caches), objective (its band-reordering
+    state is per chain: replicas may be evaluated concurrently), generator and current
+    state."""
 
     hamiltonian: PseudopotentialHamiltonian
+    objective: Objective
     rng: np.random.Generator
     current: McState
     cost: float = math.nan
@@ -102,7 +111,6 @@ class MonteCarloRunner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.analytic = settings.engine == "analytic"
         options = settings.options
-        self.cost = objective.evaluate  # no gradients; losses in eval mode
         self.atoms = atom_species(bundle)
         self.active = active_slots(
             hamiltonian.options, hamiltonian.systems, uses_network=hamiltonian.uses_network
@@ -118,6 +126,7 @@ class MonteCarloRunner:
         self.replicas = [
             Replica(
                 hamiltonian=hamiltonian if r == 0 else hamiltonian.replica(_copy(hamiltonian)),
+                objective=objective if r == 0 else _own_objective(objective, bundle),
                 rng=np.random.default_rng(seeds[r]),
                 current=capture(hamiltonian),
                 tuner=StepTuner(
@@ -156,10 +165,10 @@ class MonteCarloRunner:
         if self.analytic:
             return analytic_groups(self.active, self.steps.numpy())
         mode, groups = self.settings.perturb_mode, {}
-        if hamiltonian.uses_network and mode <= 5:
+        if hamiltonian.uses_network and moves_network(mode):
             groups["network"] = ()
-        projectors = tuple(s for s in SPIN_ORBIT_NONLOCAL if s in self.active)
-        if projectors and mode != 3:
+        projectors = moved_soc_slots(mode, self.active)
+        if projectors:
             groups["spin-orbit/nonlocal"] = tuple(int(s) for s in projectors)
         return groups
 
@@ -194,7 +203,7 @@ class MonteCarloRunner:
         first = self.replicas[0]
         if self.analytic:
             enforce_constraints(first.hamiltonian.pp_fixed, self.atoms)
-        evaluation = self.cost(first.hamiltonian)
+        evaluation = first.objective.evaluate(first.hamiltonian)  # no gradients, eval mode
         start = capture(first.hamiltonian)
         for replica in self.replicas:
             restore(replica.hamiltonian, start)
@@ -288,7 +297,7 @@ class MonteCarloRunner:
                         active=self.active,
                         legacy=s.legacy_modes,
                     )
-            return self.cost(replica.hamiltonian)
+            return replica.objective.evaluate(replica.hamiltonian)
 
     def _exchange(self, sweep: int) -> None:
         """Neighbour swaps (i, i+1) from offset sweep % 2, accepted with
@@ -379,10 +388,15 @@ class MonteCarloRunner:
             self._plot_best(0)
 
     def _state_bands(self, state: McState) -> list[np.ndarray]:
-        """Bands (eV) of `state` per system, evaluated in replica 0 (left in its state)."""
+        """Bands (eV) of `state` per system (those of the band term, without the other
+        terms), evaluated in replica 0 (left in its state)."""
         first = self.replicas[0]
         restore(first.hamiltonian, state)
-        bands = [b.detach().cpu().numpy() for b in self.cost(first.hamiltonian).bands]
+        term, bands = first.objective.primary, []
+        with torch.no_grad():
+            for system, geometry in enumerate(first.hamiltonian.geometries):
+                k_all = torch.arange(geometry.n_kpoints, device=geometry.kpoints.device)
+                bands.append(term.bands(first.hamiltonian, system, k_all).cpu().numpy())
         restore(first.hamiltonian, first.current)
         return bands
 
@@ -422,8 +436,10 @@ class MonteCarloRunner:
         final = self._state_bands(first.current)
         title = f"final state, loss {first.cost:.6g}"
         self.reporter.bands("final", final, term=self.band_term, title=title)
-        title = f"best state, loss {self.best_cost:.6g}"
-        self.reporter.bands("best", self._best_state_bands(), term=self.band_term, title=title)
+        if not self.best_plotted:  # else _plot_best wrote them for the current best
+            title = f"best state, loss {self.best_cost:.6g}"
+            self.reporter.bands("best", self._best_state_bands(), term=self.band_term, title=title)
+            self.best_plotted = True
         trace = read_cost_trace(self.trace.path)
         if len(trace):
             unit = "normalised eV²" if self.analytic else "eV²"
@@ -533,9 +549,13 @@ class MonteCarloRunner:
 
 
 def _copy(hamiltonian: PseudopotentialHamiltonian) -> torch.nn.Module | None:
-    import copy
-
     return None if hamiltonian.model is None else copy.deepcopy(hamiltonian.model)
+
+
+def _own_objective(objective: Objective, bundle: Bundle) -> Objective:
+    """A copy of `objective` with its own mutable state (band reordering, cached tensors);
+    the systems' read-only input data stay shared."""
+    return copy.deepcopy(objective, {id(system): system for system in bundle.systems})
 
 
 def _dump(state: dict[str, torch.Tensor]) -> list[tuple[str, np.ndarray]]:

@@ -141,10 +141,7 @@ class PseudopotentialModule(pl.LightningModule):
         return float(per_system.sum()) + sum(terms.values()), per_system, terms
 
     def _global_terms(self, backward: bool) -> dict[str, float]:
-        values = self.objective.global_values(self.hamiltonian)
-        if backward and values:
-            self._backward(torch.stack(list(values.values())).sum())
-        return {label: float(value.detach()) for label, value in values.items()}
+        return self.objective.global_loss(self.hamiltonian, self._backward if backward else None)
 
     # -- training ---------------------------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -173,10 +170,14 @@ class PseudopotentialModule(pl.LightningModule):
         # loss evaluations leave the batch-norm running statistics alone: they are updated
         # once per step in on_train_epoch_start, whatever the batching
         with frozen_statistics(self.network):
-            for system, k in split_batch(batch):
-                loss = self.objective.batch(self.hamiltonian, system, k.to(self.device))
-                self.manual_backward(loss)
-                self._band_sum[system] += float(loss.detach())
+            per_system, _ = accumulate(
+                self.objective,
+                self.hamiltonian,
+                [batch],
+                global_terms=False,
+                backward=self.manual_backward,
+            )
+            self._band_sum += per_system
             if batch_idx == self.trainer.num_training_batches - 1:
                 self._step()
 
@@ -292,13 +293,8 @@ class PseudopotentialModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         sum_over_ranks(self._val_parts)  # every rank filled its own k-points, zeros elsewhere
         self.val_bands = self._val_parts
-        per_system = []
-        for system, bands in enumerate(self.val_bands):
-            k_all = torch.arange(bands.shape[0], device=bands.device)
-            value = self.objective.batch(self.hamiltonian, system, k_all, bands)
-            per_system.append(float(value))
-        terms = self._global_terms(backward=False)
-        total = sum(per_system) + sum(terms.values())
+        evaluation = self.objective.evaluate(self.hamiltonian, bands=self.val_bands)
+        per_system, terms, total = evaluation.per_system, evaluation.terms, evaluation.total
         epoch = self.current_epoch + 1
         if not math.isfinite(total):
             part = self._nonfinite_part(torch.tensor(per_system), terms) or "the loss"

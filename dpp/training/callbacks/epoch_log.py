@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import resource
 import time
-from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_only
 
+from dpp.training.callbacks.after_step import AfterStep
 from dpp.training.module import PseudopotentialModule
 
 log = logging.getLogger("dpp.training")
 
 
-class EpochLog(pl.Callback):
+class EpochLog(AfterStep):
     """`epoch E/N: loss L eV^2 (sys0 …, terms …), best B (epoch e), lr η, t s` after each
     step, with the peak resident memory (`memory`) and the gradient norms (`gradients`,
     NN_config printGrad) when asked; at every validation its loss and, per system, the RMS
@@ -30,17 +30,7 @@ class EpochLog(pl.Callback):
         self._start = time.perf_counter()
 
     @rank_zero_only
-    def on_train_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: PseudopotentialModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        if batch_idx != trainer.num_training_batches - 1:
-            return
-        epoch = trainer.current_epoch + 1
+    def after_step(self, trainer: pl.Trainer, pl_module: PseudopotentialModule, epoch: int) -> None:
         if pl_module.nonfinite is not None:
             log.error("epoch %d: %s became NaN or infinite", epoch, pl_module.nonfinite)
             return

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -12,6 +10,7 @@ from dpp.fitting.terms import KPointTerm
 from dpp.io.writers import save_torch_atomic, write_parameter_dump
 from dpp.outputs import plots
 from dpp.outputs.reporter import evaluate_bands
+from dpp.training.callbacks.after_step import AfterStep
 from dpp.training.callbacks.context import RunAware
 from dpp.training.module import PseudopotentialModule
 
@@ -21,7 +20,7 @@ def reorders_smoothly(term: KPointTerm) -> bool:
     return isinstance(term, BandTerm) and any(t.reordering.mode == "smooth" for t in term.targets)
 
 
-class EpochOutputs(RunAware, pl.Callback):
+class EpochOutputs(RunAware, AfterStep):
     """Parameter and gradient dumps for epochs E ≤ `dump_epochs` and at every validation;
     at every validation (every `trainer.check_val_every_n_epoch`, the original's plotEvery)
     bands, potentials, `epoch_E_PPmodel.pth` and `epoch_E_AdamState.pth`, and with
@@ -33,17 +32,9 @@ class EpochOutputs(RunAware, pl.Callback):
         self.dump_epochs = dump_epochs
 
     @rank_zero_only
-    def on_train_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: PseudopotentialModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        if batch_idx != trainer.num_training_batches - 1 or pl_module.nonfinite:
+    def after_step(self, trainer: pl.Trainer, pl_module: PseudopotentialModule, epoch: int) -> None:
+        if pl_module.nonfinite is not None:
             return
-        epoch = trainer.current_epoch + 1
         if epoch > self.dump_epochs and epoch % trainer.check_val_every_n_epoch:
             return
         named = pl_module.trainable()
