@@ -848,8 +848,9 @@ def _one_error_line(result: subprocess.CompletedProcess) -> str:
         (None, ["optimizer.lrr=0.1"], "did you mean 'optimizer.lr'"),
         (None, ["hydra.run.dir={bundle}/NN_config.par/run"], "cannot write the run directory"),
         (inp("maxKE", "0"), ["hydra.run.dir={root}/run_maxke"], "key 'maxKE'"),
+        (None, ["paths.output_root=a=b"], "key 'paths.output_root=a=b': malformed override"),
     ],
-    ids=["nn_config", "override", "run_dir", "in_job"],
+    ids=["nn_config", "override", "run_dir", "in_job", "malformed"],
 )
 def test_train_py_refuses_with_one_line(
     tmp_path: Path, mutation: Mutation | None, arguments: list[str], fragment: str

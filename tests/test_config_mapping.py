@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 from training_support import CDSE, REPO, compose_cfg, run_app, small_bundle
 
@@ -15,10 +16,10 @@ from dpp.app.compose import compose_config, config_dir
 from dpp.app.monte_carlo import chain_settings, resolve_engine
 from dpp.app.origins import Origins
 from dpp.app.run import read_bundle, run_settings
-from dpp.app.settings import build
+from dpp.app.settings import build, call_checked, partial_of
 from dpp.errors import InputError
 from dpp.io.convert import convert, main
-from dpp.io.nnconfig import KEYS
+from dpp.io.nnconfig import KEYS, read_nn_config
 
 
 def settings_of(overrides: list[str]):
@@ -104,6 +105,52 @@ def test_cfg_job_prints_what_runs():
     assert OmegaConf.select(legacy, "optimizer.lr") == 0.005 == legacy.learning_rate
     assert lbfgs.trainer.max_epochs == 20
     assert lbfgs.init.num_epochs == 200 and lbfgs.model.name == "Net_celu_HeInit_decayGaussian"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("init_Zunger_plotEvery", "0", ">= 1 or -1"),  # PrefitSettings
+        ("mc_perturb_mode", "0", "1 ... 7"),  # McConfig
+    ],
+)
+def test_settings_rules_name_the_nn_config_line(tmp_path: Path, key, value, expected):
+    """Rules of the settings classes are checked there only, and still name NN_config.par,
+    the line and the key of the value."""
+    extra = {"max_num_epochs": 0, "mc_bool": 1} if key.startswith("mc_") else {}
+    bundle = small_bundle(tmp_path, **extra, **{key: value})
+    config = read_nn_config(bundle / "NN_config.par")  # the reader leaves the rule alone
+    line = config.lines[key]
+    with pytest.raises(InputError) as info:
+        cfg, settings, origins = settings_of([f"data.bundle={bundle}"])
+        build(cfg, "mc", origins)
+    error = info.value
+    assert Path(error.file).name == "NN_config.par" and error.line == line and error.key == key
+    assert error.expected == expected and error.found == value
+
+
+@pytest.mark.parametrize(
+    ("nn_keys", "overrides", "optimizer", "kept"),
+    [
+        ({"optimizer": "sgd", "adam_beta1": 0.8}, ["recipe=legacy"], "SGD", {"momentum": 0.0}),
+        ({"adam_beta1": 0.8}, ["recipe=legacy", "optimizer=sgd"], "SGD", {"momentum": 0.0}),
+        ({"sgd_momentum": 0.5}, ["recipe=legacy", "optimizer=sgd"], "SGD", {"momentum": 0.5}),
+        ({"sgd_momentum": 0.5}, ["recipe=legacy"], "Adam", {"betas": [0.9, 0.999]}),
+        ({"sgd_momentum": 0.5, "adam_beta1": 0.8}, [], "LBFGS", {}),
+    ],
+)
+def test_optimizer_takes_the_nn_config_keys_it_accepts(
+    tmp_path: Path, nn_keys, overrides, optimizer, kept
+):
+    """NN_config's optimiser keys reach whichever optimiser the recipe, experiment or command
+    line chooses; the ones it does not take are dropped when it is built."""
+    bundle = small_bundle(tmp_path, **nn_keys)
+    cfg, _, origins = settings_of([f"data.bundle={bundle}", *overrides])
+    factory = partial_of(cfg, "optimizer", origins)
+    assert factory.func.__name__ == optimizer
+    for name in ("betas", "momentum"):
+        assert factory.keywords.get(name) == kept.get(name)
+    call_checked(factory, "optimizer", origins, [torch.zeros(2, requires_grad=True)])
 
 
 def test_monte_carlo_selected_by_mc_bool(tmp_path: Path):

@@ -258,3 +258,23 @@ def test_number_of_systems_from_the_files(bundle: Path) -> None:
         shutil.copy(bundle / f"{name}_0.par", bundle / f"{name}_1.par")
     assert len(load_bundle(bundle).systems) == 2
     assert len(load_bundle(bundle, n_systems=1).systems) == 1
+
+
+def test_kpoint_file_is_read_once_with_its_labels(bundle: Path, monkeypatch) -> None:
+    """One pass over kpoints_X.par gives the rows and their `# label` comments, numbered as
+    `read_point_labels` numbers them."""
+    from dpp.io import text
+    from dpp.io.labels import read_point_labels
+
+    kpoints = bundle / "kpoints_0.par"
+    rows = kpoints.read_text().splitlines()
+    rows[0] += "   # G"
+    rows[3] += " #  X "
+    kpoints.write_text("# header\n" + "\n".join(rows[:3]) + "\n\n" + "\n".join(rows[3:]) + "\n")
+    opened: list[Path] = []
+    iter_lines = text.iter_lines
+    monkeypatch.setattr(text, "iter_lines", lambda p: opened.append(Path(p)) or iter_lines(p))
+    system = load_bundle(bundle).systems[0]
+    assert opened.count(kpoints) == 1
+    assert system.kpoint_labels == {0: "G", 3: "X"} == read_point_labels(kpoints)
+    assert system.crystal.lattice == pytest.approx(system.crystal.scale * system.crystal.cell)

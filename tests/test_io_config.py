@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dpp.errors import InputError
+from dpp.io.convert import convert
 from dpp.io.keys import parse_value
 from dpp.io.nnconfig import KEYS, read_nn_config, translate
 
@@ -78,8 +79,10 @@ def test_upstream_keys_warn(tmp_path: Path) -> None:
         ("nSystem = 1.5\n", ["an integer"]),
         ("SOBool = 1\n", ["line 4", "unknown NN_config key", "did you mean 'SObool'"]),
         ("smooth_reorder = 1\neigvec_reorder = 1\n", ["key 'eigvec_reorder'", "exclusive"]),
-        ("init_Zunger_plotEvery = 0\n", [">= 1 or -1"]),
         ("optimizer = sparseadam\n", ["line 4", "sparseadam", "dense"]),
+        ("qmax = 0\n", ["line 4", "key 'qmax'", "a value > 0"]),  # as OutputSettings
+        ("ft_qmax = -1\n", ["key 'ft_qmax'", "a value > 0"]),
+        ("nRGrid = 1\n", ["key 'nRGrid'", "a value >= 2"]),
         (
             "mc_bool = 1\nmax_num_epochs = 5\n",
             [
@@ -124,7 +127,10 @@ def test_translation_paths_groups_and_sources(tmp_path: Path) -> None:
     assert values["model.hidden_layers"] == (20, 20, 20) and values["loss.reorder"] == "smooth"
     assert values["num_threads"] == "auto" and values["trainer.profiler"] == "simple"
     assert values["trainer.check_val_every_n_epoch"] == 5
-    assert "optimizer.betas" not in values and any("adam_beta1" in n for n in translation.notes)
+    # optimiser keys are kept whatever the optimiser: it may be chosen later (recipe,
+    # experiment, command line); building it drops what it does not take (test_config_mapping)
+    assert values["optimizer.betas"] == [0.8, 0.999]
+    assert translation.sources["optimizer.betas"] == "adam_beta1"
     assert translation.sources["optimizer.momentum"] == "sgd_momentum"
     tree = translation.tree()
     assert {"override /optimizer": "sgd"} in tree["defaults"]
@@ -134,3 +140,15 @@ def test_translation_paths_groups_and_sources(tmp_path: Path) -> None:
 def test_adam_betas_fill_the_missing_one(tmp_path: Path) -> None:
     translation = translate(read_nn_config(write(tmp_path, "adam_beta2 = 0.99\n")))
     assert translation.values["optimizer.betas"] == [0.9, 0.99]
+
+
+def test_converter_leaves_out_what_its_optimizer_does_not_take(tmp_path: Path) -> None:
+    """The converted file pins the optimiser, and an experiment's values are not dropped:
+    keys of another optimiser are a note, not a value."""
+    text = convert(write(tmp_path, "optimizer = sgd\nsgd_momentum = 0.9\nadam_beta1 = 0.8\n"))
+    assert "# Note: adam_beta1/adam_beta2 are not used by optimizer sgd" in text
+    assert "betas" not in text.replace("# Note: adam_beta1/adam_beta2", "")
+    assert "momentum: 0.9" in text
+    text = convert(write(tmp_path, "sgd_momentum = 0.9\nadam_beta2 = 0.99\n"))  # adam
+    assert "# Note: sgd_momentum is not used by optimizer adam" in text
+    assert "betas: [0.9, 0.99]" in text and "momentum:" not in text

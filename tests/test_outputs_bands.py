@@ -94,3 +94,26 @@ def test_evaluation_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     lines, _ = _drawn(figure)
     system = load_bundle(bundle).systems[0]
     assert np.allclose(lines, bands - system.ref_bands[:, VBM_COLUMN].max(), atol=1e-4)
+
+
+def test_path_layout_is_computed_once_per_path(system: SystemData, monkeypatch) -> None:
+    """Every panel of every figure draws the same k-path: the layout (and the lattice
+    symmetry it names corners with) is computed once per path content."""
+    from dpp.outputs import band_plot
+
+    calls = []
+    rotations = band_plot.lattice_rotations
+    monkeypatch.setattr(band_plot, "_LAYOUTS", {})
+    monkeypatch.setattr(band_plot, "lattice_rotations", lambda c: calls.append(1) or rotations(c))
+    cell = system.crystal.lattice
+    first = band_plot.path_layout(system.n_kpoints, kpoints=system.kpoints, cell=cell)
+    again = band_plot.path_layout(
+        system.n_kpoints, kpoints=system.kpoints.copy(), cell=np.array(cell)
+    )
+    assert again is first and len(calls) == 1
+    assert not first.x.flags.writeable
+    np.testing.assert_allclose(first.x, band_plot.path_distance(system.kpoints, cell))
+    labelled = band_plot.path_layout(
+        system.n_kpoints, kpoints=system.kpoints, cell=cell, labels={0: "G"}
+    )
+    assert labelled is not first

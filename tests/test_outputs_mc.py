@@ -115,3 +115,38 @@ def test_workflow_plot_interval_and_movies(tmp_path: Path) -> None:
     trace = np.loadtxt(run / "final_mc_cost.dat")
     assert trace.shape == (4, 5)
     assert (run / "final_mc_cost.png").is_file() and (run / "best_plotBS.png").is_file()
+
+
+def test_potential_plots_evaluate_every_grid_once(tmp_path: Path, monkeypatch) -> None:
+    """The prior curve is computed once per run, each q grid of a potential plot goes through
+    the network once (also with the 2 r grids of every converge-plot q grid)."""
+    from dataclasses import replace
+
+    from dpp.outputs import reporter as reporter_module
+
+    bundle = load_bundle(tiny_bundle(tmp_path / "bundle"))
+    hamiltonian = network_hamiltonian(bundle)
+    (tmp_path / "run").mkdir()
+    reporter = Reporter(tmp_path / "run", bundle, replace(SMALL_GRIDS, converge_plots=True))
+    grids: list[tuple[float, int]] = []
+    form_factors = hamiltonian.form_factors
+
+    def counted(q: torch.Tensor) -> torch.Tensor:
+        grids.append((float(q.max()), q.numel()))
+        return form_factors(q)
+
+    priors = []
+    prior_curve = reporter_module.prior_curve
+    monkeypatch.setattr(hamiltonian, "form_factors", counted)
+    monkeypatch.setattr(
+        reporter_module, "prior_curve", lambda *args: priors.append(1) or prior_curve(*args)
+    )
+    for prefix in ("first", "second"):
+        grids.clear()
+        reporter.potentials(prefix, hamiltonian, converge=True)
+        converge = [(q_max, n_q) for q_max in (10.0, 20.0, 30.0) for n_q in (2048, 4096)]
+        table = (SMALL_GRIDS.qmax, SMALL_GRIDS.n_qgrid)
+        transform = (SMALL_GRIDS.ft_qmax, SMALL_GRIDS.ft_n_qgrid)
+        assert grids == [table, transform, (10.0, 2048), *converge]
+        assert (tmp_path / "run" / f"{prefix}_plotPPconverge.png").is_file()
+    assert len(priors) == 1

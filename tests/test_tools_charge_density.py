@@ -13,7 +13,7 @@ from ase.units import Bohr
 from dpp.io.system import read_system
 from dpp.physics import build_hamiltonian
 from dpp.tools.charge_density import density_at, density_on_grid, grid_shape, main, states
-from dpp.tools.common import lattice_vectors, load_system_bundle
+from dpp.tools.common import load_system_bundle
 
 TESTS = Path(__file__).parent
 CDSE = TESTS.parent / "dpp" / "data" / "examples" / "zb_CdSe"
@@ -43,7 +43,7 @@ def test_band_and_valence_densities_hold_their_electrons(tmp_path: Path) -> None
     assert (tmp_path / "density_sys0_valence.png").stat().st_size > 0
     _, atoms = read_cube_data(str(tmp_path / "density_sys0_valence.cube"))
     crystal = read_system(CDSE / "system_0.par")
-    np.testing.assert_allclose(atoms.cell.array / Bohr, lattice_vectors(crystal), atol=1e-5)
+    np.testing.assert_allclose(atoms.cell.array / Bohr, crystal.lattice, atol=1e-5)
     assert atoms.get_chemical_symbols() == ["Cd", "Se"]
 
 
@@ -52,7 +52,7 @@ def test_density_is_lattice_periodic_and_grid_matches_direct_sum() -> None:
     hamiltonian = build_hamiltonian(bundle)
     labels = np.asarray(hamiltonian.geometries[0].labels)
     chosen = states(hamiltonian, 7, [0, 1, 2, 3])
-    volume = abs(np.linalg.det(lattice_vectors(bundle.systems[0].crystal)))
+    volume = abs(np.linalg.det(bundle.systems[0].crystal.lattice))
     shape = grid_shape(labels)
     grid = density_on_grid(chosen, labels, shape, volume)
     assert grid.sum() * volume / grid.size == pytest.approx(8.0, abs=1e-12)
@@ -101,7 +101,7 @@ def test_spinor_bands_hold_one_electron(tmp_path: Path) -> None:
 def test_valence_charge_sits_on_the_anion_for_analytic_and_network_models(tmp_path: Path) -> None:
     bundle = load_system_bundle(CDSE, 0, max_ke=5.0)
     crystal = bundle.systems[0].crystal
-    volume = abs(np.linalg.det(lattice_vectors(crystal)))
+    volume = abs(np.linalg.det(crystal.lattice))
     hamiltonian = build_hamiltonian(bundle)
     labels = np.asarray(hamiltonian.geometries[0].labels)
     valence = [state for k in (0, 20, 40) for state in states(hamiltonian, k, [0, 1, 2, 3])]

@@ -10,7 +10,7 @@ import pytest
 from dpp.io.kpoints import read_points
 from dpp.io.labels import read_point_labels
 from dpp.io.system import read_system
-from dpp.tools.common import lattice_vectors, reciprocal_vectors
+from dpp.tools.common import reciprocal_vectors
 from dpp.tools.kpath import main
 
 CDSE_SYSTEM = (
@@ -53,7 +53,7 @@ def test_other_fcc_basis_keeps_cartesian_special_points(tmp_path: Path, conventi
     )
     output = tmp_path / "path.par"
     assert main([str(system), "-o", str(output), "--convention", convention]) == 0
-    reciprocal = reciprocal_vectors(lattice_vectors(read_system(system)))
+    reciprocal = reciprocal_vectors(read_system(system).lattice)
     unit = 2 * np.pi / A
     for label, norm, axis in (("G", 0.0, None), ("X", 1.0, "cube"), ("L", np.sqrt(0.75), "body")):
         for point in _labelled(output)[label]:

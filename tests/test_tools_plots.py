@@ -16,7 +16,7 @@ from dpp.io.reference import read_band_weights, read_reference_bands
 from dpp.io.system import read_system
 from dpp.outputs.band_plot import BandPanel, band_figure, path_layout
 from dpp.physics import band_structure
-from dpp.tools.common import lattice_vectors, load_system_bundle
+from dpp.tools.common import load_system_bundle
 from dpp.tools.plot_bands import main as plot_bands
 from dpp.tools.plot_terms import main as plot_terms
 
@@ -32,7 +32,7 @@ def _cdse_panel(weights: np.ndarray | None = None) -> BandPanel:
         model=reference + 0.05,
         reference=reference,
         kpoints=kpoints,
-        cell=lattice_vectors(read_system(CDSE / "system_0.par")),
+        cell=read_system(CDSE / "system_0.par").lattice,
         band_weights=read_band_weights(CDSE / "bandWeights_0.par", 16)
         if weights is None
         else weights,
@@ -85,7 +85,7 @@ def test_labels_define_discontinuities_and_several_systems_make_panels() -> None
     t = np.linspace(0.0, 1.0, 5)[:, None]
     x_point, k_point = np.array([0.5, 0, 0.5]), np.array([0.375, 0.375, 0.75])
     kpoints = np.vstack([t * x_point, (1 - t) * k_point])  # Γ → X | K → Γ
-    cell = lattice_vectors(read_system(CDSE / "system_0.par"))
+    cell = read_system(CDSE / "system_0.par").lattice
     labels = {0: "G", 4: "X", 5: "K", 9: "G"}
     layout = path_layout(10, kpoints=kpoints, cell=cell, labels=labels)
     assert [tick.label for tick in layout.ticks] == ["Γ", "X|K", "Γ"]

@@ -16,7 +16,7 @@ from dpp.io.kpoints import read_points
 from dpp.io.labels import read_point_labels
 from dpp.io.system import read_system
 from dpp.physics import AUTOEV, build_hamiltonian
-from dpp.tools.common import lattice_vectors, reciprocal_vectors
+from dpp.tools.common import reciprocal_vectors
 from dpp.tools.primitive_cell import main
 
 TESTS = Path(__file__).parent
@@ -74,7 +74,7 @@ def _spectra(folder: Path) -> tuple[np.ndarray, list[np.ndarray]]:
     system = bundle.systems[0]
     with torch.no_grad():
         matrices = hamiltonian.hamiltonians(0, torch.arange(system.n_kpoints)).numpy()
-    kpoints = system.kpoints @ reciprocal_vectors(lattice_vectors(system.crystal))
+    kpoints = system.kpoints @ reciprocal_vectors(system.crystal.lattice)
     return kpoints, [scipy.linalg.eigvalsh(m) * AUTOEV for m in matrices]
 
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from dpp.app import compose
 from dpp.app.lock import RunLock
+from dpp.app.origins import parse_override
 from dpp.errors import InputError, RunStopped
 
 log = logging.getLogger("dpp")
@@ -63,8 +64,9 @@ def _to_log_files(message: str) -> None:
 
 def _explicit_run_dir(overrides: list[str]) -> Path | None:
     for text in overrides:
-        key, _, value = text.partition("=")
-        if key.lstrip("+") == "hydra.run.dir" and value:
+        override = parse_override(text)
+        value = override.value()
+        if override.key_or_group == "hydra.run.dir" and isinstance(value, str) and value:
             return Path(value).expanduser().resolve()
     return None
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import (
@@ -29,8 +28,9 @@ from omegaconf.errors import (
 
 from dpp.app import sources
 from dpp.app.lock import check_writable
-from dpp.app.origins import Origins
+from dpp.app.origins import Origins, override_key, parse_override
 from dpp.errors import InputError
+from dpp.io.bundle import CONFIG_NAME
 from dpp.io.keys import did_you_mean
 from dpp.io.nnconfig import NNConfigFile, Translation, read_nn_config, translate
 
@@ -88,17 +88,17 @@ def _locating(overrides: list[str]) -> list[str]:
     bundle's own group choices (e.g. `optimizer.max_iter` for NN_config's lbfgs)."""
     kept = []
     for text in overrides:
-        key = text.lstrip("+~").split("=", 1)[0]
-        if "." not in key.split("@")[0] or key.startswith(LOCATING_KEYS):
+        key = override_key(text)
+        if "." not in key or key.startswith(LOCATING_KEYS):
             kept.append(text)
     return kept
 
 
 def _split_sweeps(overrides: list[str]) -> list[str]:
     """The overrides without sweeps (`a=1,2`, `range(…)`); sweeping the bundle is refused."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
     kept = []
-    for text, override in zip(overrides, parsed, strict=True):
+    for text in overrides:
+        override = parse_override(text)
         if override.is_sweep_override():
             if override.key_or_group in ("data.bundle", "run"):
                 raise InputError(
@@ -132,7 +132,7 @@ def _override_error(
     )
     if missing:
         key = missing.group(1)
-        text = next((o for o in overrides if o.lstrip("+~").split("=")[0] == key), key)
+        text = next((o for o in overrides if override_key(o) == key), key)
         clean = [o for o in overrides if o != text]
         known = _keys(OmegaConf.to_container(_compose(config_name, clean, config_dirs)))
         return InputError(
@@ -148,7 +148,7 @@ def _override_error(
     if option:
         group, name = option.groups()
         choices = re.findall(r"^\t(\S+)$", message, flags=re.MULTILINE)
-        text = next((o for o in overrides if o.split("=")[0].lstrip("+~") == group), group)
+        text = next((o for o in overrides if override_key(o) == group), group)
         return InputError(
             "command line",
             f"unknown option of config group '{group}'",
@@ -197,7 +197,7 @@ def _literal_bundle(overrides: list[str]) -> str | None:
     name a bundle or a run (`run=`, `experiment=`): then the locating composition is not
     needed."""
     bundle = None
-    for override in OverridesParser.create().parse_overrides(overrides):
+    for override in map(parse_override, overrides):
         if override.key_or_group in ("run", "experiment"):
             return None
         if override.key_or_group == "data.bundle":
@@ -216,13 +216,13 @@ def _bundle_of(value: Any) -> Path:
             found="unset (null)",
         )
     folder = Path(str(value)).expanduser().resolve()
-    if not (folder / "NN_config.par").is_file():
+    if not (folder / CONFIG_NAME).is_file():
         raise InputError(
             folder,
             "not a bundle folder",
             key="data.bundle",
-            expected="a folder with NN_config.par",
-            found="no NN_config.par" if folder.is_dir() else "no such folder",
+            expected=f"a folder with {CONFIG_NAME}",
+            found=f"no {CONFIG_NAME}" if folder.is_dir() else "no such folder",
         )
     return folder
 
@@ -268,7 +268,7 @@ def prepare(
         prepared = Prepared(run=folder)
     else:
         folder = _bundle_of(bundle)
-        nn_config = read_nn_config(folder / "NN_config.par")
+        nn_config = read_nn_config(folder / CONFIG_NAME)
         translation = translate(nn_config)
         sources.activate(str(folder), translation.tree())
         prepared = Prepared(bundle=folder, nn_config=nn_config, translation=translation)

@@ -29,6 +29,7 @@ from dpp.io.writers import write_band_file
 from dpp.models import is_zero_function, load_checkpoint, safe_torch_load
 from dpp.outputs import plots
 from dpp.outputs.band_panels import bands_figure
+from dpp.outputs.band_plot import path_distance
 from dpp.outputs.progress import progress
 from dpp.physics import build_hamiltonian
 from dpp.physics.reorder import extrapolation_order
@@ -38,13 +39,12 @@ MODEL_PREFIX = "hamiltonian.model."
 """Prefix of the network's tensors in a Lightning checkpoint of dpp."""
 
 
-def path_distance(system: SystemData, k_cartesian: np.ndarray) -> np.ndarray:
+def band_file_distance(system: SystemData) -> np.ndarray:
     """Column 0 of expBandStruct when present, else the cumulative Cartesian path length
-    Σ|k_i − k_{i−1}| (1/Bohr)."""
+    Σ|k_i − k_{i−1}| (1/Bohr, `dpp.outputs.band_plot.path_distance`)."""
     if system.ref_path is not None:
         return system.ref_path
-    steps = np.linalg.norm(np.diff(k_cartesian, axis=0), axis=1)
-    return np.concatenate([[0.0], np.cumsum(steps)])
+    return path_distance(system.kpoints, system.crystal.lattice)
 
 
 def run_state(run: Path, preferred: str = "best") -> tuple[Path | None, str]:
@@ -136,8 +136,9 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         bands = torch.cat(parts)
         if settings.loss.reorder == "smooth" and chunk < system.n_kpoints:
             bands = torch.gather(bands, 1, extrapolation_order(bands))
-        distance = path_distance(system, hamiltonian.geometries[index].kpoints.cpu().numpy())
-        write_band_file(run_dir / f"bands_sys{index}.dat", distance, bands.numpy())
+        write_band_file(
+            run_dir / f"bands_sys{index}.dat", band_file_distance(system), bands.numpy()
+        )
         if cfg.workflow.write_plots:
             fig = bands_figure([system], [bands.numpy()], "evaluation", term)
             plots.save_figure(fig, run_dir / f"bands_sys{index}.png")

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 
@@ -23,7 +21,7 @@ from dpp.app.compose import resolved_container
 from dpp.app.initialise import initialise, load_initial
 from dpp.app.origins import Origins
 from dpp.app.run import RunSettings, dpp_version, read_bundle
-from dpp.app.settings import call_checked, partial_of
+from dpp.app.settings import call_checked, instantiate_checked, partial_of
 from dpp.app.validate import check_basis, check_run
 from dpp.errors import InputError, RunStopped, SettingError
 from dpp.fitting.build import training_objective
@@ -60,16 +58,8 @@ def _instantiate_all(cfg: DictConfig, group: str, origins: Origins, **kwargs: An
     out = []
     for name in node:
         entry = node[name]
-        if not (OmegaConf.is_dict(entry) and "_target_" in entry):
-            continue
-        try:
-            out.append(instantiate(entry, **kwargs))
-        except InstantiationException as error:
-            cause = error.__cause__
-            if isinstance(cause, SettingError):
-                raise origins.setting_error(f"{group}.{name}", cause) from None
-            message = str(cause or error).splitlines()[0]
-            raise origins.error(f"{group}.{name}", "cannot build", found=message) from None
+        if OmegaConf.is_dict(entry) and "_target_" in entry:
+            out.append(instantiate_checked(entry, f"{group}.{name}", origins, **kwargs))
     return out
 
 
@@ -108,13 +98,15 @@ def _trainer(
         OmegaConf.update(cfg, "trainer.enable_progress_bar", False)  # the epoch log speaks
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    try:
-        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    except InstantiationException as error:
-        cause = error.__cause__ or error
-        raise origins.error(
-            "trainer", "invalid Trainer settings", found=str(cause).splitlines()[0]
-        ) from None
+    return instantiate_checked(
+        cfg.trainer,
+        "trainer",
+        origins,
+        problem="invalid Trainer settings",
+        nested=True,
+        callbacks=callbacks,
+        logger=loggers or False,
+    )
 
 
 def _check_resume(path: Path, module: PseudopotentialModule) -> None:
@@ -285,12 +277,12 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
 
 
 def _legacy(settings: RunSettings) -> dict[str, Any]:
+    """The legacy_* switches of run_info.json (the basis mode is one of `run_facts`)."""
     return {
         "legacy_batchnorm": settings.physics.legacy_batchnorm,
         "legacy_fifth_param": settings.data.legacy_fifth_param,
         "legacy_reorder": settings.loss.legacy_reorder,
         "legacy_relE_detached": settings.loss.legacy_relE_detached,
-        "basis_search": settings.physics.basis_search,
     }
 
 

@@ -18,6 +18,7 @@ from dpp.app.settings import build
 from dpp.app.validate import check_basis, check_run
 from dpp.errors import SettingError
 from dpp.fitting.build import analytic_objective, training_objective
+from dpp.fitting.perturb import MODES
 from dpp.io.montecarlo import McOptions, read_beta_schedule, read_mc_options, read_param_steps
 from dpp.io.records import Bundle
 from dpp.mc.runner import MonteCarloRunner
@@ -78,9 +79,12 @@ class McConfig:
             raise SettingError(
                 "engine", "unknown engine", expected=", ".join(ENGINE_CHOICES), found=self.engine
             )
-        if not 1 <= self.perturb_mode <= 7:
+        if self.perturb_mode not in MODES:
             raise SettingError(
-                "perturb_mode", "unknown mode", expected="1 ... 7", found=self.perturb_mode
+                "perturb_mode",
+                "unknown mode",
+                expected=f"{MODES[0]} ... {MODES[-1]}",
+                found=self.perturb_mode,
             )
         if not 0 < self.target_acceptance < 1:
             raise SettingError(
@@ -123,6 +127,15 @@ def replica_ladder(
     return tuple(float(b) for b in betas), tuple(float(m) for m in step_mods)
 
 
+def replica_workers(mc: McConfig, threads: int) -> int:
+    """Threads running replica trials: `mc.workers`, else one per replica (as many replicas
+    as replica_ladder makes) within the thread budget `threads` (0 = automatic)."""
+    if mc.workers is not None:
+        return mc.workers
+    n_replicas = len(mc.replica_betas) if mc.replica_betas else max(mc.replicas, 1)
+    return min(n_replicas, thread_budget(threads, workers=1))
+
+
 def _file(bundle_path: Path, value: str | None) -> Path | None:
     if value is None:
         return None
@@ -161,13 +174,7 @@ def chain_settings(
         )
     beta = mc.beta if mc.beta is not None else 1.0
     betas, step_mods = replica_ladder(mc.replicas, mc.replica_betas, options, beta)
-    n_replicas = max(len(betas), 1)
-    workers = (
-        mc.workers
-        if mc.workers is not None
-        else min(n_replicas, thread_budget(settings.threads, workers=1))
-    )
-    apply_threads(thread_budget(settings.threads, workers=max(workers, 1)))
+    workers = replica_workers(mc, settings.threads)
     patience = mc.patience
     if patience is None:
         patience = ANALYTIC_PATIENCE if engine == "analytic" else 0
@@ -202,8 +209,11 @@ def chain_settings(
 def run_monte_carlo(
     cfg: DictConfig, settings: RunSettings, origins: Origins, run_dir: Path
 ) -> float:
-    """Run the Monte Carlo workflow into `run_dir`; returns the best cost."""
+    """Run the Monte Carlo workflow into `run_dir`; returns the best cost. The CPU threads
+    are set here, shared by the replica workers (dpp.app.run leaves them to this workflow)."""
     mc: McConfig = build(cfg, "mc", origins)
+    workers = replica_workers(mc, settings.threads)
+    apply_threads(thread_budget(settings.threads, workers=max(workers, 1)))
     engine = resolve_engine(mc.engine, settings.model.name)
     if mc.perturb_mode in (6, 7) and not settings.physics.spin_orbit:
         raise origins.error(

@@ -4,11 +4,15 @@ NN_config.par could set but does not is reported against that file's key)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import OverrideParseException
 from omegaconf import OmegaConf
 
 from dpp.errors import InputError, SettingError
@@ -29,9 +33,42 @@ def _covers(key: str, path: str) -> bool:
     return path == key or path.startswith(key + ".")
 
 
+@functools.lru_cache(maxsize=1024)
+def parse_override(text: str) -> Override:
+    """One command-line override parsed by Hydra's grammar (`+a/b@c=1`: key_or_group `a/b`,
+    package `c`, value 1); a malformed one is an InputError naming it."""
+    try:
+        (override,) = OverridesParser.create().parse_overrides([text])
+    except OverrideParseException as error:
+        raise InputError(
+            "command line",
+            "malformed override",
+            key=text,
+            expected="key=value (Hydra's override grammar; quote values with '=' or spaces)",
+            found=str(error).strip().splitlines()[0],
+        ) from None
+    return override
+
+
+def override_key(text: str) -> str:
+    """The key or config group of a command-line override, without its +/++/~ prefix, its
+    `@package` and its value (`+a/b@c=1` -> `a/b`)."""
+    return parse_override(text).key_or_group
+
+
 def _override_key(text: str) -> str:
     """The dotted key of a command-line override (`+a/b@c=1` -> `a.b`)."""
-    return text.lstrip("+~").split("=", 1)[0].split("@")[0].replace("/", ".")
+    return override_key(text).replace("/", ".")
+
+
+def _sets_value_at(text: str, path: str) -> bool:
+    """Whether override `text` sets the value at config key `path`: its key is `path`, or a
+    parent of it given a whole node (`optimizer={...}`); choosing a config group
+    (`optimizer=sgd`) keeps the values that later sources (NN_config.par) give inside it."""
+    key = _override_key(text)
+    if key == path:
+        return True
+    return _covers(key, path) and not isinstance(parse_override(text).value(), str)
 
 
 @dataclass
@@ -55,10 +92,10 @@ class Origins:
         keys: set[str] = set()
         if experiment is not None and experiment.is_file():
             text = experiment.read_text()
-            node = OmegaConf.to_container(OmegaConf.load(experiment), resolve=False) or {}
+            node = OmegaConf.to_container(OmegaConf.create(text), resolve=False) or {}
             prefix = "" if "@package _global_" in text else "experiment"
             keys = set(_leaves(node, prefix))
-        plain = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+        plain = [o for o in overrides if not override_key(o).startswith("hydra")]
         return cls(plain, experiment, keys, nn_config, translation)
 
     def override_of(self, path: str) -> str | None:
@@ -78,7 +115,7 @@ class Origins:
 
     def nn_config_key(self, path: str) -> str | None:
         """The NN_config.par key whose value `path` holds (None: set elsewhere or not set)."""
-        if self.override_of(path) is not None or self.translation is None:
+        if self.translation is None or any(_sets_value_at(o, path) for o in self.overrides):
             return None
         if self.experiment is not None and any(_covers(k, path) for k in self.experiment_keys):
             return None

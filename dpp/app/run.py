@@ -168,7 +168,8 @@ def _dispatch(cfg: DictConfig, origins: Origins, run_dir: Path) -> float:
     OmegaConf.update(cfg, "paths.output_dir", str(run_dir), force_add=True)
     settings = run_settings(cfg, origins)
     pl.seed_everything(settings.seed, workers=True, verbose=False)
-    apply_threads(thread_budget(settings.threads))
+    if name != "monte_carlo":  # the Monte Carlo workflow shares them among its replica workers
+        apply_threads(thread_budget(settings.threads))
     if is_global_zero():
         text = OmegaConf.to_yaml(compose.resolved_container(cfg))
         write_text_atomic(run_dir / compose.RESOLVED_CONFIG, text)

@@ -118,6 +118,7 @@ def check_types(node: DictConfig, group: str, origins: Origins) -> None:
         return
     hints = typing.get_type_hints(target)
     names = {f.name for f in dataclasses.fields(target)}
+    container = None
     for key in node:
         if key.startswith("_"):
             continue
@@ -129,7 +130,9 @@ def check_types(node: DictConfig, group: str, origins: Origins) -> None:
                 found=key,
             )
         try:
-            value = OmegaConf.to_container(node, resolve=True)[key]
+            if container is None:
+                container = OmegaConf.to_container(node, resolve=True)
+            value = container[key]
         except MissingMandatoryValue:
             raise origins.error(
                 f"{group}.{key}", "required setting missing", expected="a value", found="???"
@@ -142,6 +145,32 @@ def check_types(node: DictConfig, group: str, origins: Origins) -> None:
             )
 
 
+def instantiate_checked(
+    node: Any,
+    path: str,
+    origins: Origins,
+    *,
+    problem: str = "cannot build",
+    nested: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """`instantiate(node, **kwargs)` for the config node at `path`, with Hydra's errors as one
+    InputError: a SettingError of the built class names its key under `path` and its origin,
+    an InputError passes as it is, anything else is `problem` with the first line of the
+    cause. `nested`: the node builds other targets inside it (the Trainer's strategy), so a
+    SettingError cannot be placed under `path` and is reported as `problem` too."""
+    try:
+        return instantiate(node, **kwargs)
+    except (InstantiationException, MissingMandatoryValue) as error:
+        cause = error.__cause__
+        if isinstance(cause, SettingError) and not nested:
+            raise origins.setting_error(path, cause) from None
+        if isinstance(cause, InputError):
+            raise cause from None
+        message = str(cause or error).strip() or type(cause or error).__name__
+        raise origins.error(path, problem, found=message.splitlines()[0]) from None
+
+
 def build(cfg: DictConfig, group: str, origins: Origins, **kwargs: Any) -> Any:
     """Instantiate config section `group` (a `_target_` node) after checking its types;
     a SettingError of the settings class names the key and its origin."""
@@ -149,15 +178,7 @@ def build(cfg: DictConfig, group: str, origins: Origins, **kwargs: Any) -> Any:
     if node is None:
         raise InputError("configuration", "missing section", key=group, expected="a config group")
     check_types(node, group, origins)
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as error:
-        cause = error.__cause__
-        if isinstance(cause, SettingError):
-            raise origins.setting_error(group, cause) from None
-        if isinstance(cause, InputError):
-            raise cause from None
-        raise origins.error(group, "cannot build the settings", found=str(cause or error)) from None
+    return instantiate_checked(node, group, origins, problem="cannot build the settings", **kwargs)
 
 
 def partial_of(cfg: DictConfig, group: str, origins: Origins) -> Callable[..., Any]:
@@ -165,19 +186,26 @@ def partial_of(cfg: DictConfig, group: str, origins: Origins) -> Callable[..., A
     when it is called (`call_checked`), except a learning rate frozen at 0 when the run trains
     (trainer.max_epochs > 0): lr = 0, or a schedule's decay factor gamma <= 0."""
     node = OmegaConf.select(cfg, group)
-    try:
-        factory = instantiate(node)
-    except (InstantiationException, MissingMandatoryValue) as error:
-        raise origins.error(group, "cannot build", found=str(error).splitlines()[0]) from None
-    keywords = getattr(factory, "keywords", {})
+    factory = instantiate_checked(node, group, origins)
     epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=0)
     if _is_number(epochs) and epochs > 0:
-        for name, frozen, problem, expected in FROZEN_LEARNING_RATE:
-            value = keywords.get(name)
-            if _is_number(value) and frozen(value):
-                path = _source_of(node, name) or f"{group}.{name}"
-                raise origins.error(path, problem, expected=expected, found=value)
+        frozen = frozen_argument(factory)
+        if frozen is not None:
+            name, value, problem, expected = frozen
+            path = _source_of(node, name) or f"{group}.{name}"
+            raise origins.error(path, problem, expected=expected, found=value)
     return _without_foreign_keys(factory, group, origins)
+
+
+def frozen_argument(factory: Any) -> tuple[str, Any, str, str] | None:
+    """(name, value, problem, expected) of the first argument of an optimiser or schedule
+    partial that freezes the training (FROZEN_LEARNING_RATE), else None."""
+    keywords = getattr(factory, "keywords", {})
+    for name, frozen, problem, expected in FROZEN_LEARNING_RATE:
+        value = keywords.get(name)
+        if _is_number(value) and frozen(value):
+            return name, value, problem, expected
+    return None
 
 
 def _without_foreign_keys(factory: Any, group: str, origins: Origins) -> Any:

@@ -7,6 +7,7 @@ import warnings
 
 from dpp.app.origins import Origins
 from dpp.app.run import RunSettings
+from dpp.app.settings import frozen_argument
 from dpp.errors import InputError
 from dpp.io.records import Bundle
 from dpp.physics.bands import needed_eigenvalues
@@ -22,18 +23,19 @@ LOOSE_MAGNITUDE = 100.0
 def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fitting: bool) -> None:
     """Settings against the systems: even nBands for smooth reordering, the relative-energy
     band inside every system; for a fit, a readable init_AdamState.pth and a pre-fit learning
-    rate > 0; warnings for settings without effect."""
+    rate > 0 (the rules of `FROZEN_LEARNING_RATE`); warnings for settings without effect."""
     loss = settings.loss
     if fitting and bundle.init_optimizer_path is not None:
         read_optimizer_state(bundle.init_optimizer_path)
     init = settings.init
-    init_lr = getattr(init.optimizer, "keywords", {}).get("lr")
-    if fitting and init.num_epochs > 0 and init_lr == 0:
+    frozen = frozen_argument(init.optimizer) if fitting and init.num_epochs > 0 else None
+    if frozen is not None:
+        name, value, problem, expected = frozen
         raise origins.error(
-            "init.optimizer.lr",
-            "a pre-fit learning rate of 0 never changes the network",
-            expected="lr > 0 when the pre-fit runs (init.num_epochs > 0)",
-            found=init_lr,
+            f"init.optimizer.{name}",
+            f"pre-fit: {problem}",
+            expected=f"{expected} when the pre-fit runs (init.num_epochs > 0)",
+            found=value,
         )
     for system in bundle.systems:
         if fitting and loss.reorder == "smooth" and system.n_bands % 2:

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dpp.errors import InputError
-from dpp.io.kpoints import order_matrix_path, read_order_matrix, read_points
-from dpp.io.labels import read_point_labels
+from dpp.io.kpoints import order_matrix_path, read_labelled_points, read_order_matrix
 from dpp.io.observables import (
     DefPotTarget,
     read_coupling_targets,
@@ -136,7 +135,7 @@ def read_system_data(
     }
     crystal = read_system(files["system"], allow_left_handed=allow_left_handed)
     settings = read_settings(files["input"])
-    kpoints, kweights = read_points(files["kpoints"])
+    kpoints, kweights, kpoint_labels = read_labelled_points(files["kpoints"])
     n_k, n_bands = kpoints.shape[0], settings.n_bands
     order_file = order_matrix_path(files["kpoints"])
     order_matrix = None
@@ -189,7 +188,7 @@ def read_system_data(
         settings=settings,
         kpoints=kpoints,
         kweights=kweights,
-        kpoint_labels=read_point_labels(files["kpoints"]),
+        kpoint_labels=kpoint_labels,
         band_weights=band_weights,
         order_matrix=order_matrix,
         ref_path=ref_path,

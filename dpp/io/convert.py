@@ -20,7 +20,7 @@ from typing import Any
 
 from dpp.errors import InputError
 from dpp.io.nnconfig import KEYS, read_nn_config, translate
-from dpp.io.nnconfig.translate import nn_key_of
+from dpp.io.nnconfig.translate import nn_key_of, pin_optimizer
 
 
 def _yaml_value(value: Any) -> str:
@@ -39,8 +39,11 @@ def convert(path: str | Path) -> str:
     """The experiment YAML (package _global_) equivalent to the NN_config.par at `path`."""
     path = Path(path).resolve()
     translation = translate(read_nn_config(path))
+    # the file pins the optimiser, and a run keeps what an experiment file sets: leave out
+    # the arguments of other optimisers
+    notes = pin_optimizer(translation)
     lines = ["# @package _global_", f"# Converted from {path.name} by dpp-convert-config."]
-    lines += [f"# Note: {note}" for note in translation.notes]
+    lines += [f"# Note: {note}" for note in notes]
     lines.append("defaults:")
     lines.append("  - override /recipe: legacy  # train with the optimiser and schedule below")
     if translation.groups:

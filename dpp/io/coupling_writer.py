@@ -29,9 +29,7 @@ def format_couplings(
     Keys are (atom, direction 0|1|2, q index, 'vb'|'cb'); scalar tensors are accepted.
     The header gives each atom's symbol and Cartesian position in Bohr.
     """
-    positions = np.asarray(crystal.fractional, dtype=np.float64) @ (
-        crystal.scale * np.asarray(crystal.cell, dtype=np.float64)
-    )
+    positions = np.asarray(crystal.fractional, dtype=np.float64) @ crystal.lattice
     lines: list[str] = []
     for atom, symbol in enumerate(crystal.symbols):
         position = " ".join(f"{x:.6f}" for x in positions[atom])

@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from dpp.errors import InputError
+from dpp.io.labels import row_labels
 from dpp.io.tables import read_table, to_int
 
 
-def read_points(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read `k1 k2 k3 w` rows (extra columns ignored): fractional points (n, 3), weights (n,).
+def read_labelled_points(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Read `k1 k2 k3 w [# label]` rows (extra columns ignored) in one pass: fractional points
+    (n, 3), weights (n,) and row → label of the rows with a trailing `# label`
+    (`dpp.io.labels`).
 
     Weights must be >= 0; one row is fine.
     """
@@ -22,7 +25,13 @@ def read_points(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             raise InputError(
                 path, "negative weight", line=line, expected="weight >= 0", found=f"{weight:g}"
             )
-    return table.values[:, :3].copy(), weights.copy()
+    return table.values[:, :3].copy(), weights.copy(), row_labels(table.comments)
+
+
+def read_points(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """`read_labelled_points` without the labels: fractional points (n, 3), weights (n,)."""
+    points, weights, _ = read_labelled_points(path)
+    return points, weights
 
 
 def order_matrix_path(kpoints_path: str | Path) -> Path:

@@ -6,24 +6,24 @@ comments, so the file stays a plain kpoints_X.par (bundle-format §6.1).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from dpp.io.text import read_text
+from dpp.io.text import commented_lines
+
+
+def row_labels(comments: Iterable[str]) -> dict[int, str]:
+    """Row index → label of every row whose trailing comment (one per data row, "" for none)
+    is not empty."""
+    return {row: comment for row, comment in enumerate(comments) if comment}
 
 
 def read_point_labels(path: str | Path) -> dict[int, str]:
     """Row index (0-based over data rows) → label of every row with a trailing `# label`.
 
-    Whole-line comments and blank lines are not rows, as in the table readers; rows without a
-    comment (or with an empty one) have no entry. A missing or non-UTF-8 file is an InputError.
+    Whole-line comments and blank lines are not rows, as in the table readers (the same
+    `dpp.io.text.commented_lines`); rows without a comment (or with an empty one) have no
+    entry. The numbers are not checked (`dpp.io.kpoints.read_labelled_points` reads both at
+    once). A missing or non-UTF-8 file is an InputError.
     """
-    labels: dict[int, str] = {}
-    row = 0
-    for raw in read_text(path).splitlines():
-        data, _, comment = raw.partition("#")
-        if not data.strip():
-            continue
-        if comment.strip():
-            labels[row] = comment.strip()
-        row += 1
-    return labels
+    return row_labels(comment for _, _, comment in commented_lines(path))

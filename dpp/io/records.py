@@ -45,6 +45,11 @@ class Crystal:
         """The reduced chemical formula of the atoms (`reduced_formula`)."""
         return reduced_formula(self.symbols)
 
+    @property
+    def lattice(self) -> np.ndarray:
+        """The lattice vectors in Bohr, one per row: scale × cell, (3, 3) float64."""
+        return self.scale * np.asarray(self.cell, dtype=np.float64)
+
 
 @dataclass(frozen=True)
 class SystemSettings:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dpp.errors import InputError
-from dpp.io.text import content_lines
+from dpp.io.text import commented_lines
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Table:
     path: Path
     values: np.ndarray  # (n_rows, n_columns) float64
     lines: tuple[int, ...]  # 1-based file line of each row
+    comments: tuple[str, ...] = ()  # trailing `# comment` of each row ("" if none)
 
     @property
     def n_rows(self) -> int:
@@ -45,10 +46,16 @@ def parse_number(token: str, path: str | Path, line: int) -> float:
     return value
 
 
+def _iter_commented_rows(path: str | Path) -> Iterator[tuple[int, list[float], str]]:
+    """Yield (line, finite floats, trailing comment) of every non-comment line, streaming."""
+    for number, text, comment in commented_lines(path):
+        yield number, [parse_number(token, path, number) for token in text.split()], comment
+
+
 def iter_rows(path: str | Path) -> Iterator[tuple[int, list[float]]]:
     """Yield (line, finite floats) of every non-comment line, streaming."""
-    for number, text in content_lines(path):
-        yield number, [parse_number(token, path, number) for token in text.split()]
+    for number, row, _ in _iter_commented_rows(path):
+        yield number, row
 
 
 def read_rows(path: str | Path) -> list[tuple[int, list[float]]]:
@@ -68,13 +75,15 @@ def read_table(
 
     `columns` and `rows` are exact sizes with what they mean (e.g. `(5, "one row per
     k-point")`); `check(line, row)` validates each row. The file is streamed and reading
-    stops at the first bad row, so a wrong file fails fast however large it is. Raises
-    InputError for an empty file, ragged rows, a wrong size or fewer than `min_columns`.
+    stops at the first bad row, so a wrong file fails fast however large it is. The trailing
+    `# comment` of every row is kept (`Table.comments`). Raises InputError for an empty file,
+    ragged rows, a wrong size or fewer than `min_columns`.
     """
     path = Path(path)
     values: list[list[float]] = []
     lines: list[int] = []
-    for number, row in iter_rows(path):
+    comments: list[str] = []
+    for number, row, comment in _iter_commented_rows(path):
         if columns is not None and len(row) != columns[0]:
             raise InputError(
                 path,
@@ -111,6 +120,7 @@ def read_table(
             check(number, row)
         values.append(row)
         lines.append(number)
+        comments.append(comment)
     if not values:
         raise InputError(path, "no data rows", expected="at least one row of numbers", found="none")
     if rows is not None and len(values) != rows[0]:
@@ -121,7 +131,7 @@ def read_table(
             expected=f"{rows[0]} ({rows[1]})",
             found=f"{len(values)}",
         )
-    return Table(path, np.array(values, dtype=float), tuple(lines))
+    return Table(path, np.array(values, dtype=float), tuple(lines), tuple(comments))
 
 
 def read_flat(path: str | Path) -> tuple[np.ndarray, tuple[int, ...]]:

@@ -50,15 +50,28 @@ def read_text(path: str | Path) -> str:
     return "".join(text + "\n" for _, text in iter_lines(path))
 
 
+def split_comment(line: str) -> tuple[str, str]:
+    """(text, comment): a line cut at its first `#`, both parts stripped of whitespace."""
+    text, _, comment = line.partition("#")
+    return text.strip(), comment.strip()
+
+
 def strip_comment(line: str) -> str:
     """Cut a line at its first `#` and strip surrounding whitespace."""
-    return line.split("#", 1)[0].strip()
+    return split_comment(line)[0]
+
+
+def commented_lines(path: str | Path) -> Iterator[tuple[int, str, str]]:
+    """Yield (1-based line number, text, trailing comment) for every line that is not empty
+    after cutting comments, streaming; the comment is "" when the line has none."""
+    for number, raw in iter_lines(path):
+        text, comment = split_comment(raw)
+        if text:
+            yield number, text, comment
 
 
 def content_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, text) for every line that is not empty after cutting
     comments, streaming."""
-    for number, raw in iter_lines(path):
-        text = strip_comment(raw)
-        if text:
-            yield number, text
+    for number, text, _ in commented_lines(path):
+        yield number, text

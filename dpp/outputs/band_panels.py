@@ -80,7 +80,7 @@ def system_panel(
         reference=None if system.ref_bands is None else system.ref_bands[:, columns],
         unordered=None if unordered is None else np.asarray(unordered, float)[:, columns],
         kpoints=system.kpoints,
-        cell=system.crystal.scale * np.asarray(system.crystal.cell, float),
+        cell=system.crystal.lattice,
         labels=system.kpoint_labels or None,
         band_weights=np.asarray(system.band_weights, float)[columns],
         name=title if band is None else f"{title}, band {band}",

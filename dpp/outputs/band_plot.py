@@ -7,6 +7,7 @@ objects (no pyplot state); save them with `figure.savefig(path)`.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -92,9 +93,7 @@ def display_label(name: str) -> str:
 
 def path_distance(kpoints: np.ndarray, cell: np.ndarray) -> np.ndarray:
     """Cumulative path length Σ|k_i − k_{i−1}| in 1/Bohr for fractional k and a cell in Bohr."""
-    reciprocal = 2.0 * np.pi * np.linalg.inv(np.asarray(cell, float)).T
-    steps = np.linalg.norm(np.diff(np.asarray(kpoints, float) @ reciprocal, axis=0), axis=1)
-    return np.concatenate([[0.0], np.cumsum(steps)])
+    return np.concatenate([[0.0], np.cumsum(_steps(kpoints, cell))])
 
 
 def special_points(cell: np.ndarray) -> dict[str, np.ndarray]:
@@ -170,6 +169,13 @@ def _corners_and_breaks(kpoints: np.ndarray, cell: np.ndarray | None) -> tuple[s
     return corners, breaks
 
 
+def _array_key(values: np.ndarray | None) -> tuple[tuple[int, ...], bytes] | None:
+    if values is None:
+        return None
+    array = np.ascontiguousarray(values, dtype=float)
+    return array.shape, array.tobytes()
+
+
 def path_layout(
     n_kpoints: int,
     *,
@@ -188,7 +194,44 @@ def path_layout(
     is broken there, the x axis does not advance and the tick reads `A|B`. Unlabelled corners
     are named Γ when k is a reciprocal-lattice vector, else from ASE's special points of `cell`
     up to the lattice's point group (or left blank).
+
+    Layouts are cached by the content of the arguments (the same path is drawn in every panel
+    of every figure of a run); the returned `x` is read-only.
     """
+    key = (
+        n_kpoints,
+        _array_key(distance),
+        _array_key(kpoints),
+        _array_key(cell),
+        tuple(sorted((labels or {}).items())),
+        distance_unit,
+    )
+    with _LAYOUT_LOCK:
+        layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _path_layout(n_kpoints, distance, kpoints, cell, labels, distance_unit)
+        layout.x.setflags(write=False)
+        with _LAYOUT_LOCK:
+            if len(_LAYOUTS) >= _LAYOUT_CACHE_SIZE:
+                _LAYOUTS.pop(next(iter(_LAYOUTS)))
+            _LAYOUTS[key] = layout
+    return layout
+
+
+_LAYOUT_CACHE_SIZE = 64
+_LAYOUTS: dict[tuple[object, ...], PathLayout] = {}
+"""path_layout's cache, oldest first."""
+_LAYOUT_LOCK = threading.Lock()
+
+
+def _path_layout(
+    n_kpoints: int,
+    distance: np.ndarray | None,
+    kpoints: np.ndarray | None,
+    cell: np.ndarray | None,
+    labels: Mapping[int, str] | None,
+    distance_unit: str,
+) -> PathLayout:
     labels = {row: label for row, label in (labels or {}).items() if 0 <= row < n_kpoints}
     if distance is not None:
         x = np.asarray(distance, float).copy()

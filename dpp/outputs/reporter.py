@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 PLOT_Q_MAX, PLOT_Q_POINTS = 10.0, 2048  # the "ZungerForm" validation grid (physics.md §9)
 PLOT_R_MAX = 8.0  # Bohr: r range of the v(r) plots
+CONVERGE_Q_MAX = (10.0, 20.0, 30.0)  # 1/Bohr: q cutoffs of `*_plotPPconverge.png`
+CONVERGE_Q_POINTS = (2048, 4096)  # q points ...
+CONVERGE_R_POINTS = (2048, 4096)  # ... and r points (up to rmax) of its transforms
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ class OutputSettings:
                     name, "too few grid points", expected=">= 2", found=getattr(self, name)
                 )
 
+
+ConvergeGrid = tuple[float, int, torch.Tensor, list[tuple[int, torch.Tensor]]]
+"""(q_max, n_q, q grid, [(n_r, r grid up to PLOT_R_MAX)]) of one converge-plot transform."""
 
 FigureSink = Callable[[str, Figure], None]
 """Receives (tag, figure) before the figure is closed, e.g. a TensorBoard logger."""
@@ -120,20 +127,37 @@ class Reporter:
         bundle: Bundle,
         settings: OutputSettings,
         *,
-        write_plots: bool = True,
         figure_sink: FigureSink | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.bundle = bundle
         self.settings = settings
         self.show_plots = settings.show_plots and plots.enable_windows()
-        self.write_plots = write_plots
         self.figure_sink = figure_sink
+
+    @functools.cached_property
+    def _plot_grid(self) -> tuple[torch.Tensor, np.ndarray]:
+        """The q grid of the v(q) plots and the prior curve on it (fixed by the bundle)."""
+        q_plot = q_grid(PLOT_Q_MAX, PLOT_Q_POINTS)
+        prior = prior_curve(q_plot, self.bundle.pp_params, self.bundle.qspace_prior).numpy()
+        return q_plot, prior
+
+    @functools.cached_property
+    def _converge_grids(self) -> list[ConvergeGrid]:
+        """The grids of `*_plotPPconverge.png` (fixed by the settings)."""
+        radii = []
+        for n_r in CONVERGE_R_POINTS:
+            r = r_grid(self.settings.rmax, n_r)
+            radii.append((n_r, r[r <= PLOT_R_MAX]))
+        return [
+            (q_max, n_q, q_grid(q_max, n_q), radii)
+            for q_max in CONVERGE_Q_MAX
+            for n_q in CONVERGE_Q_POINTS
+        ]
 
     def figure(self, fig: Figure, name: str, tag: str | None = None) -> None:
         """Save `fig` as `name` in the run folder, hand it to the sink as `tag`, close it."""
-        if self.write_plots:
-            plots.save_figure(fig, self.run_dir / name)
+        plots.save_figure(fig, self.run_dir / name)
         if tag is not None and self.figure_sink is not None:
             self.figure_sink(tag, fig)
         if self.show_plots:
@@ -185,7 +209,7 @@ class Reporter:
     def movies(self) -> list[Path]:
         """movie_BS.mp4 and movie_PP.mp4 from the frames in the run folder when `movies` is on;
         a warning, never an error, when they cannot be made."""
-        if not self.settings.movies or not self.write_plots:
+        if not self.settings.movies:
             return []
         try:
             return movies.write_run_movies(self.run_dir)
@@ -249,22 +273,18 @@ class Reporter:
                 write_real_space_potential(
                     self.run_dir / f"{prefix}_pot_{symbol}.dat", r.numpy(), real[:, s]
                 )
-        q_plot = q_grid(PLOT_Q_MAX, PLOT_Q_POINTS)
-        prior = prior_curve(q_plot, self.bundle.pp_params, self.bundle.qspace_prior).numpy()
+        q_plot, prior = self._plot_grid
         fig = plots.potentials_figure(
             q_plot.numpy(), values_on(q_plot), prior, species, r.numpy(), real, prefix
         )
         self.figure(fig, f"{prefix}_plotPP.png", tag)
         if converge and g.converge_plots:
             curves = {}
-            for q_max in (10.0, 20.0, 30.0):
-                for n_q in (2048, 4096):
-                    q = q_grid(q_max, n_q)
-                    for n_r in (2048, 4096):
-                        rr = r_grid(g.rmax, n_r)
-                        rr = rr[rr <= PLOT_R_MAX]
-                        v = to_real_space(q, torch.as_tensor(values_on(q)), rr).numpy()
-                        curves[f"qmax {q_max:g}, nq {n_q}, nr {n_r}"] = (rr.numpy(), v)
+            for q_max, n_q, q, radii in self._converge_grids:
+                values = torch.as_tensor(values_on(q))
+                for n_r, rr in radii:
+                    v = to_real_space(q, values, rr).numpy()
+                    curves[f"qmax {q_max:g}, nq {n_q}, nr {n_r}"] = (rr.numpy(), v)
             self.figure(plots.converge_figure(curves, prefix), f"{prefix}_plotPPconverge.png")
 
 
@@ -275,7 +295,8 @@ def write_run_info(path: Path, info: dict[str, Any]) -> None:
 
 
 def run_facts(hamiltonian: PseudopotentialHamiltonian, bundle: Bundle) -> dict[str, Any]:
-    """The physics facts of a run for run_info.json: basis mode and sizes, species, switches."""
+    """The physics facts of a run for run_info.json: basis mode and sizes, species, switches
+    (the legacy_* switches are the run's `legacy_switches`)."""
     options = hamiltonian.options
     return {
         "bundle": str(bundle.path),
@@ -287,6 +308,5 @@ def run_facts(hamiltonian: PseudopotentialHamiltonian, bundle: Bundle) -> dict[s
             "long_range_with_nn": options.long_range_with_nn,
             "nonlocal_without_soc": options.nonlocal_without_soc,
             "eigensolver": options.eigensolver,
-            "legacy_batchnorm": options.legacy_batchnorm,
         },
     }

@@ -31,7 +31,6 @@ from dpp.tools.common import (
     ase_atoms,
     description,
     hamiltonian_from_arguments,
-    lattice_vectors,
     refuse_overwrite,
     run_tool,
 )
@@ -131,7 +130,7 @@ def nearest_neighbour_line(crystal: Crystal) -> tuple[np.ndarray, np.ndarray]:
     from ase.units import Bohr
 
     atoms = ase_atoms(crystal)
-    vectors = lattice_vectors(crystal)
+    vectors = crystal.lattice
     start = np.asarray(crystal.fractional[0], dtype=np.float64)
     if len(atoms) == 1:
         bond = vectors[0]
@@ -158,7 +157,7 @@ def density_figure(
 
     Both are evaluated exactly from the plane waves, not interpolated from the FFT grid.
     """
-    vectors = lattice_vectors(crystal)
+    vectors = crystal.lattice
     figure = Figure(figsize=(10.0, 4.2), layout="constrained")
     plane_ax, line_ax = figure.subplots(1, 2)
     in_plane = [j for j in range(3) if j != axis]

@@ -71,11 +71,6 @@ def refuse_overwrite(paths: Iterable[Path], force: bool) -> None:
 
 
 # -- geometry and file formats -----------------------------------------------------------------
-def lattice_vectors(crystal: Crystal) -> np.ndarray:
-    """Lattice vectors a_r as rows, in Bohr."""
-    return crystal.scale * np.asarray(crystal.cell, dtype=np.float64)
-
-
 def reciprocal_vectors(vectors: np.ndarray) -> np.ndarray:
     """Reciprocal vectors b_r as rows (a_r · b_s = 2π δ_rs), in 1/Bohr for a_r in Bohr."""
     return 2.0 * np.pi * np.linalg.inv(np.asarray(vectors, dtype=np.float64)).T
@@ -94,7 +89,7 @@ def spglib_cell(crystal: Crystal) -> tuple[np.ndarray, np.ndarray, list[int]]:
     the numbers are 1-based indices into the sorted species."""
     species = sorted(set(crystal.symbols))
     return (
-        lattice_vectors(crystal),
+        crystal.lattice,
         np.asarray(crystal.fractional, dtype=np.float64),
         [species.index(symbol) + 1 for symbol in crystal.symbols],
     )
@@ -130,7 +125,7 @@ def ase_atoms(crystal: Crystal) -> Atoms:
     numbers = [atomic_numbers.get(symbol, 0) for symbol in crystal.symbols]
     return Atoms(
         numbers=numbers,
-        cell=lattice_vectors(crystal) * Bohr,
+        cell=crystal.lattice * Bohr,
         scaled_positions=np.asarray(crystal.fractional, dtype=np.float64),
         pbc=True,
     )

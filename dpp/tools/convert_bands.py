@@ -31,7 +31,6 @@ from dpp.outputs.band_plot import path_distance
 from dpp.tools.common import (
     description,
     energy_reference,
-    lattice_vectors,
     points_text,
     reciprocal_vectors,
     refuse_overwrite,
@@ -153,7 +152,7 @@ def read_espresso_output(path: Path) -> SourceBands:
     crystal = crystal_from_atoms(atoms, float(alat.group(1)) if alat else None, codata=QE_CODATA)
     return SourceBands(
         energies=energies,
-        kpoints=kfrac @ reciprocal_vectors(lattice_vectors(crystal)),
+        kpoints=kfrac @ reciprocal_vectors(crystal.lattice),
         first_band=1,
         crystal=crystal,
         spinor="Noncollinear calculation" in text,
@@ -361,7 +360,7 @@ def convert(
     start = first - source.first_band
     window = source.energies[:, start : start + count] - reference
     bands = window if spinor else np.repeat(window, 2, axis=1)
-    vectors = lattice_vectors(crystal)
+    vectors = crystal.lattice
     kfrac = source.kpoints @ vectors.T / (2.0 * np.pi)
     volume = abs(float(np.linalg.det(vectors)))
     cutoff = max_ke or suggested_max_ke(volume, len(crystal.symbols), count, pw_per_atom)

@@ -20,7 +20,6 @@ from dpp.io.records import Crystal
 from dpp.io.system import read_system
 from dpp.tools.common import (
     description,
-    lattice_vectors,
     points_text,
     quiet_spglib,
     refuse_overwrite,
@@ -53,7 +52,7 @@ def setyawan_curtarolo_path(crystal: Crystal, npoints: int, path: str | None = N
     from ase.dft.kpoints import parse_path_string
 
     try:
-        bandpath = Cell(lattice_vectors(crystal)).bandpath(path=path, npoints=npoints)
+        bandpath = Cell(crystal.lattice).bandpath(path=path, npoints=npoints)
     except (ValueError, KeyError) as error:
         raise InputError(
             None, "cannot build the band path", key="--path", found=str(error)

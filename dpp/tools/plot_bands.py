@@ -25,7 +25,6 @@ from dpp.outputs.band_plot import BandPanel, band_figure
 from dpp.tools.common import (
     description,
     energy_reference,
-    lattice_vectors,
     refuse_overwrite,
     run_tool,
 )
@@ -69,7 +68,7 @@ def bundle_panel(
         model=bands,
         reference=reference,
         kpoints=system.kpoints,
-        cell=lattice_vectors(system.crystal),
+        cell=system.crystal.lattice,
         labels=system.kpoint_labels or None,
         band_weights=None if reference is None else system.band_weights,
         name=system.name,

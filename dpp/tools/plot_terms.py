@@ -32,7 +32,6 @@ from dpp.tools.common import (
     add_physics_arguments,
     description,
     hamiltonian_from_arguments,
-    lattice_vectors,
     refuse_overwrite,
     run_tool,
 )
@@ -150,7 +149,7 @@ def _run(args: argparse.Namespace) -> None:
     layout = path_layout(
         system.n_kpoints,
         kpoints=system.kpoints,
-        cell=lattice_vectors(system.crystal),
+        cell=system.crystal.lattice,
         labels=system.kpoint_labels or None,
     )
     folder.mkdir(parents=True, exist_ok=True)

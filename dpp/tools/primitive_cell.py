@@ -21,7 +21,6 @@ from dpp.io.records import Crystal
 from dpp.io.system import read_system
 from dpp.tools.common import (
     description,
-    lattice_vectors,
     points_text,
     quiet_spglib,
     reciprocal_vectors,
@@ -76,7 +75,7 @@ def primitive_cell(crystal: Crystal, symprec: float = 1e-5) -> Reduction:
             fractional=fractional,
         )
     )
-    multiples = cell[0] @ np.linalg.inv(lattice_vectors(primitive))
+    multiples = cell[0] @ np.linalg.inv(primitive.lattice)
     if np.max(np.abs(multiples - np.round(multiples))) > _INTEGER_TOLERANCE:
         raise InputError(
             None,
@@ -90,8 +89,8 @@ def primitive_cell(crystal: Crystal, symprec: float = 1e-5) -> Reduction:
 
 def map_kpoints(kpoints: np.ndarray, old: Crystal, new: Crystal) -> np.ndarray:
     """Fractional k on the reciprocal basis of `old` → on that of `new` (same Cartesian k)."""
-    cartesian = np.asarray(kpoints, dtype=np.float64) @ reciprocal_vectors(lattice_vectors(old))
-    return cartesian @ lattice_vectors(new).T / (2.0 * np.pi)
+    cartesian = np.asarray(kpoints, dtype=np.float64) @ reciprocal_vectors(old.lattice)
+    return cartesian @ new.lattice.T / (2.0 * np.pi)
 
 
 def _reduce(args: argparse.Namespace) -> None:

@@ -99,8 +99,3 @@ def _check(config: NNConfigFile) -> None:
             "sparse gradients, and every pseudopotential parameter has a dense gradient)",
             found="sparseadam",
         )
-    plot_every = config.get("init_Zunger_plotEvery")
-    if plot_every is not None and plot_every != -1 and plot_every < 1:
-        raise config.error(
-            "init_Zunger_plotEvery", "invalid value", expected=">= 1 or -1", found=str(plot_every)
-        )

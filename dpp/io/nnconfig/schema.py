@@ -334,12 +334,12 @@ _KEYS = (
         "k-point of the relative-energy reference band",
         choices=("first_kpoint", "same_kpoint"),
     ),
-    # 3.8 Monte Carlo
+    # 3.8 Monte Carlo (mc_perturb_mode is checked by McConfig)
     _key("mc_bool", "bool", None, "run Monte Carlo instead of gradient training"),
     _key("mc_iter", "int", "mc.iterations", "number of Monte Carlo trial moves", minimum=1),
     _key("mc_percentage", "float", "mc.percentage", "perturbation magnitude epsilon", minimum=0.0),
     _key("mc_beta", "float", "mc.beta", "beta of the square-root Metropolis rule", minimum=0.0),
-    _key("mc_perturb_mode", "int", "mc.perturb_mode", "perturbation kernel 1-7", minimum=1),
+    _key("mc_perturb_mode", "int", "mc.perturb_mode", "perturbation kernel 1-7"),
     _key(
         "mc_beta_schedule",
         "path",
@@ -347,19 +347,20 @@ _KEYS = (
         "beta schedule file (relative to the bundle); overrides mc_beta",
     ),
     _key("mc_engine", "choice", "mc.engine", "Monte Carlo engine", choices=("nn", "analytic")),
-    # 3.9 band order and output grids
+    # 3.9 band order and output grids (bounds as OutputSettings: a bad file value is refused
+    # even where the command line overrides it)
     _key("smooth_reorder", "bool", None, "extrapolation/assignment band reordering"),
     _key("eigvec_reorder", "bool", None, "eigenvector-overlap band reordering"),
-    _key("qmax", "float", "outputs.qmax", "q_max of the *_qSpace_pot.dat tables", minimum=0.0),
+    _key("qmax", "float", "outputs.qmax", "q_max of the *_qSpace_pot.dat tables", above=0.0),
     _key("nQGrid", "int", "outputs.n_qgrid", "rows of the *_qSpace_pot.dat tables", minimum=2),
-    _key("Rmax", "float", "outputs.rmax", "r_max of the real-space potential files", minimum=0.0),
+    _key("Rmax", "float", "outputs.rmax", "r_max of the real-space potential files", above=0.0),
     _key("nRGrid", "int", "outputs.n_rgrid", "rows of the real-space potential files", minimum=2),
     _key(
         "ft_qmax",
         "float",
         "outputs.ft_qmax",
         "q cutoff of the real-space transform (1/Bohr)",
-        minimum=0.0,
+        above=0.0,
     ),
     _key("ft_nQGrid", "int", "outputs.ft_n_qgrid", "q points of the transform", minimum=2),
     # legacy switches (reproduce the original where dpp differs)

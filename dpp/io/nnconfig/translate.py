@@ -26,7 +26,6 @@ class Translation:
     groups: dict[str, str] = field(default_factory=dict)  # e.g. "optimizer" -> "sgd"
     values: dict[str, Any] = field(default_factory=dict)  # e.g. "optimizer.lr" -> 0.005
     sources: dict[str, str] = field(default_factory=dict)  # dotted path or group -> key
-    notes: list[str] = field(default_factory=list)  # keys given but not used, and why
 
     def tree(self) -> dict[str, Any]:
         """The config as a nested mapping with its `defaults` list (YAML-ready)."""
@@ -74,25 +73,40 @@ def translate(config: NNConfigFile) -> Translation:
     for switch, mode in (("smooth_reorder", "smooth"), ("eigvec_reorder", "eigvec")):
         if given.get(switch):
             _set(out, "loss.reorder", mode, switch)
-    chosen = optimizer or "adam"
+    # Optimiser-specific keys go in whatever the optimiser: the recipe, the experiment or the
+    # command line may choose another one, and the arguments it does not take are dropped
+    # when it is built (dpp.app.settings.partial_of).
     betas = [given.get("adam_beta1"), given.get("adam_beta2")]
     if betas != [None, None]:
-        if chosen in ADAM_FAMILY:
-            value = [b if b is not None else d for b, d in zip(betas, ADAM_BETAS, strict=True)]
-            _set(
-                out,
-                "optimizer.betas",
-                value,
-                "adam_beta1" if betas[0] is not None else "adam_beta2",
-            )
-        else:
-            out.notes.append(f"adam_beta1/adam_beta2 are not used by optimizer {chosen}")
+        value = [b if b is not None else d for b, d in zip(betas, ADAM_BETAS, strict=True)]
+        _set(out, "optimizer.betas", value, "adam_beta1" if betas[0] is not None else "adam_beta2")
     if "sgd_momentum" in given:
-        if chosen == "sgd":
-            _set(out, "optimizer.momentum", given["sgd_momentum"], "sgd_momentum")
-        else:
-            out.notes.append(f"sgd_momentum is not used by optimizer {chosen}")
+        _set(out, "optimizer.momentum", given["sgd_momentum"], "sgd_momentum")
     return out
+
+
+DEFAULT_OPTIMIZER = "adam"
+"""The optimiser of conf/train.yaml's defaults, which recipe=legacy trains with when
+NN_config.par has no `optimizer` key."""
+OPTIMIZER_KEYS = {
+    "optimizer.betas": (ADAM_FAMILY, "adam_beta1/adam_beta2 are"),
+    "optimizer.momentum": (("sgd",), "sgd_momentum is"),
+}
+"""Optimiser arguments of the translation: the optimisers that take them, and their keys."""
+
+
+def pin_optimizer(translation: Translation) -> list[str]:
+    """Remove the optimiser arguments that the file's own optimiser (`optimizer`, else
+    DEFAULT_OPTIMIZER) does not take, for a config that fixes that optimiser (the converter's
+    experiment file); returns a note for each."""
+    optimizer = translation.groups.get("optimizer", DEFAULT_OPTIMIZER)
+    notes = []
+    for path, (takers, keys) in OPTIMIZER_KEYS.items():
+        if path in translation.values and optimizer not in takers:
+            del translation.values[path]
+            del translation.sources[path]
+            notes.append(f"{keys} not used by optimizer {optimizer}")
+    return notes
 
 
 def nn_key_of(path: str, translation: Translation) -> str | None:
