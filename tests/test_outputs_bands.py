@@ -103,7 +103,7 @@ def test_path_layout_is_computed_once_per_path(system: SystemData, monkeypatch) 
 
     calls = []
     rotations = band_plot.lattice_rotations
-    monkeypatch.setattr(band_plot, "_LAYOUTS", {})
+    band_plot._cached_layout.cache_clear()
     monkeypatch.setattr(band_plot, "lattice_rotations", lambda c: calls.append(1) or rotations(c))
     cell = system.crystal.lattice
     first = band_plot.path_layout(system.n_kpoints, kpoints=system.kpoints, cell=cell)

@@ -7,7 +7,7 @@ objects (no pyplot state); save them with `figure.savefig(path)`.
 
 from __future__ import annotations
 
-import threading
+import functools
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -169,11 +169,19 @@ def _corners_and_breaks(kpoints: np.ndarray, cell: np.ndarray | None) -> tuple[s
     return corners, breaks
 
 
-def _array_key(values: np.ndarray | None) -> tuple[tuple[int, ...], bytes] | None:
+ArrayKey = tuple[tuple[int, ...], bytes] | None
+"""An array as a hashable value: (shape, float64 bytes), or None."""
+
+
+def _array_key(values: np.ndarray | None) -> ArrayKey:
     if values is None:
         return None
     array = np.ascontiguousarray(values, dtype=float)
     return array.shape, array.tobytes()
+
+
+def _array(key: ArrayKey) -> np.ndarray | None:
+    return None if key is None else np.frombuffer(key[1], dtype=float).reshape(key[0])
 
 
 def path_layout(
@@ -198,7 +206,7 @@ def path_layout(
     Layouts are cached by the content of the arguments (the same path is drawn in every panel
     of every figure of a run); the returned `x` is read-only.
     """
-    key = (
+    return _cached_layout(
         n_kpoints,
         _array_key(distance),
         _array_key(kpoints),
@@ -206,22 +214,22 @@ def path_layout(
         tuple(sorted((labels or {}).items())),
         distance_unit,
     )
-    with _LAYOUT_LOCK:
-        layout = _LAYOUTS.get(key)
-    if layout is None:
-        layout = _path_layout(n_kpoints, distance, kpoints, cell, labels, distance_unit)
-        layout.x.setflags(write=False)
-        with _LAYOUT_LOCK:
-            if len(_LAYOUTS) >= _LAYOUT_CACHE_SIZE:
-                _LAYOUTS.pop(next(iter(_LAYOUTS)))
-            _LAYOUTS[key] = layout
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_layout(
+    n_kpoints: int,
+    distance: ArrayKey,
+    kpoints: ArrayKey,
+    cell: ArrayKey,
+    labels: tuple[tuple[int, str], ...],
+    distance_unit: str,
+) -> PathLayout:
+    layout = _path_layout(
+        n_kpoints, _array(distance), _array(kpoints), _array(cell), dict(labels), distance_unit
+    )
+    layout.x.setflags(write=False)
     return layout
-
-
-_LAYOUT_CACHE_SIZE = 64
-_LAYOUTS: dict[tuple[object, ...], PathLayout] = {}
-"""path_layout's cache, oldest first."""
-_LAYOUT_LOCK = threading.Lock()
 
 
 def _path_layout(
