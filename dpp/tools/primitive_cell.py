@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dpp.errors import InputError
-from dpp.io.kpoints import read_points
-from dpp.io.labels import read_point_labels
+from dpp.io.kpoints import read_labelled_points
 from dpp.io.records import Crystal
 from dpp.io.system import read_system
 from dpp.tools.common import (
@@ -99,11 +98,9 @@ def _reduce(args: argparse.Namespace) -> None:
     folder = args.output or args.system.parent
     outputs = {folder / args.system.name: system_text(reduction.crystal)}
     if args.kpoints is not None:
-        kpoints, weights = read_points(args.kpoints)
+        kpoints, weights, labels = read_labelled_points(args.kpoints)
         mapped = map_kpoints(kpoints, crystal, reduction.crystal)
-        outputs[folder / args.kpoints.name] = points_text(
-            mapped, weights, read_point_labels(args.kpoints)
-        )
+        outputs[folder / args.kpoints.name] = points_text(mapped, weights, labels)
     refuse_overwrite(outputs, args.force)
     for path, text in outputs.items():
         write_text(path, text)
