@@ -343,7 +343,7 @@ CASES = [
          "gamma > 0", "0"),
     Case("nn_negative_gamma", both(nn("scheduler_gamma", "-0.5"), LEGACY), KV,
          "scheduler_gamma", "> 0"),
-    Case("nn_zero_prefit_lr", nn("init_Zunger_optimizer_lr", "0"), KV,
+    Case("nn_zero_prefit_lr", both(nn("init_Zunger_optimizer_lr", "0"), LEGACY), KV,
          "init_Zunger_optimizer_lr", "lr > 0", "0"),
     Case("nn_scheduler_step", nn("schedulerStep", "0"), KV, "schedulerStep", ">= 1", "0"),
     Case("nn_negative_epochs", nn("max_num_epochs", "-1"), KV, "max_num_epochs", ">= 0"),

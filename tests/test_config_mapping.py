@@ -153,6 +153,23 @@ def test_optimizer_takes_the_nn_config_keys_it_accepts(
     call_checked(factory, "optimizer", origins, [torch.zeros(2, requires_grad=True)])
 
 
+@pytest.mark.parametrize(
+    ("overrides", "optimizer", "lr"),
+    [
+        ([], "Adam", 0.01),
+        (["recipe=legacy"], "SGD", 0.2),
+        (["init.optimizer.lr=0.05"], "Adam", 0.05),
+    ],
+)
+def test_prefit_optimizer_of_each_recipe(tmp_path: Path, overrides, optimizer, lr):
+    """The default recipe pre-fits with Adam at lr 0.01 whatever init_Zunger_optimizer(_lr)
+    say; recipe=legacy keeps them; the command line beats both."""
+    bundle = small_bundle(tmp_path, init_Zunger_optimizer="sgd", init_Zunger_optimizer_lr=0.2)
+    _, settings, _ = settings_of([f"data.bundle={bundle}", *overrides])
+    factory = settings.init.optimizer
+    assert factory.func.__name__ == optimizer and factory.keywords["lr"] == lr
+
+
 def test_monte_carlo_selected_by_mc_bool(tmp_path: Path):
     bundle = small_bundle(
         tmp_path, max_num_epochs=0, mc_bool=1, mc_iter=5, mc_percentage=0.1, mc_beta=10

@@ -80,8 +80,18 @@ def initialise(
             )
             plots.save_figure(fig, run_dir / "init_train_cost.png")
             plots.close(fig)
-        chosen = f"pre-fit ({settings.num_epochs} epochs) to the {data.source}"
+        how = f"{settings.num_epochs} epochs{_optimizer_words(settings)}"
+        chosen = f"pre-fit ({how}) to the {data.source}"
     else:
         chosen = "the catalogue's own initialiser of the model class"
     log.info("initialisation: %s", chosen)
     return chosen
+
+
+def _optimizer_words(settings: PrefitSettings) -> str:
+    """`, Adam at lr 0.01` for the pre-fit optimiser partial (empty when it is not one)."""
+    func = getattr(settings.optimizer, "func", None)
+    lr = getattr(settings.optimizer, "keywords", {}).get("lr")
+    if func is None:
+        return ""
+    return f", {func.__name__}" + ("" if lr is None else f" at lr {lr:g}")
