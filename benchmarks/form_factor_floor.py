@@ -70,7 +70,10 @@ class SystemFit:
     n_bands: int
 
 
-def system_fits(hamiltonian: PseudopotentialHamiltonian, bundle: Bundle, grid: torch.Tensor):
+def system_fits(
+    hamiltonian: PseudopotentialHamiltonian, bundle: Bundle, grid: torch.Tensor
+) -> list[SystemFit]:
+    """Every system's fixed data on the q `grid` (1/Bohr); exits on unsupported systems."""
     fits = []
     for index, data in enumerate(bundle.systems):
         if data.order_matrix is not None or data.settings.relE_bIdx is not None:
@@ -140,7 +143,14 @@ def curvature_operator(n_points: int, n_species: int, alpha: float) -> torch.Ten
     return alpha**0.5 * torch.kron(second, torch.eye(n_species, dtype=torch.float64))
 
 
-def objective(hamiltonian, fits, curves, start, penalty, jacobian):  # noqa: ANN001, ANN201
+def objective(
+    hamiltonian: PseudopotentialHamiltonian,
+    fits: list[SystemFit],
+    curves: torch.Tensor,
+    start: torch.Tensor,
+    penalty: torch.Tensor,
+    jacobian: bool,
+) -> tuple[float, float, torch.Tensor, torch.Tensor | None]:
     """(band loss, penalty, residual vector, Jacobian or None) of the grid `curves`."""
     parts = [residuals(hamiltonian, fit, curves, jacobian) for fit in fits]
     smooth = penalty @ (curves - start).reshape(-1)
@@ -150,7 +160,13 @@ def objective(hamiltonian, fits, curves, start, penalty, jacobian):  # noqa: ANN
     return bands, float(smooth @ smooth), vector, matrix
 
 
-def levenberg_marquardt(hamiltonian, fits, start, penalty, iterations):  # noqa: ANN001, ANN201
+def levenberg_marquardt(
+    hamiltonian: PseudopotentialHamiltonian,
+    fits: list[SystemFit],
+    start: torch.Tensor,
+    penalty: torch.Tensor,
+    iterations: int,
+) -> torch.Tensor:
     """Minimise band loss + penalty from `start`; prints each iteration, returns the curves."""
     curves, damping, scale = start.clone(), LAMBDA_START, None
     began = time.perf_counter()
@@ -184,6 +200,7 @@ def levenberg_marquardt(hamiltonian, fits, start, penalty, iterations):  # noqa:
 
 
 def network_loss(hamiltonian: PseudopotentialHamiltonian, bundle: Bundle) -> float:
+    """The band loss (eV²) of `hamiltonian` over every system and k-point."""
     with torch.no_grad():
         return sum(
             float(band_loss(hamiltonian, bundle, s, torch.arange(system.n_kpoints)))
