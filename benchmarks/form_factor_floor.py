@@ -97,14 +97,11 @@ def system_fits(
     return fits
 
 
-def residuals(
-    hamiltonian: PseudopotentialHamiltonian,
-    fit: SystemFit,
-    curves: torch.Tensor,
-    jacobian: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Weighted band errors (eV) of one system with the grid `curves` (points, species), and
-    their Jacobian in the flattened curves (Hellmann–Feynman: dE/dV = ψ ψ†)."""
+def solve(
+    hamiltonian: PseudopotentialHamiltonian, fit: SystemFit, curves: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted band errors (eV, flattened over k and bands) of one system with the grid
+    `curves` (points, species), and the eigenvectors (nK, N, columns) behind them."""
     geometry = hamiltonian.geometries[fit.index]
     values = fit.weights @ curves
     potential = sum(
@@ -113,26 +110,29 @@ def residuals(
     energies, vectors = torch.linalg.eigh(fit.rest + potential)
     columns = spatial_columns(fit.n_bands, spin_orbit=False)
     bands = process_bands(energies[:, :columns], fit.n_bands, spin_orbit=False)
-    error = (fit.scale * (bands - fit.reference)).reshape(-1)
-    if not jacobian:
-        return error, None
-    n_kpoints, n_points = len(vectors), curves.shape[0]
-    n_species = curves.shape[1]
-    band_columns = torch.arange(fit.n_bands) // 2
-    rows = []
+    return (fit.scale * (bands - fit.reference)).reshape(-1), vectors[..., :columns]
+
+
+def jacobian(
+    hamiltonian: PseudopotentialHamiltonian, fit: SystemFit, vectors: torch.Tensor, n_species: int
+) -> torch.Tensor:
+    """d(weighted band errors)/d(flattened curves) from the eigenvectors of `solve`
+    (Hellmann–Feynman: dE/dV = ψ ψ†), (nK·nBands, points·species)."""
+    geometry = hamiltonian.geometries[fit.index]
+    n_kpoints, columns = vectors.shape[0], vectors.shape[-1]
     flat_index = geometry.q_index.reshape(-1)
+    binned = torch.zeros(n_species, len(geometry.unique_q), n_kpoints, columns, dtype=torch.float64)
     for k in range(n_kpoints):
-        psi = vectors[k, :, :columns]
+        psi = vectors[k]
         outer = psi.conj()[:, None, :] * psi[None, :, :]  # (N, N, columns)
-        derivative = torch.zeros(n_points, n_species, columns, dtype=torch.float64)
         for s in fit.species:
             element = (outer * geometry.structure_factors[s][..., None]).real
-            binned = torch.zeros(len(geometry.unique_q), columns, dtype=torch.float64)
-            binned.index_add_(0, flat_index, element.reshape(-1, columns))
-            derivative[:, s] = fit.weights.T @ binned
-        per_band = derivative[..., band_columns] * AUTOEV  # eV per Hartree·Bohr³
-        rows.append(fit.scale[k][:, None] * per_band.reshape(-1, fit.n_bands).T)
-    return error, torch.cat(rows)
+            binned[s, :, k].index_add_(0, flat_index, element.reshape(-1, columns))
+    # (points, species, nK, columns) in eV per Hartree·Bohr³, then each band's column
+    derivative = torch.einsum("ug,sukc->gskc", fit.weights, binned) * AUTOEV
+    per_band = derivative[..., torch.arange(fit.n_bands) // 2]  # (points, species, nK, nBands)
+    rows = per_band.reshape(-1, n_kpoints * fit.n_bands).T
+    return fit.scale.reshape(-1, 1) * rows
 
 
 def curvature_operator(n_points: int, n_species: int, alpha: float) -> torch.Tensor:
@@ -143,21 +143,34 @@ def curvature_operator(n_points: int, n_species: int, alpha: float) -> torch.Ten
     return alpha**0.5 * torch.kron(second, torch.eye(n_species, dtype=torch.float64))
 
 
-def objective(
+@dataclass
+class State:
+    """The curves, their band loss and penalty (eV²), residual vector and eigenvectors."""
+
+    curves: torch.Tensor
+    bands: float
+    smooth: float
+    vector: torch.Tensor
+    vectors: list[torch.Tensor]
+
+    @property
+    def total(self) -> float:
+        return self.bands + self.smooth
+
+
+def evaluate(
     hamiltonian: PseudopotentialHamiltonian,
     fits: list[SystemFit],
     curves: torch.Tensor,
     start: torch.Tensor,
     penalty: torch.Tensor,
-    jacobian: bool,
-) -> tuple[float, float, torch.Tensor, torch.Tensor | None]:
-    """(band loss, penalty, residual vector, Jacobian or None) of the grid `curves`."""
-    parts = [residuals(hamiltonian, fit, curves, jacobian) for fit in fits]
+) -> State:
+    """Band loss, penalty and residuals of the grid `curves` (one eigensolve per system)."""
+    parts = [solve(hamiltonian, fit, curves) for fit in fits]
     smooth = penalty @ (curves - start).reshape(-1)
     vector = torch.cat([error for error, _ in parts] + [smooth])
-    matrix = torch.cat([j for _, j in parts] + [penalty]) if jacobian else None
     bands = float(sum(error @ error for error, _ in parts))
-    return bands, float(smooth @ smooth), vector, matrix
+    return State(curves, bands, float(smooth @ smooth), vector, [v for _, v in parts])
 
 
 def levenberg_marquardt(
@@ -167,13 +180,19 @@ def levenberg_marquardt(
     penalty: torch.Tensor,
     iterations: int,
 ) -> torch.Tensor:
-    """Minimise band loss + penalty from `start`; prints each iteration, returns the curves."""
-    curves, damping, scale = start.clone(), LAMBDA_START, None
+    """Minimise band loss + penalty from `start`; prints each iteration, returns the curves.
+    The Jacobian comes from the eigenvectors of the accepted state: one eigensolve per trial."""
+    damping, scale = LAMBDA_START, None
     began = time.perf_counter()
-    print(f"{0:5d} {objective(hamiltonian, fits, curves, start, penalty, False)[0]:14.6g}")
+    state = evaluate(hamiltonian, fits, start, start, penalty)
+    n_species = start.shape[1]
+    print(f"{0:5d} {state.bands:14.6g}")
     for iteration in range(1, iterations + 1):
-        bands, smooth, vector, matrix = objective(hamiltonian, fits, curves, start, penalty, True)
-        normal, gradient = matrix.T @ matrix, matrix.T @ vector
+        rows = [
+            jacobian(hamiltonian, f, v, n_species) for f, v in zip(fits, state.vectors, strict=True)
+        ]
+        matrix = torch.cat([*rows, penalty])
+        normal, gradient = matrix.T @ matrix, matrix.T @ state.vector
         diagonal = normal.diagonal()
         scale = diagonal.clone() if scale is None else torch.maximum(scale, diagonal)
         tries = 0
@@ -181,22 +200,23 @@ def levenberg_marquardt(
             tries += 1
             system = normal + damping * torch.diag(scale.clamp_min(1e-12))
             step = torch.linalg.solve(system, -gradient)
-            trial = curves + step.reshape(curves.shape)
-            new_bands, new_smooth, _, _ = objective(hamiltonian, fits, trial, start, penalty, False)
-            drop = bands + smooth - new_bands - new_smooth
+            trial = evaluate(
+                hamiltonian, fits, state.curves + step.reshape(start.shape), start, penalty
+            )
+            drop = state.total - trial.total
             predicted = -float(gradient @ step) - 0.5 * float(step @ normal @ step)
             if drop > 0:
-                curves, bands, smooth = trial, new_bands, new_smooth
+                state = trial
                 ratio = drop / max(predicted, 1e-300)
                 damping *= max(1.0 / 3.0, 1.0 - (2.0 * ratio - 1.0) ** 3)
                 break
             damping *= 4.0
         print(
-            f"{iteration:5d} {bands:14.6g} {smooth:12.4g} {damping:10.3g} {tries:5d} "
+            f"{iteration:5d} {state.bands:14.6g} {state.smooth:12.4g} {damping:10.3g} {tries:5d} "
             f"{time.perf_counter() - began:9.1f}",
             flush=True,
         )
-    return curves
+    return state.curves
 
 
 def network_loss(hamiltonian: PseudopotentialHamiltonian, bundle: Bundle) -> float:
