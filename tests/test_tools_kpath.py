@@ -10,7 +10,7 @@ import pytest
 from dpp.io.kpoints import read_points
 from dpp.io.labels import read_point_labels
 from dpp.io.system import read_system
-from dpp.tools.common import reciprocal_vectors
+from dpp.physics.lattice import reciprocal_vectors
 from dpp.tools.kpath import main
 
 CDSE_SYSTEM = (

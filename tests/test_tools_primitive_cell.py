@@ -16,7 +16,7 @@ from dpp.io.kpoints import read_points
 from dpp.io.labels import read_point_labels
 from dpp.io.system import read_system
 from dpp.physics import AUTOEV, build_hamiltonian
-from dpp.tools.common import reciprocal_vectors
+from dpp.physics.lattice import reciprocal_vectors
 from dpp.tools.primitive_cell import main
 
 TESTS = Path(__file__).parent

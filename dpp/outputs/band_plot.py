@@ -17,6 +17,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from dpp.physics.lattice import reciprocal_vectors
+
 GAMMA = "Γ"
 _GAMMA_NAMES = frozenset({"G", "GAMMA", "Gamma", r"\Gamma", r"$\Gamma$", GAMMA})
 JUMP_FACTOR = 2.5
@@ -133,7 +135,7 @@ def _steps(kpoints: np.ndarray, cell: np.ndarray | None) -> np.ndarray:
     """|k_{i+1} − k_i|: Cartesian (1/Bohr) with a cell, else fractional."""
     steps = np.diff(np.asarray(kpoints, float), axis=0)
     if cell is not None:
-        steps = steps @ (2.0 * np.pi * np.linalg.inv(np.asarray(cell, float)).T)
+        steps = steps @ reciprocal_vectors(cell)
     return np.linalg.norm(steps, axis=1)
 
 

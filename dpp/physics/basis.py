@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from dpp.physics.lattice import reciprocal_vectors
+
 BASIS_SEARCH_MODES = ("complete", "legacy")
 
 
@@ -20,7 +22,7 @@ def integer_box(reciprocal: np.ndarray, max_ke: float, mode: str) -> np.ndarray:
         n_max = int(g_max / float(np.min(np.linalg.norm(reciprocal, axis=1))))
         return np.full(3, n_max, dtype=np.int64)
     if mode == "complete":
-        vectors = 2.0 * np.pi * np.linalg.inv(reciprocal).T
+        vectors = reciprocal_vectors(reciprocal)
         return np.ceil(g_max * np.linalg.norm(vectors, axis=1) / (2.0 * np.pi)).astype(np.int64)
     raise ValueError(f"basis_search must be one of {BASIS_SEARCH_MODES}, got {mode!r}")
 

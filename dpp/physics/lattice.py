@@ -9,6 +9,12 @@ import numpy as np
 from dpp.io.records import Crystal
 
 
+def reciprocal_vectors(vectors: np.ndarray) -> np.ndarray:
+    """The dual basis as rows, 2π (A⁻¹)ᵀ (a_r · b_s = 2π δ_rs): reciprocal vectors in 1/Bohr
+    for lattice vectors in Bohr, and lattice vectors for reciprocal ones."""
+    return 2.0 * np.pi * np.linalg.inv(np.asarray(vectors, dtype=np.float64)).T
+
+
 @dataclass(frozen=True)
 class Lattice:
     """Lattice vectors a_r (rows, Bohr), reciprocal b_r (rows, 1/Bohr), volume Ω (Bohr³)."""

@@ -71,11 +71,6 @@ def refuse_overwrite(paths: Iterable[Path], force: bool) -> None:
 
 
 # -- geometry and file formats -----------------------------------------------------------------
-def reciprocal_vectors(vectors: np.ndarray) -> np.ndarray:
-    """Reciprocal vectors b_r as rows (a_r · b_s = 2π δ_rs), in 1/Bohr for a_r in Bohr."""
-    return 2.0 * np.pi * np.linalg.inv(np.asarray(vectors, dtype=np.float64)).T
-
-
 def right_handed(crystal: Crystal) -> Crystal:
     """The crystal with all lattice vectors and fractional coordinates negated if its cell is
     left-handed (the same atoms in space), else the crystal itself."""

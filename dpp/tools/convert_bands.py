@@ -28,11 +28,11 @@ from dpp.io.tables import read_table
 from dpp.io.text import read_text
 from dpp.io.writers import write_species_params
 from dpp.outputs.band_plot import path_distance
+from dpp.physics.lattice import reciprocal_vectors
 from dpp.tools.common import (
     description,
     energy_reference,
     points_text,
-    reciprocal_vectors,
     refuse_overwrite,
     right_handed,
     run_tool,

@@ -18,11 +18,11 @@ from dpp.errors import InputError
 from dpp.io.kpoints import read_labelled_points
 from dpp.io.records import Crystal
 from dpp.io.system import read_system
+from dpp.physics.lattice import reciprocal_vectors
 from dpp.tools.common import (
     description,
     points_text,
     quiet_spglib,
-    reciprocal_vectors,
     refuse_overwrite,
     right_handed,
     run_tool,
