@@ -1,14 +1,16 @@
 """Fit quality of training recipes: the original's (recipe=legacy) against dpp's default.
 
     python benchmarks/fit_quality.py dpp/data/examples/zb_CdSe
-    python benchmarks/fit_quality.py tests/data/InGaAsP --epochs 200 --prefit 1000 --fresh
+    python benchmarks/fit_quality.py tests/data/InGaAsP --epochs 200 --prefit 1000 --fresh \
+        --seed 0 1 2
 
-Every recipe trains the same bundle from the same seed and initial network for the same
+For each seed, every recipe trains the same bundle from the same initial network for the same
 number of epochs (one optimiser step per epoch) in one process, one CPU thread each, and the
 script prints the final and best training losses (eV²), the worst jump after the first
-epochs (loss / running best), and the wall time. `--fresh` starts from the Wang–Zunger
-pre-fit instead of the bundle's init_PPmodel.pth; extra `--recipe NAME=override,override`
-options compare other settings.
+epochs (loss / running best), and the wall time; then, per recipe, the legacy recipe's best
+loss over its best loss for each seed and their geometric mean. `--fresh` starts from the
+Wang–Zunger pre-fit instead of the bundle's init_PPmodel.pth; extra
+`--recipe NAME=override,override` options compare other settings.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def main() -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--prefit", type=int, default=None, help="pre-fit epochs (init)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one fit per seed")
     parser.add_argument("--fresh", action="store_true", help="ignore init_PPmodel.pth")
     parser.add_argument("--skip", type=int, default=3, help="epochs before jumps count")
     parser.add_argument("--recipe", action="append", default=[], help="NAME=override,...")
@@ -85,29 +87,39 @@ def main() -> None:
         recipes[name] = [o for o in overrides.split(",") if o]
     if args.only:
         recipes = {name: recipes[name] for name in args.only}
-    common = [f"trainer.max_epochs={args.epochs}", f"seed={args.seed}"]
+    common = [f"trainer.max_epochs={args.epochs}"]
     common.append(f"trainer.check_val_every_n_epoch={args.epochs}")
     if args.prefit is not None:
         common.append(f"init.num_epochs={args.prefit}")
+    best: dict[str, list[float]] = {name: [] for name in recipes}
     with tempfile.TemporaryDirectory() as scratch:
         bundle = args.bundle.resolve()
         if args.fresh:
             bundle = Path(shutil.copytree(bundle, Path(scratch) / "bundle"))
             (bundle / "init_PPmodel.pth").unlink(missing_ok=True)
         print(
-            f"{'recipe':<12} {'final':>12} {'best':>12} {'best epoch':>10} "
+            f"{'recipe':<12} {'seed':>4} {'final':>12} {'best':>12} {'best epoch':>10} "
             f"{'worst jump':>10} {'time (s)':>9}"
         )
-        for name, overrides in recipes.items():
-            costs, seconds = fit(bundle, [*common, *overrides], Path(scratch) / name)
-            best = min(costs)
-            print(
-                f"{name:<12} {costs[-1]:12.6g} {best:12.6g} {costs.index(best) + 1:10d} "
-                f"{_worst_jump(costs, args.skip):10.3g} {seconds:9.1f}",
-                flush=True,
-            )
-            if args.trace:
-                print("    " + " ".join(f"{c:.4g}" for c in costs), flush=True)
+        for seed in args.seed:
+            for name, overrides in recipes.items():
+                work = Path(scratch) / f"{name}_seed{seed}"
+                costs, seconds = fit(bundle, [*common, f"seed={seed}", *overrides], work)
+                best[name].append(min(costs))
+                print(
+                    f"{name:<12} {seed:4d} {costs[-1]:12.6g} {best[name][-1]:12.6g} "
+                    f"{costs.index(best[name][-1]) + 1:10d} "
+                    f"{_worst_jump(costs, args.skip):10.3g} {seconds:9.1f}",
+                    flush=True,
+                )
+                if args.trace:
+                    print("    " + " ".join(f"{c:.4g}" for c in costs), flush=True)
+    if "legacy" in best:
+        for name in best.keys() - {"legacy"}:
+            ratios = [old / new for old, new in zip(best["legacy"], best[name], strict=True)]
+            mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            words = " ".join(f"{r:.3g}" for r in ratios)
+            print(f"legacy best / {name} best: {words} (geometric mean {mean:.3g})")
 
 
 if __name__ == "__main__":

@@ -154,20 +154,22 @@ def test_optimizer_takes_the_nn_config_keys_it_accepts(
 
 
 @pytest.mark.parametrize(
-    ("overrides", "optimizer", "lr"),
+    ("overrides", "optimizer", "lr", "spread"),
     [
-        ([], "Adam", 0.01),
-        (["recipe=legacy"], "SGD", 0.2),
-        (["init.optimizer.lr=0.05"], "Adam", 0.05),
+        ([], "Adam", 0.01, True),
+        (["recipe=legacy"], "SGD", 0.2, False),
+        (["init.optimizer.lr=0.05", "init.spread_knots=false"], "Adam", 0.05, False),
     ],
 )
-def test_prefit_optimizer_of_each_recipe(tmp_path: Path, overrides, optimizer, lr):
-    """The default recipe pre-fits with Adam at lr 0.01 whatever init_Zunger_optimizer(_lr)
-    say; recipe=legacy keeps them; the command line beats both."""
+def test_prefit_of_each_recipe(tmp_path: Path, overrides, optimizer, lr, spread):
+    """The default recipe spreads the first layer's knots and pre-fits with Adam at lr 0.01
+    whatever init_Zunger_optimizer(_lr) say; recipe=legacy keeps the original's pre-fit; the
+    command line beats both."""
     bundle = small_bundle(tmp_path, init_Zunger_optimizer="sgd", init_Zunger_optimizer_lr=0.2)
     _, settings, _ = settings_of([f"data.bundle={bundle}", *overrides])
     factory = settings.init.optimizer
     assert factory.func.__name__ == optimizer and factory.keywords["lr"] == lr
+    assert settings.init.spread_knots is spread
 
 
 def test_monte_carlo_selected_by_mc_bool(tmp_path: Path):

@@ -78,6 +78,7 @@ def test_existing_bundle_run_writes_the_original_files(trained):
     info = json.loads((run_dir / "run_info.json").read_text())
     assert info["basis_search"] == "complete" and info["species"] == ["Cd", "Se"]
     assert "pre-fit" in info["initialisation"]
+    assert "first-layer knots spread over (0, 3.46) 1/Bohr" in info["initialisation"]
 
 
 def test_tensorboard_scalars_and_images_share_the_epoch_axis(trained):

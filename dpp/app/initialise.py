@@ -13,8 +13,10 @@ from dpp.fitting.prefit import COST_UNIT, PrefitSettings, prefit, prefit_data
 from dpp.io.records import Bundle
 from dpp.io.writers import save_torch_atomic, write_parameter_dump
 from dpp.models import has_batchnorm, is_zero_function, load_checkpoint, model_state
+from dpp.models.knots import spread_transitions
 from dpp.outputs import plots
 from dpp.outputs.progress import progress
+from dpp.physics.basis import largest_transfer
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ def initialise(
         chosen = f"checkpoint {loaded}"
     elif settings.num_epochs > 0:
         data = prefit_data(bundle, generator)
+        spread = _spread_knots(model, bundle) if settings.spread_knots else ""
         if has_batchnorm(model) and not data.full_batch:
             log.info("batch-norm network: pre-fit batch statistics per mini-batch")
 
@@ -80,12 +83,21 @@ def initialise(
             )
             plots.save_figure(fig, run_dir / "init_train_cost.png")
             plots.close(fig)
-        how = f"{settings.num_epochs} epochs{_optimizer_words(settings)}"
+        how = f"{settings.num_epochs} epochs{_optimizer_words(settings)}{spread}"
         chosen = f"pre-fit ({how}) to the {data.source}"
     else:
         chosen = "the catalogue's own initialiser of the model class"
     log.info("initialisation: %s", chosen)
     return chosen
+
+
+def _spread_knots(model: nn.Module, bundle: Bundle) -> str:
+    """Spread the first layer's transitions over (0, largest |G − G'|); words for the log."""
+    q_max = max(largest_transfer(system.settings.max_ke) for system in bundle.systems)
+    if not spread_transitions(model, q_max):
+        log.info("spread_knots: %s has no first hidden layer of q to spread", type(model).__name__)
+        return ""
+    return f", first-layer knots spread over (0, {q_max:.3g}) 1/Bohr"
 
 
 def _optimizer_words(settings: PrefitSettings) -> str:

@@ -28,7 +28,9 @@ class PrefitSettings:
     `decay_every` epochs (default `plot_every`); saves every `plot_every` epochs (−1 = never);
     gradient norms in the log; then `pre_adjust_moves` single-parameter moves of
     `pre_adjust_step_size` (None = the training learning rate) before epoch 0. `model_path`
-    replaces <bundle>/init_PPmodel.pth; `optimizer(params)` builds the pre-fit optimiser."""
+    replaces <bundle>/init_PPmodel.pth; `optimizer(params)` builds the pre-fit optimiser.
+    `spread_knots`: before the pre-fit, move the first layer's transitions evenly over the
+    |G − G'| range of the bases (dpp.models.knots)."""
 
     optimizer: Callable[..., torch.optim.Optimizer] | None = None
     num_epochs: int = 0
@@ -39,6 +41,7 @@ class PrefitSettings:
     model_path: str | None = None
     pre_adjust_moves: int = 0
     pre_adjust_step_size: float | None = None
+    spread_knots: bool = False
 
     def __post_init__(self) -> None:
         if self.num_epochs < 0:

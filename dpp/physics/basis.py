@@ -11,6 +11,11 @@ from dpp.physics.lattice import reciprocal_vectors
 BASIS_SEARCH_MODES = ("complete", "legacy")
 
 
+def largest_transfer(max_ke: float) -> float:
+    """The largest |G − G'| (1/Bohr) between two basis vectors of cutoff maxKE (Hartree)."""
+    return 2.0 * math.sqrt(2.0 * max_ke)
+
+
 def integer_box(reciprocal: np.ndarray, max_ke: float, mode: str) -> np.ndarray:
     """Largest |n_r| searched per direction.
 
