@@ -115,7 +115,7 @@ def main() -> None:
                 if args.trace:
                     print("    " + " ".join(f"{c:.4g}" for c in costs), flush=True)
     if "legacy" in best:
-        for name in best.keys() - {"legacy"}:
+        for name in [name for name in best if name != "legacy"]:
             ratios = [old / new for old, new in zip(best["legacy"], best[name], strict=True)]
             mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
             words = " ".join(f"{r:.3g}" for r in ratios)

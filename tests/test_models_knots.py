@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import math
+
 import pytest
 import torch
+from training_support import small_bundle
 
+from dpp.app.initialise import initialise
+from dpp.fitting.prefit import PrefitSettings
+from dpp.io.bundle import load_bundle
 from dpp.models import PPMODELS, build_model, has_batchnorm
 from dpp.models.knots import first_layer, spread_transitions, transitions
 
@@ -53,3 +61,25 @@ def test_models_without_a_first_hidden_layer_are_left_alone() -> None:
         transitions(build_model("ZeroFunction", [4], 2))
     with pytest.raises(ValueError, match="q_max must be > 0"):
         spread_transitions(network("Net_relu_xavier_decay2"), 0.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "spread"), [("Net_relu_xavier_decay2", True), ("Net_relu_bn", False)]
+)
+def test_initialise_spreads_before_the_prefit(tmp_path, caplog, name: str, spread: bool) -> None:
+    """The pre-fit starts from the spread knots (over 2·sqrt(2·maxKE) = 3.46/Bohr at maxKE
+    1.5) and says so; a batch-norm network is left as it is, and the log says why."""
+    bundle = load_bundle(small_bundle(tmp_path))
+    model = build_model(name, [6, 5], bundle.n_species, **GATE_ARGS)
+    adam = functools.partial(torch.optim.Adam, lr=1e-12)
+    settings = PrefitSettings(optimizer=adam, num_epochs=1, spread_knots=True)
+    with caplog.at_level(logging.INFO, logger="dpp.app.initialise"):
+        chosen = initialise(
+            model, bundle, settings, tmp_path, torch.Generator().manual_seed(0), loaded=None
+        )
+    assert ("first-layer knots spread over (0, 3.46) 1/Bohr" in chosen) is spread
+    if spread:
+        grid = torch.linspace(0.0, 2 * math.sqrt(3.0), 8, dtype=torch.float64)[1:-1]
+        torch.testing.assert_close(transitions(model), grid, atol=1e-6, rtol=0)
+    else:
+        assert "spread_knots: Net_relu_bn left as it is" in caplog.text

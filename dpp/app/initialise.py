@@ -95,7 +95,8 @@ def _spread_knots(model: nn.Module, bundle: Bundle) -> str:
     """Spread the first layer's transitions over (0, largest |G − G'|); words for the log."""
     q_max = max(largest_transfer(system.settings.max_ke) for system in bundle.systems)
     if not spread_transitions(model, q_max):
-        log.info("spread_knots: %s has no first hidden layer of q to spread", type(model).__name__)
+        name = getattr(model, "catalog_name", type(model).__name__)
+        log.info("spread_knots: %s left as it is (batch norm, or no hidden layer)", name)
         return ""
     return f", first-layer knots spread over (0, {q_max:.3g}) 1/Bohr"
 

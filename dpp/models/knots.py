@@ -48,8 +48,9 @@ def spread_transitions(model: nn.Module, q_max: float) -> bool:
         raise ValueError(f"q_max must be > 0 (1/Bohr), got {q_max}")
     n = linear.out_features
     with torch.no_grad():
-        knots = torch.linspace(0.0, q_max, n + 2, dtype=linear.weight.dtype)[1:-1]
-        sides = torch.ones(n, dtype=linear.weight.dtype)
+        like = {"dtype": linear.weight.dtype, "device": linear.weight.device}
+        knots = torch.linspace(0.0, q_max, n + 2, **like)[1:-1]
+        sides = torch.ones(n, **like)
         sides[1::2] = -1.0
         slopes = sides * linear.weight.abs().mean()
         linear.weight.copy_(slopes[:, None])
