@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from training_support import small_bundle
 
@@ -165,3 +166,61 @@ def test_penalties_need_a_network(bundle):
     assert penalty.values(build_hamiltonian(bundle)) == {}
     model = torch.nn.Linear(1, 2).double()
     assert set(penalty.values(build_hamiltonian(bundle, model))) == {"decay"}
+
+
+def fit_with_lbfgs(bundle, epochs: int, reuse: bool) -> PseudopotentialModule:
+    """The CELU module trained `epochs` L-BFGS steps (strong Wolfe, one step per epoch)."""
+    module = make_module(bundle, 3, relative=True)
+    module.optimizer_factory = functools.partial(
+        torch.optim.LBFGS, lr=1.0, max_iter=1, max_eval=8, line_search_fn="strong_wolfe"
+    )
+    if not reuse:
+        module._evaluation_here = lambda: None
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    n_k = [s.n_kpoints for s in bundle.systems]
+    trainer.fit(module, datamodule=KPointDataModule(n_k, 3, separate=True))
+    return module
+
+
+def test_lbfgs_epoch_takes_the_line_search_evaluation(bundle):
+    """An epoch after an L-BFGS step starts at a point the line search evaluated: it takes
+    that loss and gradient instead of a new pass, and the fit is the same number for number."""
+    plain = fit_with_lbfgs(bundle, 4, reuse=False)
+    reusing = fit_with_lbfgs(bundle, 4, reuse=True)
+    assert [v for _, v in reusing.train_history] == pytest.approx(
+        [v for _, v in plain.train_history], rel=1e-12, abs=0.0
+    )
+    for (_, a), (_, b) in zip(plain.trainable(), reusing.trainable(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0.0)
+    assert plain.passes - reusing.passes == 3  # epochs 2-4 reuse, epoch 1 has nothing to
+
+
+@pytest.mark.parametrize(
+    ("name", "dropout", "repeatable"),
+    [
+        ("Net_celu_HeInit_decayGaussian", 0.0, True),
+        ("Net_tanh", 0.0, True),
+        ("Net_relu_bn", 0.0, False),
+        ("Net_tanh", 0.1, False),
+    ],
+)
+def test_evaluations_are_reused_only_for_a_repeatable_loss(
+    bundle, name: str, dropout: float, repeatable: bool
+):
+    """Batch norm (statistics updated every step) and active dropout (a new mask each pass)
+    make two passes at the same parameters differ: their evaluations are never reused."""
+    module = make_module(bundle, 3, relative=False)
+    model = build_model(name, [8, 8], bundle.n_species, gaussian_std=2.0, dropout=dropout)
+    module.hamiltonian = build_hamiltonian(bundle, model)
+    module.train()
+    assert module._repeatable() is repeatable

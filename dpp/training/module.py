@@ -3,7 +3,10 @@
 Manual optimisation: the k-point batches of an epoch each back-propagate their part of the
 loss (gradients accumulate) and one optimiser step is taken at the last batch, so the step
 equals the full-batch step to round-off (physics.md §7.3, §8). L-BFGS re-evaluates the whole
-epoch in its closure. Under DDP (`dpp.training.strategy`) every rank evaluates its share of
+epoch in its closure; the epoch after an L-BFGS step starts where its line search last
+evaluated, so it takes that evaluation's loss and gradient instead of computing them again
+(networks without batch norm or active dropout, whose loss depends on the parameters
+alone). Under DDP (`dpp.training.strategy`) every rank evaluates its share of
 the k-points; gradients and per-system losses are summed over ranks before the step, and the
 global terms enter the gradient on global rank 0 only, so the step is the single-process one.
 
@@ -16,6 +19,7 @@ import copy
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,22 @@ log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
+
+
+@dataclass
+class ClosureEvaluation:
+    """One full pass of the L-BFGS closure: the parameters it was taken at, the loss (eV²
+    for the band terms) split as `_step` needs it, and the gradient (summed over ranks)."""
+
+    parameters: list[torch.Tensor]
+    total: float
+    per_system: torch.Tensor
+    terms: dict[str, float]
+    gradients: list[torch.Tensor | None]
+
+    def taken_at(self, parameters: list[torch.Tensor]) -> bool:
+        """Whether `parameters` are exactly the ones of this evaluation."""
+        return all(torch.equal(a, b) for a, b in zip(self.parameters, parameters, strict=True))
 
 
 class PseudopotentialModule(pl.LightningModule):
@@ -79,6 +99,9 @@ class PseudopotentialModule(pl.LightningModule):
         self.val_bands: list[torch.Tensor] | None = None
         self.val_errors: list[BandErrors] = []
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
+        self.closure_evaluations: list[ClosureEvaluation] = []
+        self.reused: ClosureEvaluation | None = None
+        self.passes = 0  # loss-and-gradient passes over every k-point: epochs and closures
 
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module signature
         """Device moves and casts also reach the reference tensors of the objective."""
@@ -152,6 +175,32 @@ class PseudopotentialModule(pl.LightningModule):
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
         self.optimizers().zero_grad()
         self.update_batchnorm_statistics()
+        self.reused = self._evaluation_here()
+        self.closure_evaluations = []
+        if self.reused is None:
+            self.passes += 1
+
+    def _repeatable(self) -> bool:
+        """Whether the loss depends on the parameters alone: no batch norm (statistics
+        updated every step) and no active dropout (a new mask every evaluation)."""
+        network = self.network
+        if network is None:
+            return True
+        dropout = any(
+            isinstance(m, nn.Dropout) and m.p > 0 and m.training for m in network.modules()
+        )
+        return not dropout and not batchnorm_layers(network)
+
+    def _evaluation_here(self) -> ClosureEvaluation | None:
+        """The newest closure evaluation of the last step taken at the present parameters,
+        or None (not L-BFGS, another point, a kick or resume since, or no repeatable loss)."""
+        if not self.closure_evaluations or not self._repeatable():
+            return None
+        here = [p.detach() for _, p in self.trainable()]
+        for evaluation in reversed(self.closure_evaluations):
+            if evaluation.taken_at(here):
+                return evaluation
+        return None
 
     def update_batchnorm_statistics(self) -> None:
         """One running-statistics update of a batch-norm network per system and step, from
@@ -167,6 +216,10 @@ class PseudopotentialModule(pl.LightningModule):
             update_statistics(self.network, geometry.full_q()[:, None], times)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        if self.reused is not None:
+            if batch_idx == self.trainer.num_training_batches - 1:
+                self._step()
+            return
         # loss evaluations leave the batch-norm running statistics alone: they are updated
         # once per step in on_train_epoch_start, whatever the batching
         with frozen_statistics(self.network):
@@ -211,9 +264,14 @@ class PseudopotentialModule(pl.LightningModule):
     def _step(self) -> None:
         optimizer = self.optimizers()
         epoch = self.current_epoch + 1
-        terms = self._global_terms(backward=self._global_rank_zero)
-        sum_gradients(p for _, p in self.trainable())
-        per_system = self._summed(self._band_sum)
+        if self.reused is None:
+            terms = self._global_terms(backward=self._global_rank_zero)
+            sum_gradients(p for _, p in self.trainable())
+            per_system = self._summed(self._band_sum)
+        else:
+            terms, per_system = self.reused.terms, self.reused.per_system
+            for (_, p), gradient in zip(self.trainable(), self.reused.gradients, strict=True):
+                p.grad = None if gradient is None else gradient.clone()
         total = float(per_system.sum()) + sum(terms.values())
         part = self._nonfinite_part(per_system, terms)
         if part is not None:
@@ -240,7 +298,19 @@ class PseudopotentialModule(pl.LightningModule):
                     first[0] = False
                     return torch.tensor(total)
                 optimizer.zero_grad()
-                return torch.tensor(self.full_pass(backward=True)[0])
+                self.passes += 1
+                loss, per_system, terms = self.full_pass(backward=True)
+                trained = [p for _, p in self.trainable()]
+                self.closure_evaluations.append(
+                    ClosureEvaluation(
+                        [p.detach().clone() for p in trained],
+                        loss,
+                        per_system,
+                        terms,
+                        [None if p.grad is None else p.grad.clone() for p in trained],
+                    )
+                )
+                return torch.tensor(loss)
 
             optimizer.step(closure=closure)
         else:
@@ -267,6 +337,7 @@ class PseudopotentialModule(pl.LightningModule):
         # logged here rather than by LearningRateMonitor, which logs at batch steps: every
         # scalar and figure of a dpp run sits at step = epoch
         metrics = {"train/loss": total, "train/best_loss": self.best_loss}
+        metrics["train/passes"] = self.passes
         metrics["lr"] = float(optimizer.param_groups[0]["lr"])
         for index, value in enumerate(per_system.tolist()):
             metrics[f"train/loss_sys{index}"] = value
@@ -326,6 +397,7 @@ class PseudopotentialModule(pl.LightningModule):
             "best_loss": self.best_loss,
             "best_epoch": self.best_epoch,
             "best_state": self.best_state,
+            "passes": self.passes,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -335,4 +407,5 @@ class PseudopotentialModule(pl.LightningModule):
         self.best_loss = float(history.get("best_loss", math.inf))
         self.best_epoch = int(history.get("best_epoch", 0))
         self.best_state = history.get("best_state")
+        self.passes = int(history.get("passes", 0))
         self.hamiltonian.invalidate()  # the first solves after a resume are dense
