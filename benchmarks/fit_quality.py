@@ -62,11 +62,7 @@ def _worst_jump(costs: list[float], skip: int) -> float:
 def _passes(work: Path) -> list[int]:
     """Loss-and-gradient passes taken up to each epoch, from the run's csv log."""
     with open(work / "csv" / "metrics.csv", newline="") as stream:
-        return [
-            int(float(row["train/passes"]))
-            for row in csv.DictReader(stream)
-            if row.get("train/passes")
-        ]
+        return [int(float(row["passes"])) for row in csv.DictReader(stream) if row.get("passes")]
 
 
 def _best_within(costs: list[float], passes: list[int], budget: int) -> float:
@@ -106,7 +102,9 @@ def main() -> None:
         name, _, overrides = text.partition("=")
         recipes[name] = [o for o in overrides.split(",") if o]
     if args.only:
-        recipes = {name: recipes[name] for name in args.only}
+        if unknown := set(args.only) - set(recipes):
+            parser.error(f"--only: no recipe {sorted(unknown)}; known: {sorted(recipes)}")
+        recipes = {name: r for name, r in recipes.items() if name in args.only}  # legacy first
     common = [f"trainer.max_epochs={args.epochs}"]
     common.append(f"trainer.check_val_every_n_epoch={args.epochs}")
     if args.prefit is not None:

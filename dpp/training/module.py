@@ -337,7 +337,7 @@ class PseudopotentialModule(pl.LightningModule):
         # logged here rather than by LearningRateMonitor, which logs at batch steps: every
         # scalar and figure of a dpp run sits at step = epoch
         metrics = {"train/loss": total, "train/best_loss": self.best_loss}
-        metrics["train/passes"] = self.passes
+        metrics["passes"] = self.passes
         metrics["lr"] = float(optimizer.param_groups[0]["lr"])
         for index, value in enumerate(per_system.tolist()):
             metrics[f"train/loss_sys{index}"] = value

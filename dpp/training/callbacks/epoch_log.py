@@ -44,7 +44,8 @@ class EpochLog(AfterStep):
         line = (
             f"epoch {epoch}/{trainer.max_epochs}: loss {m['train/loss']:.6g} eV^2 "
             f"({', '.join(parts)}), best {pl_module.best_loss:.6g} (epoch "
-            f"{pl_module.best_epoch}), lr {m['lr']:.4g}, {time.perf_counter() - self._start:.2f} s"
+            f"{pl_module.best_epoch}), lr {m['lr']:.4g}, {m['passes']} passes, "
+            f"{time.perf_counter() - self._start:.2f} s"
         )
         if self.memory:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
