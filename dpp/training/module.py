@@ -44,10 +44,9 @@ SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 @dataclass
 class ClosureEvaluation:
     """One full pass of the L-BFGS closure: the parameters it was taken at, the loss (eV²
-    for the band terms) split as `_step` needs it, and the gradient (summed over ranks)."""
+    for the band terms) per system and by global term, and the gradient (summed over ranks)."""
 
     parameters: list[torch.Tensor]
-    total: float
     per_system: torch.Tensor
     terms: dict[str, float]
     gradients: list[torch.Tensor | None]
@@ -304,7 +303,6 @@ class PseudopotentialModule(pl.LightningModule):
                 self.closure_evaluations.append(
                     ClosureEvaluation(
                         [p.detach().clone() for p in trained],
-                        loss,
                         per_system,
                         terms,
                         [None if p.grad is None else p.grad.clone() for p in trained],
