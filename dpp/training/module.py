@@ -98,8 +98,9 @@ class PseudopotentialModule(pl.LightningModule):
         self.val_bands: list[torch.Tensor] | None = None
         self.val_errors: list[BandErrors] = []
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
-        self.closure_evaluations: list[ClosureEvaluation] = []
-        self.reused: ClosureEvaluation | None = None
+        self._closure_evaluations: list[ClosureEvaluation] = []
+        self._reused: ClosureEvaluation | None = None
+        self._keep_evaluations = False  # whether closure evaluations may stand for an epoch
         self.passes = 0  # loss-and-gradient passes over every k-point: epochs and closures
 
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module signature
@@ -167,36 +168,36 @@ class PseudopotentialModule(pl.LightningModule):
 
     # -- training ---------------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        """From now on full passes (L-BFGS closure, final loss) evaluate this rank's share."""
+        """From now on full passes (L-BFGS closure, final loss) evaluate this rank's share;
+        whether the loss is repeatable is fixed by the network, so it is decided once here."""
         self.batches = self.trainer.datamodule.batches()
+        self._keep_evaluations = self._repeatable()
 
     def on_train_epoch_start(self) -> None:
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
         self.optimizers().zero_grad()
         self.update_batchnorm_statistics()
-        self.reused = self._evaluation_here()
-        self.closure_evaluations = []
-        if self.reused is None:
+        self._reused = self._evaluation_here()
+        self._closure_evaluations = []
+        if self._reused is None:
             self.passes += 1
 
     def _repeatable(self) -> bool:
-        """Whether the loss depends on the parameters alone: no batch norm (statistics
-        updated every step) and no active dropout (a new mask every evaluation)."""
+        """Whether the training loss depends on the parameters alone: no batch norm
+        (statistics updated every step) and no dropout (a new mask every evaluation)."""
         network = self.network
         if network is None:
             return True
-        dropout = any(
-            isinstance(m, nn.Dropout) and m.p > 0 and m.training for m in network.modules()
-        )
+        dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in network.modules())
         return not dropout and not batchnorm_layers(network)
 
     def _evaluation_here(self) -> ClosureEvaluation | None:
         """The newest closure evaluation of the last step taken at the present parameters,
         or None (not L-BFGS, another point, a kick or resume since, or no repeatable loss)."""
-        if not self.closure_evaluations or not self._repeatable():
+        if not self._closure_evaluations:
             return None
         here = [p.detach() for _, p in self.trainable()]
-        for evaluation in reversed(self.closure_evaluations):
+        for evaluation in reversed(self._closure_evaluations):
             if evaluation.taken_at(here):
                 return evaluation
         return None
@@ -215,7 +216,7 @@ class PseudopotentialModule(pl.LightningModule):
             update_statistics(self.network, geometry.full_q()[:, None], times)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        if self.reused is not None:
+        if self._reused is not None:
             if batch_idx == self.trainer.num_training_batches - 1:
                 self._step()
             return
@@ -263,13 +264,13 @@ class PseudopotentialModule(pl.LightningModule):
     def _step(self) -> None:
         optimizer = self.optimizers()
         epoch = self.current_epoch + 1
-        if self.reused is None:
+        if self._reused is None:
             terms = self._global_terms(backward=self._global_rank_zero)
             sum_gradients(p for _, p in self.trainable())
             per_system = self._summed(self._band_sum)
         else:
-            terms, per_system = self.reused.terms, self.reused.per_system
-            for (_, p), gradient in zip(self.trainable(), self.reused.gradients, strict=True):
+            terms, per_system = self._reused.terms, self._reused.per_system
+            for (_, p), gradient in zip(self.trainable(), self._reused.gradients, strict=True):
                 p.grad = None if gradient is None else gradient.clone()
         total = float(per_system.sum()) + sum(terms.values())
         part = self._nonfinite_part(per_system, terms)
@@ -299,8 +300,10 @@ class PseudopotentialModule(pl.LightningModule):
                 optimizer.zero_grad()
                 self.passes += 1
                 loss, per_system, terms = self.full_pass(backward=True)
+                if not self._keep_evaluations:
+                    return torch.tensor(loss)
                 trained = [p for _, p in self.trainable()]
-                self.closure_evaluations.append(
+                self._closure_evaluations.append(
                     ClosureEvaluation(
                         [p.detach().clone() for p in trained],
                         per_system,
