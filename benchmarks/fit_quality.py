@@ -32,7 +32,7 @@ from dpp.app.cli import quiet_third_parties
 from dpp.app.compose import prepare
 from dpp.app.run import run
 
-RECIPES = {"legacy": ["recipe=legacy"], "default": []}
+RECIPES = {"legacy": ["recipe=legacy"], "default": [], "lbfgs": ["recipe=lbfgs"]}
 QUIET = [
     "logger=csv",
     "trainer.enable_progress_bar=false",

@@ -17,8 +17,10 @@ from dpp.training.datamodule import ShardedBatchSampler
 
 # 5 k-points (odd), batches of 2 per process: rank 1 serves an empty last batch
 TINY = {"n_k": 5, "max_ke": 2.5, "init_Zunger_num_epochs": 0, "plotEvery": 1, "hiddenLayers": 4}
+# the L-BFGS recipe: under DDP the default (Gauss–Newton) trains with it, see test_gauss_newton
 RUN = [
     *QUIET,
+    "recipe=lbfgs",
     "logger=none",
     "data.kpt_batch_size=2",
     "loss.penalize_starting=2.0",

@@ -249,7 +249,7 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     if trainer is not None:
         init = settings.init
         if ckpt_path is None and lead and init.pre_adjust_moves > 0:
-            step = init.pre_adjust_step_size or probe.param_groups[0]["lr"]
+            step = init.pre_adjust_step_size or probe.param_groups[0].get("lr", 1.0)
             history = pre_adjust(
                 objective,
                 hamiltonian,

@@ -60,6 +60,7 @@ class SpinOrbitLimitTerm(GlobalTerm):
     """Σ_s 10·(a5 − 8) for every species with a5 > 8 (analytic engine, spin-orbit only)."""
 
     name = "soc_limit"
+    solves = False
 
     def values(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:
         if not hamiltonian.options.spin_orbit:

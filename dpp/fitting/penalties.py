@@ -57,6 +57,7 @@ class PenaltyTerm(GlobalTerm):
     without a network form factor."""
 
     name = "penalties"
+    solves = False
 
     def __init__(
         self,

@@ -62,6 +62,20 @@ class BandReordering:
         self._record(ordered.detach(), k_indices)
         return ordered
 
+    def order_rows(
+        self, hamiltonian: PseudopotentialHamiltonian, system: int
+    ) -> torch.Tensor | None:
+        """The eigenvalue indices (nK, columns) `bands` picks at every k-point of `system`
+        (None: the ascending eigenvalues). The smooth mode permutes bands after the solve,
+        which no rows describe: a ValueError."""
+        if self.mode == "smooth":
+            raise ValueError("smooth reordering permutes the bands, not eigenvalue rows")
+        if self.mode == "eigvec":
+            device = hamiltonian.geometries[system].kpoints.device
+            all_k = torch.arange(self.n_kpoints, device=device)
+            return self._eigvec_rows(hamiltonian, system, all_k)
+        return hamiltonian.order_matrix(system)
+
     def _record(self, ordered: torch.Tensor, k_indices: torch.Tensor) -> None:
         if self._pending is None:
             self._pending = torch.zeros(self.n_kpoints, ordered.shape[1], dtype=ordered.dtype)

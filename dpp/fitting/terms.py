@@ -45,6 +45,8 @@ class GlobalTerm(ABC):
 
     name: str = "global_term"
     weight: float = 1.0
+    solves: bool = True
+    """Whether `values` diagonalises Hamiltonians (False: cheap, from v(q) or parameters)."""
 
     @abstractmethod
     def values(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:

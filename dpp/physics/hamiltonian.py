@@ -34,6 +34,7 @@ from dpp.physics.terms import (
     assemble,
     operator_terms,
 )
+from dpp.physics.terms.local import LocalPotential
 from dpp.physics.warmstart import WarmStart
 from dpp.slots import N_SLOTS
 
@@ -218,6 +219,13 @@ class PseudopotentialHamiltonian(nn.Module):
                     [term], k_indices, self.dimension(system), [coefficients]
                 )
         return operators
+
+    def local_expectation_gradient(self, system: int, vectors: torch.Tensor) -> torch.Tensor:
+        """d⟨ψ_j|H(k)|ψ_j⟩/dv_s(q_u) of eigenvectors (B, dim, m) of `system`: the eigenvalues'
+        Hellmann–Feynman derivatives by the form factors at the system's unique |G − G'|
+        (`geometry.unique_q`), (B, m, n_unique, n_species), Hartree per Hartree·Bohr³."""
+        local = next(term for term in self._terms[system] if isinstance(term, LocalPotential))
+        return local.expectation_gradient(vectors)
 
     # -- bands ------------------------------------------------------------------------------
     def k_chunk(self, system: int) -> int:

@@ -29,9 +29,11 @@ from pytorch_lightning.utilities import grad_norm
 from torch import nn
 
 from dpp.fitting.bands import BandErrors, band_errors
+from dpp.fitting.linearisation import unsupported
 from dpp.fitting.objective import Objective, accumulate, split_batch, trainable
 from dpp.models.batchnorm import batchnorm_layers, frozen_statistics, update_statistics
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.training.gauss_newton import FunctionSpaceGaussNewton
 from dpp.training.optimizers import load_optimizer_state
 from dpp.training.strategy import sum_gradients, sum_over_ranks
 
@@ -121,13 +123,43 @@ class PseudopotentialModule(pl.LightningModule):
         return trainable(self.hamiltonian)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.optimizer_factory([p for _, p in self.trainable()])
+        parameters = [p for _, p in self.trainable()]
+        optimizer = self.optimizer_factory(parameters)
+        if isinstance(optimizer, FunctionSpaceGaussNewton):
+            optimizer = self._gauss_newton_or_fallback(optimizer, parameters)
         if self.optimizer_state is not None:
             load_optimizer_state(optimizer, self.optimizer_state)
         out: dict[str, Any] = {"optimizer": optimizer}
         if self.scheduler_factory is not None:
             out["lr_scheduler"] = {"scheduler": self.scheduler_factory(optimizer)}
         return out
+
+    def _gauss_newton_or_fallback(
+        self, optimizer: FunctionSpaceGaussNewton, parameters: list[nn.Parameter]
+    ) -> torch.optim.Optimizer:
+        """The Gauss–Newton optimiser attached to this fit, or its fallback (logged) when its
+        function-space model cannot represent the fit or the k-points are split over ranks."""
+        reason = unsupported(self.objective, self.hamiltonian)
+        if reason is None and self._trainer is not None and self.trainer.world_size > 1:
+            reason = "the k-points are split over DDP ranks"
+        if reason is None:
+            optimizer.attach(self.hamiltonian, self.objective)
+            return optimizer
+        if optimizer.fallback is None:
+            raise ValueError(f"optimizer=gauss_newton cannot train this fit: {reason}")
+        fallback = optimizer.fallback(parameters)
+        log.warning(
+            "Gauss-Newton in function space does not apply (%s): training with %s instead",
+            reason,
+            type(fallback).__name__,
+        )
+        return fallback
+
+    @property
+    def _gauss_newton(self) -> FunctionSpaceGaussNewton | None:
+        """The Gauss–Newton optimiser of this fit, or None (any other optimiser)."""
+        optimizer = self.optimizers().optimizer
+        return optimizer if isinstance(optimizer, FunctionSpaceGaussNewton) else None
 
     # -- loss -------------------------------------------------------------------------------
     @property
@@ -179,7 +211,7 @@ class PseudopotentialModule(pl.LightningModule):
         self.update_batchnorm_statistics()
         self._reused = self._evaluation_here()
         self._closure_evaluations = []
-        if self._reused is None:
+        if self._reused is None and self._gauss_newton is None:
             self.passes += 1
 
     def _repeatable(self) -> bool:
@@ -216,7 +248,7 @@ class PseudopotentialModule(pl.LightningModule):
             update_statistics(self.network, geometry.full_q()[:, None], times)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        if self._reused is not None:
+        if self._reused is not None or self._gauss_newton is not None:
             if batch_idx == self.trainer.num_training_batches - 1:
                 self._step()
             return
@@ -264,7 +296,12 @@ class PseudopotentialModule(pl.LightningModule):
     def _step(self) -> None:
         optimizer = self.optimizers()
         epoch = self.current_epoch + 1
-        if self._reused is None:
+        gauss_newton = self._gauss_newton
+        if gauss_newton is not None:
+            linearisation, passes = gauss_newton.evaluate()
+            self.passes += passes
+            terms, per_system = linearisation.terms, linearisation.per_system
+        elif self._reused is None:
             terms = self._global_terms(backward=self._global_rank_zero)
             sum_gradients(p for _, p in self.trainable())
             per_system = self._summed(self._band_sum)
@@ -314,6 +351,8 @@ class PseudopotentialModule(pl.LightningModule):
                 return torch.tensor(loss)
 
             optimizer.step(closure=closure)
+        elif gauss_newton is not None:
+            self.passes += gauss_newton.step()
         else:
             optimizer.step()
         for name, parameter in self.trainable():
@@ -339,7 +378,10 @@ class PseudopotentialModule(pl.LightningModule):
         # scalar and figure of a dpp run sits at step = epoch
         metrics = {"train/loss": total, "train/best_loss": self.best_loss}
         metrics["passes"] = self.passes
-        metrics["lr"] = float(optimizer.param_groups[0]["lr"])
+        group = optimizer.param_groups[0]
+        metrics["lr"] = float(group.get("lr", math.nan))
+        if "damping" in group:
+            metrics["damping"] = float(group["damping"])
         for index, value in enumerate(per_system.tolist()):
             metrics[f"train/loss_sys{index}"] = value
         for label, value in terms.items():

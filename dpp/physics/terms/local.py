@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
 import torch
 
 from dpp.models import has_batchnorm
+from dpp.physics.geometry import SystemGeometry
 from dpp.physics.potentials import wang_zunger
 from dpp.physics.terms.base import (
     Coefficients,
     FormFactorTerm,
     OperatorTerm,
     Parameters,
+    SystemContext,
 )
 from dpp.slots import WANG_ZUNGER
 
@@ -19,6 +26,9 @@ NORM_ITERATIONS = 10
 
 NORM_BLOCK = 4
 """Random start vectors of the ‖ΔV_loc‖₂ estimate."""
+
+FFT_BATCH = 256
+"""States per batch of the autocorrelation FFTs (memory: FFT_BATCH × grid cells × 16 B)."""
 
 
 class LocalFormFactor(FormFactorTerm):
@@ -40,6 +50,45 @@ class LocalFormFactor(FormFactorTerm):
         return wang_zunger(q, parameters.table)
 
 
+@dataclass(frozen=True)
+class AutocorrelationTable:
+    """Where the basis and its differences sit on an FFT grid of integer labels: `shape` (no
+    wrap-around of any difference), the flat cell of every basis label (N,), of every
+    distinct difference Δ = L_n − L_m (D,), the unique-|G − G'| index of each Δ (D,) and
+    S_s(G_m − G_n) there (n_species, D)."""
+
+    shape: tuple[int, int, int]
+    basis_cells: torch.Tensor
+    delta_cells: torch.Tensor
+    delta_bins: torch.Tensor
+    delta_factors: torch.Tensor
+
+    @classmethod
+    def build(cls, geometry: SystemGeometry) -> AutocorrelationTable:
+        labels = np.asarray(geometry.labels, dtype=np.int64)
+        span = labels.max(axis=0) - labels.min(axis=0)
+        shape = tuple(int(scipy.fft.next_fast_len(int(2 * extent + 1))) for extent in span)
+        sizes = np.asarray(shape)
+
+        def cell(points: np.ndarray) -> np.ndarray:
+            wrapped = np.mod(points, sizes)
+            return (wrapped[..., 0] * sizes[1] + wrapped[..., 1]) * sizes[2] + wrapped[..., 2]
+
+        pair_cells = cell(labels[None, :, :] - labels[:, None, :]).reshape(-1)
+        delta_cells, first = np.unique(pair_cells, return_index=True)
+        device = geometry.q_index.device
+        first_pairs = torch.as_tensor(first, device=device)
+        return cls(
+            shape=shape,
+            basis_cells=torch.as_tensor(cell(labels), device=device),
+            delta_cells=torch.as_tensor(delta_cells, device=device),
+            delta_bins=geometry.q_index.reshape(-1)[first_pairs],
+            delta_factors=geometry.structure_factors.reshape(len(geometry.species_present), -1)[
+                :, first_pairs
+            ],
+        )
+
+
 class LocalPotential(OperatorTerm):
     """V_loc (Hartree), k-independent and the same in both spin blocks.
 
@@ -48,6 +97,10 @@ class LocalPotential(OperatorTerm):
     """
 
     name = "local"
+
+    def __init__(self, context: SystemContext) -> None:
+        super().__init__(context)
+        self._table: AutocorrelationTable | None = None
 
     def coefficients(self, parameters: Parameters) -> Coefficients:
         geometry = self.context.geometry
@@ -82,6 +135,46 @@ class LocalPotential(OperatorTerm):
         if self.context.spinor:
             total = total + grad[:, n:, n:].sum(0)
         return (total,)
+
+    def expectation_gradient(self, vectors: torch.Tensor) -> torch.Tensor:
+        """d⟨ψ_j|V_loc|ψ_j⟩/dv_s(q_u) of eigenvectors `vectors` (B, dim, m) of H(k): the
+        Hellmann–Feynman derivative of each eigenvalue by the form factor of species s at
+        each unique |G − G'| q_u of the system, (B, m, n_unique, n_species) in Hartree per
+        Hartree·Bohr³ (zero for absent species).
+
+        Σ_{G,G'} ψ*(G) S_s(G − G') ψ(G') over the pairs of one |G − G'| is Σ_Δ S_s ρ(Δ) with
+        the autocorrelation ρ(Δ) = Σ_G ψ*(G) ψ(G + Δ), computed by FFT on the basis's label
+        grid: O(N log N) per state instead of O(N²)."""
+        table = self._autocorrelation_table()
+        n = self.context.n_basis
+        n_batch, _, n_states = vectors.shape
+        cells = math.prod(table.shape)
+        flat = vectors.transpose(1, 2).reshape(n_batch * n_states, -1)
+        geometry = self.context.geometry
+        shape = (flat.shape[0], len(geometry.unique_q), len(geometry.species_present))
+        out = torch.zeros(shape, dtype=vectors.real.dtype, device=vectors.device)
+        for rows in torch.split(torch.arange(flat.shape[0], device=flat.device), FFT_BATCH):
+            correlation = torch.zeros(
+                (len(rows), len(table.delta_cells)), dtype=flat.dtype, device=flat.device
+            )
+            components = (flat[rows, :n], flat[rows, n:]) if self.context.spinor else (flat[rows],)
+            for psi in components:
+                grid = torch.zeros((len(rows), cells), dtype=flat.dtype, device=flat.device)
+                grid[:, table.basis_cells] = psi
+                spectrum = torch.fft.fftn(grid.reshape(-1, *table.shape), dim=(1, 2, 3))
+                density = torch.fft.ifftn(spectrum.abs() ** 2, dim=(1, 2, 3)).reshape(-1, cells)
+                correlation += density[:, table.delta_cells]
+            for s in torch.nonzero(geometry.species_present).flatten().tolist():
+                weighted = (table.delta_factors[s] * correlation).real
+                out[rows, :, s] = torch.zeros_like(out[rows, :, s]).index_add_(
+                    1, table.delta_bins, weighted
+                )
+        return out.reshape(n_batch, n_states, *shape[1:])
+
+    def _autocorrelation_table(self) -> AutocorrelationTable:
+        if self._table is None:
+            self._table = AutocorrelationTable.build(self.context.geometry)
+        return self._table
 
     def drift(self, before: object, after: object) -> float:
         """‖ΔV_loc‖₂ (Hartree), estimated by block power iteration: one O(N²) product per

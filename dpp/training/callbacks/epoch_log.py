@@ -16,10 +16,11 @@ log = logging.getLogger("dpp.training")
 
 
 class EpochLog(AfterStep):
-    """`epoch E/N: loss L eV^2 (sys0 …, terms …), best B (epoch e), lr η, t s` after each
-    step, with the peak resident memory (`memory`) and the gradient norms (`gradients`,
-    NN_config printGrad) when asked; at every validation its loss and, per system, the RMS
-    band error, the worst band and the band-edge errors (eV)."""
+    """`epoch E/N: loss L eV^2 (sys0 …, terms …), best B (epoch e), lr η (Gauss–Newton:
+    damping λ), P passes, t s` after each step, with the peak resident memory (`memory`)
+    and the gradient norms (`gradients`, NN_config printGrad) when asked; at every
+    validation its loss and, per system, the RMS band error, the worst band and the
+    band-edge errors (eV)."""
 
     def __init__(self, memory: bool = False, gradients: bool = False) -> None:
         self.memory = memory
@@ -41,10 +42,11 @@ class EpochLog(AfterStep):
             for k, v in m.items()
             if k.startswith("train/") and "loss" not in k
         ]
+        step = f"damping {m['damping']:.3g}" if "damping" in m else f"lr {m['lr']:.4g}"
         line = (
             f"epoch {epoch}/{trainer.max_epochs}: loss {m['train/loss']:.6g} eV^2 "
             f"({', '.join(parts)}), best {pl_module.best_loss:.6g} (epoch "
-            f"{pl_module.best_epoch}), lr {m['lr']:.4g}, {m['passes']} passes, "
+            f"{pl_module.best_epoch}), {step}, {m['passes']} passes, "
             f"{time.perf_counter() - self._start:.2f} s"
         )
         if self.memory:

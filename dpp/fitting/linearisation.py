@@ -1,0 +1,169 @@
+"""The objective as a quadratic model in function space: per system, the loss as a function of
+the form factors v_s(q_u) at the system's unique |G − G'| (Gauss–Newton curvature from the
+Hellmann–Feynman band derivatives), for `dpp.training.gauss_newton`.
+
+Band losses are quadratic in the bands (the weights, windows included, are fixed), so the
+model's only approximation is first-order perturbation theory for the bands. Global terms that
+diagonalise nothing (the v(q) penalties) are not modelled: the model evaluates them exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dpp.fitting.bands import BandTerm
+from dpp.fitting.objective import Objective, trainable
+from dpp.models.batchnorm import batchnorm_layers
+from dpp.physics.bands import needed_eigenvalues, process_bands
+from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+
+
+@dataclass
+class SystemModel:
+    """The k-point loss of one system to second order in δv = v − `values` (eV²):
+    loss + gradient·δv + δv·curvature·δv, over the present species' form factors at the
+    unique q (flattened (n_unique, n_present), Hartree·Bohr³)."""
+
+    loss: float
+    values: torch.Tensor
+    gradient: torch.Tensor
+    curvature: torch.Tensor
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        step = values - self.values
+        return self.loss + self.gradient @ step + step @ (self.curvature @ step)
+
+
+@dataclass
+class Linearisation:
+    """A full evaluation at `parameters`: the k-point loss per system (eV²), the global terms
+    by label and each system's quadratic model."""
+
+    parameters: list[torch.Tensor]
+    per_system: torch.Tensor
+    terms: dict[str, float]
+    models: list[SystemModel]
+
+    @property
+    def total(self) -> float:
+        return float(self.per_system.sum()) + sum(self.terms.values())
+
+    def taken_at(self, parameters: list[torch.Tensor]) -> bool:
+        """Whether `parameters` are exactly the ones of this linearisation."""
+        return all(torch.equal(a, b) for a, b in zip(self.parameters, parameters, strict=True))
+
+
+def unsupported(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -> str | None:
+    """Why the function-space model cannot represent this fit, or None when it can."""
+    network = hamiltonian.model
+    if network is None or not hamiltonian.uses_network:
+        return "there is no network form factor"
+    if hamiltonian.pp_free.requires_grad:
+        return "analytic parameters are trained beside the network"
+    if batchnorm_layers(network) or any(
+        isinstance(m, torch.nn.Dropout) and m.p > 0 for m in network.modules()
+    ):
+        return "the network's output depends on more than its parameters (batch norm, dropout)"
+    if len(objective.kpoint_terms) != 1 or not isinstance(objective.primary, BandTerm):
+        return "the k-point loss is not the band loss alone"
+    if any(t.reordering.mode == "smooth" for t in objective.primary.targets):
+        return "smooth band reordering permutes bands after the solve"
+    solving = [term.name for term in objective.global_terms if term.solves]
+    if solving:
+        return f"the loss terms {', '.join(solving)} solve other Hamiltonians"
+    return None
+
+
+def form_factors_at_unique_q(hamiltonian: PseudopotentialHamiltonian, system: int) -> torch.Tensor:
+    """v_s(q_u) of the present species at the system's unique q, flattened (Hartree·Bohr³),
+    differentiable in the network parameters."""
+    geometry = hamiltonian.geometries[system]
+    values = hamiltonian.form_factors(geometry.unique_q, volume_ratio=geometry.volume_ratio)
+    return values[:, geometry.species_present].reshape(-1)
+
+
+def _system_model(
+    objective: Objective, hamiltonian: PseudopotentialHamiltonian, system: int
+) -> SystemModel:
+    term = objective.primary
+    assert isinstance(term, BandTerm)
+    geometry = hamiltonian.geometries[system]
+    n_bands = hamiltonian.systems[system].n_bands
+    spin_orbit = hamiltonian.options.spin_orbit
+    rows = term.targets[system].reordering.order_rows(hamiltonian, system)
+    n_eig = min(needed_eigenvalues(n_bands, spin_orbit, rows), hamiltonian.dimension(system))
+    k_all = torch.arange(geometry.n_kpoints, device=geometry.kpoints.device)
+    with torch.no_grad():
+        eigenvalues, vectors = hamiltonian.eigenpairs(system, k_all, n_eig)
+        derivatives = hamiltonian.local_expectation_gradient(system, vectors)
+        derivatives = derivatives[..., geometry.species_present]
+        n_k, n_values = len(k_all), derivatives[0, 0].numel()
+        # (nK, n_eig, n_values) -> the bands' derivatives (nK, nBands, n_values), eV per v
+        columns = derivatives.reshape(n_k, n_eig, n_values).transpose(1, 2).reshape(-1, n_eig)
+        picked_rows = None if rows is None else rows.repeat_interleave(n_values, 0)
+        jacobian = process_bands(columns, n_bands, spin_orbit, picked_rows)
+        jacobian = jacobian.reshape(n_k, n_values, n_bands).transpose(1, 2)
+    with torch.enable_grad():
+        bands = process_bands(eigenvalues, n_bands, spin_orbit, rows).requires_grad_(True)
+        loss = objective.batch(hamiltonian, system, k_all, bands)
+        (band_gradient,) = torch.autograd.grad(loss, bands, create_graph=True)
+        (hessian_jacobian,) = torch.autograd.grad(
+            band_gradient, bands, grad_outputs=jacobian.permute(2, 0, 1), is_grads_batched=True
+        )
+    flat_jacobian = jacobian.reshape(-1, n_values)
+    curvature = 0.25 * (
+        flat_jacobian.T @ hessian_jacobian.reshape(n_values, -1).T
+        + hessian_jacobian.reshape(n_values, -1) @ flat_jacobian
+    )
+    eigenvalues_c, basis = torch.linalg.eigh(curvature)
+    curvature = (basis * eigenvalues_c.clamp(min=0.0)) @ basis.T
+    gradient = flat_jacobian.T @ band_gradient.detach().reshape(-1)
+    values = form_factors_at_unique_q(hamiltonian, system).detach()
+    return SystemModel(float(loss.detach()), values, gradient, curvature)
+
+
+def linearise(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -> Linearisation:
+    """Evaluate the objective at the present parameters with one solve per k-point (no
+    backward pass through the solver) and model every system's band loss."""
+    parameters = [p.detach().clone() for _, p in trainable(hamiltonian)]
+    models = [_system_model(objective, hamiltonian, s) for s in range(len(hamiltonian.systems))]
+    per_system = torch.tensor([model.loss for model in models], dtype=torch.float64)
+    return Linearisation(parameters, per_system, objective.global_loss(hamiltonian), models)
+
+
+def store_gradient(
+    linearisation: Linearisation, objective: Objective, hamiltonian: PseudopotentialHamiltonian
+) -> None:
+    """Leave the exact loss gradient at the linearisation's parameters (the present ones) in
+    the trainable tensors' `.grad`: the models' slopes and the global terms, no eigensolves."""
+    for _, parameter in trainable(hamiltonian):
+        parameter.grad = None
+    with torch.enable_grad():
+        slope = sum(
+            model.gradient @ form_factors_at_unique_q(hamiltonian, system)
+            for system, model in enumerate(linearisation.models)
+        )
+        slope.backward()
+        objective.global_loss(hamiltonian, torch.Tensor.backward)
+
+
+def model_loss(
+    linearisation: Linearisation,
+    objective: Objective,
+    hamiltonian: PseudopotentialHamiltonian,
+    damping: float = 0.0,
+) -> torch.Tensor:
+    """The model of the objective at the present parameters (eV²), differentiable: each
+    system's quadratic model, the global terms exactly, plus `damping` times the
+    Levenberg–Marquardt distance Σ diag(curvature)·δv²."""
+    total = sum(objective.global_values(hamiltonian).values(), torch.zeros((), dtype=torch.float64))
+    for system, model in enumerate(linearisation.models):
+        values = form_factors_at_unique_q(hamiltonian, system)
+        total = total + model(values)
+        if damping > 0.0:
+            step = values - model.values
+            scale = model.curvature.diagonal().clamp(min=1e-12)
+            total = total + damping * (scale * step * step).sum()
+    return total

@@ -1,0 +1,142 @@
+"""Gauss–Newton in function space: the default optimiser (`optimizer=gauss_newton`).
+
+Each step linearises the bands in the form factors v_s(q) at the |G − G'| the Hamiltonians
+use (`dpp.fitting.linearisation`), fits the network to that quadratic model plus a
+Levenberg–Marquardt damping by L-BFGS on the model alone (no eigensolves), and accepts the
+new network when the true loss falls; otherwise the damping grows and the fit is redone.
+A step in the network's parameters crosses the kinks of a ReLU network freely, because the
+model is quadratic in the potential, not in the parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from dpp.fitting.linearisation import Linearisation, linearise, model_loss, store_gradient
+from dpp.fitting.objective import Objective
+from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+
+log = logging.getLogger(__name__)
+
+GOOD_RATIO, POOR_RATIO = 0.75, 0.25  # actual / predicted decrease that shrinks / grows damping
+SHRINK, GROW, REJECT = 1 / 3, 2.0, 4.0  # damping factors: good, poor and rejected steps
+MIN_DAMPING = 1e-8
+
+
+class FunctionSpaceGaussNewton(torch.optim.Optimizer):
+    """Levenberg–Marquardt on the function-space model of the loss.
+
+    `damping` is the initial λ (relative to the curvature's diagonal), `inner_iterations` the
+    L-BFGS iterations of each model fit, `trials` the most model fits (each followed by a full
+    loss evaluation) one step may take. `fallback(params)` builds the optimiser used instead
+    when the model cannot represent the fit (see `dpp.fitting.linearisation.unsupported`).
+    """
+
+    def __init__(
+        self,
+        params: list[nn.Parameter],
+        damping: float = 1e-2,
+        inner_iterations: int = 300,
+        inner_history: int = 100,
+        trials: int = 8,
+        fallback: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None,
+    ) -> None:
+        if damping <= 0 or inner_iterations < 1 or trials < 1:
+            raise ValueError("damping must be > 0, inner_iterations and trials >= 1")
+        super().__init__(params, {"damping": damping})
+        self.inner_iterations = inner_iterations
+        self.inner_history = inner_history
+        self.trials = trials
+        self.fallback = fallback
+        self.hamiltonian: PseudopotentialHamiltonian | None = None
+        self.objective: Objective | None = None
+        self.linearisation: Linearisation | None = None
+
+    def attach(self, hamiltonian: PseudopotentialHamiltonian, objective: Objective) -> None:
+        """The Hamiltonian (whose network holds this optimiser's parameters) and objective."""
+        self.hamiltonian, self.objective = hamiltonian, objective
+
+    @property
+    def parameters(self) -> list[nn.Parameter]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def _current(self) -> list[torch.Tensor]:
+        return [p.detach() for p in self.parameters]
+
+    def _put(self, values: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for parameter, value in zip(self.parameters, values, strict=True):
+                parameter.copy_(value)
+
+    def evaluate(self) -> tuple[Linearisation, int]:
+        """The linearisation at the present parameters, with the loss gradient in `.grad`,
+        and the full passes it took (0 when the last step's accepted trial left it)."""
+        if self.hamiltonian is None or self.objective is None:
+            raise RuntimeError("FunctionSpaceGaussNewton.attach(hamiltonian, objective) first")
+        passes = 0
+        if self.linearisation is None or not self.linearisation.taken_at(self._current()):
+            self.linearisation = linearise(self.objective, self.hamiltonian)
+            passes = 1
+        store_gradient(self.linearisation, self.objective, self.hamiltonian)
+        return self.linearisation, passes
+
+    def _fit_model(self, start: Linearisation, damping: float) -> float:
+        """Fit the network to the damped model from `start`'s parameters; the undamped
+        model's value there (eV²)."""
+        assert self.hamiltonian is not None and self.objective is not None
+        self._put(start.parameters)
+        inner = torch.optim.LBFGS(
+            self.parameters,
+            lr=1.0,
+            max_iter=self.inner_iterations,
+            history_size=self.inner_history,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-12,
+            tolerance_change=1e-14,
+        )
+
+        def closure() -> torch.Tensor:
+            inner.zero_grad()
+            loss = model_loss(start, self.objective, self.hamiltonian, damping)
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            inner.step(closure)
+        with torch.no_grad():
+            return float(model_loss(start, self.objective, self.hamiltonian))
+
+    def step(self, closure: Any = None) -> int:  # type: ignore[override]
+        """One damped Gauss–Newton step from the linearisation `evaluate()` left; returns
+        the full passes taken (one per trial). Without a decrease after `trials` fits the
+        parameters stay where they were and the damping keeps its last, largest value."""
+        if self.linearisation is None or not self.linearisation.taken_at(self._current()):
+            self.evaluate()
+        start = self.linearisation
+        assert start is not None
+        group = self.param_groups[0]
+        damping = group["damping"]
+        assert self.hamiltonian is not None and self.objective is not None
+        for trial in range(1, self.trials + 1):
+            predicted = self._fit_model(start, damping)
+            trial_point = linearise(self.objective, self.hamiltonian)
+            actual = trial_point.total
+            if math.isfinite(actual) and actual < start.total:
+                ratio = (start.total - actual) / max(start.total - predicted, 1e-300)
+                if ratio > GOOD_RATIO:
+                    damping *= SHRINK
+                elif ratio < POOR_RATIO:
+                    damping *= GROW
+                group["damping"] = max(damping, MIN_DAMPING)
+                self.linearisation = trial_point
+                return trial
+            damping *= REJECT
+            group["damping"] = damping
+        self._put(start.parameters)
+        return self.trials

@@ -1,0 +1,195 @@
+"""Gauss–Newton in function space: the Hellmann–Feynman form-factor derivatives, the
+linearised objective, the optimiser's steps and its fallback."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from types import SimpleNamespace
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from test_training_units import make_module
+from training_support import INGAASP, small_bundle
+
+from dpp.fitting import LossSettings
+from dpp.fitting.build import training_objective
+from dpp.fitting.linearisation import (
+    linearise,
+    model_loss,
+    store_gradient,
+    unsupported,
+)
+from dpp.fitting.terms import GlobalTerm
+from dpp.io import load_bundle
+from dpp.physics import PhysicsOptions, build_hamiltonian
+from dpp.training import gauss_newton
+from dpp.training.datamodule import KPointDataModule
+from dpp.training.gauss_newton import FunctionSpaceGaussNewton
+
+REPO_DATA = INGAASP.parent
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory):
+    return load_bundle(small_bundle(tmp_path_factory.mktemp("gn"), n_k=7))
+
+
+def pairwise_derivatives(hamiltonian, system: int, vectors: torch.Tensor) -> torch.Tensor:
+    """Σ_{G,G'} ψ*(G) S_s(G − G') ψ(G') binned by |G − G'|, pair by pair (O(N²) per state)."""
+    geometry = hamiltonian.geometries[system]
+    n = geometry.n_basis
+    flat = geometry.q_index.reshape(-1)
+    out = []
+    for psi in vectors:
+        density = psi[:n, None, :].conj() * psi[None, :n, :]
+        if hamiltonian.options.spin_orbit:
+            density = density + psi[n:, None, :].conj() * psi[None, n:, :]
+        per_species = []
+        for factors in geometry.structure_factors:
+            weighted = (density * factors[..., None]).real.reshape(n * n, -1)
+            binned = torch.zeros(len(geometry.unique_q), weighted.shape[1], dtype=torch.float64)
+            per_species.append(binned.index_add_(0, flat, weighted).T)
+        out.append(torch.stack(per_species, dim=-1))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize(("folder", "spin_orbit"), [("InGaAsP", False), ("CsPbI3_soc", True)])
+def test_fft_derivatives_equal_the_pairwise_sum(tmp_path, folder: str, spin_orbit: bool):
+    data = load_bundle(small_bundle(tmp_path, REPO_DATA / folder, n_k=2, max_ke=2.0))
+    hamiltonian = build_hamiltonian(data, None, PhysicsOptions(spin_orbit=spin_orbit))
+    for system in range(len(data.systems)):
+        _, vectors = hamiltonian.eigenpairs(system, torch.arange(2), 6)
+        fast = hamiltonian.local_expectation_gradient(system, vectors)
+        torch.testing.assert_close(
+            fast, pairwise_derivatives(hamiltonian, system, vectors), rtol=0, atol=1e-14
+        )
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_linearisation_is_exact_to_first_order(bundle, relative: bool):
+    """At its point the model equals the loss, and its slope (Hellmann–Feynman band
+    derivatives through the band loss, penalties exact) is the autograd gradient."""
+    module = make_module(bundle, 7, relative=relative, penalties=True)
+    total, _, terms = module.full_pass(backward=True)
+    expected = [p.grad.clone() for _, p in module.trainable()]
+    linearisation = linearise(module.objective, module.hamiltonian)
+    assert linearisation.total == pytest.approx(total, rel=1e-12)
+    assert set(linearisation.terms) == set(terms) == {"decay", "magnitude"}
+    store_gradient(linearisation, module.objective, module.hamiltonian)
+    for (name, parameter), reference in zip(module.trainable(), expected, strict=True):
+        torch.testing.assert_close(parameter.grad, reference, rtol=1e-9, atol=1e-12, msg=name)
+    at_point = model_loss(linearisation, module.objective, module.hamiltonian, damping=1.0)
+    assert float(at_point) == pytest.approx(total, rel=1e-12)
+    for model in linearisation.models:  # positive semi-definite Gauss–Newton curvature
+        assert float(torch.linalg.eigvalsh(model.curvature).min()) > -1e-9
+
+
+def gauss_newton_module(bundle, **options):
+    module = make_module(bundle, 3, relative=True)
+    module.optimizer_factory = functools.partial(FunctionSpaceGaussNewton, **options)
+    return module
+
+
+def fit(module, epochs: int):
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    n_k = [s.n_kpoints for s in module.hamiltonian.systems]
+    trainer.fit(module, datamodule=KPointDataModule(n_k, 3, separate=True))
+    return trainer
+
+
+def test_gauss_newton_epochs_lower_the_loss(bundle):
+    """Every accepted step lowers the loss; each epoch takes one pass per trial, and the
+    accepted trial's evaluation is the next epoch's (no second pass at the same point)."""
+    module = gauss_newton_module(bundle, inner_iterations=50)
+    fit(module, 4)
+    losses = [value for _, value in module.train_history]
+    assert len(losses) == 4
+    assert all(b < a for a, b in zip(losses, losses[1:], strict=False))
+    assert losses[-1] < 0.5 * losses[0]
+    optimizer = module.optimizers().optimizer
+    assert isinstance(optimizer, FunctionSpaceGaussNewton)
+    assert module.passes >= 4  # the first evaluation, then at least one trial per step
+    assert 0 < optimizer.param_groups[0]["damping"]
+    assert module.epoch_metrics["damping"] > 0  # the damping the last step started from
+
+
+def test_a_step_without_decrease_restores_the_parameters(bundle, monkeypatch):
+    """When no trial lowers the loss the parameters are exactly those before the step and
+    the damping has grown by the rejection factor once per trial."""
+    module = make_module(bundle, 7, relative=False)
+    optimizer = FunctionSpaceGaussNewton([p for _, p in module.trainable()], trials=3)
+    optimizer.attach(module.hamiltonian, module.objective)
+    start, passes = optimizer.evaluate()
+    assert passes == 1
+    assert optimizer.evaluate()[1] == 0  # the same point: no new pass
+    real = gauss_newton.linearise
+
+    def worse(objective, hamiltonian):
+        result = real(objective, hamiltonian)
+        result.per_system = result.per_system + 1e6
+        return result
+
+    monkeypatch.setattr(gauss_newton, "linearise", worse)
+    before = [p.detach().clone() for _, p in module.trainable()]
+    assert optimizer.step() == 3
+    for (_, parameter), value in zip(module.trainable(), before, strict=True):
+        assert torch.equal(parameter.detach(), value)
+    assert optimizer.param_groups[0]["damping"] == pytest.approx(1e-2 * 4.0**3)
+    assert optimizer.linearisation is start
+
+
+class SolvingTerm(GlobalTerm):
+    name = "strained"
+
+    def values(self, hamiltonian):
+        return {}
+
+
+def test_unsupported_fits_are_named(bundle):
+    module = make_module(bundle, 7, relative=False)
+    assert unsupported(module.objective, module.hamiltonian) is None
+    module.objective.global_terms.append(SolvingTerm())
+    assert "strained" in unsupported(module.objective, module.hamiltonian)
+    smooth = training_objective(bundle, LossSettings(reorder="smooth"))
+    assert "smooth" in unsupported(smooth, module.hamiltonian)
+    analytic = build_hamiltonian(bundle, None)
+    assert "no network" in unsupported(module.objective, analytic)
+
+
+def test_an_unsupported_fit_trains_with_the_fallback(bundle, caplog):
+    module = gauss_newton_module(
+        bundle,
+        fallback=functools.partial(torch.optim.LBFGS, lr=1.0, max_iter=1, line_search_fn=None),
+    )
+    module.objective.global_terms.append(SolvingTerm())
+    with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
+        fit(module, 2)
+    assert isinstance(module.optimizers().optimizer, torch.optim.LBFGS)
+    assert "loss terms strained solve other Hamiltonians" in caplog.text
+    module = gauss_newton_module(bundle)
+    module.objective.global_terms.append(SolvingTerm())
+    with pytest.raises(ValueError, match="cannot train this fit"):
+        module.configure_optimizers()
+
+
+def test_ddp_trains_with_the_fallback(bundle, caplog):
+    """The linearisation covers every k-point of a system at once: with the k-points split
+    over ranks the fallback trains (the same optimiser on every rank)."""
+    module = gauss_newton_module(bundle, fallback=torch.optim.LBFGS)
+    module._trainer = SimpleNamespace(world_size=2)
+    with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
+        optimizer = module.configure_optimizers()["optimizer"]
+    assert isinstance(optimizer, torch.optim.LBFGS)
+    assert "split over DDP ranks" in caplog.text
