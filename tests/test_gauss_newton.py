@@ -121,7 +121,7 @@ def test_gauss_newton_epochs_lower_the_loss(bundle):
     optimizer = module.optimizers().optimizer
     assert isinstance(optimizer, FunctionSpaceGaussNewton)
     assert module.passes >= 4  # the first evaluation, then at least one trial per step
-    assert 0 < optimizer.param_groups[0]["damping"]
+    assert optimizer.param_groups[0]["damping"] > 0
     assert module.epoch_metrics["damping"] > 0  # the damping the last step started from
 
 
