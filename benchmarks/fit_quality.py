@@ -1,14 +1,16 @@
-"""Fit quality of training recipes: the original's (recipe=legacy) against dpp's default.
+"""Fit quality of training recipes: the original's (recipe=legacy) against dpp's default
+(recipe=gauss_newton) and recipe=lbfgs.
 
     python benchmarks/fit_quality.py dpp/data/examples/zb_CdSe
     python benchmarks/fit_quality.py tests/data/InGaAsP --epochs 200 --prefit 1000 --fresh \
         --seed 0 1 2
 
 For each seed, every recipe trains the same bundle from the same initial network for the same
-number of epochs (one optimiser step per epoch) in one process, one CPU thread each, and the
-script prints the final and best training losses (eV²), the worst jump after the first
-epochs (loss / running best), the loss-and-gradient passes over all k-points the fit took
-(the machine-independent cost: one per epoch for Adam, more for L-BFGS's line search) and the
+number of epochs (one optimiser step per epoch; Gauss–Newton stops earlier when it has
+converged) in one process, one CPU thread each, and the script prints the final and best
+training losses (eV²), the worst jump after the first epochs (loss / running best), the
+passes over all k-points the fit took (the machine-independent cost: one per epoch for Adam,
+more for L-BFGS's line search and Gauss–Newton's rejected trials) and the
 wall time; then, per recipe, the legacy recipe's best loss over its best loss for each seed
 and their geometric mean, at the same epochs and within the legacy recipe's passes.
 `--fresh` starts from the Wang–Zunger pre-fit instead of the bundle's init_PPmodel.pth;

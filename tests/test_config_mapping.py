@@ -136,7 +136,8 @@ def test_settings_rules_name_the_nn_config_line(tmp_path: Path, key, value, expe
         ({"adam_beta1": 0.8}, ["recipe=legacy", "optimizer=sgd"], "SGD", {"momentum": 0.0}),
         ({"sgd_momentum": 0.5}, ["recipe=legacy", "optimizer=sgd"], "SGD", {"momentum": 0.5}),
         ({"sgd_momentum": 0.5}, ["recipe=legacy"], "Adam", {"betas": [0.9, 0.999]}),
-        ({"sgd_momentum": 0.5, "adam_beta1": 0.8}, [], "LBFGS", {}),
+        ({"sgd_momentum": 0.5, "adam_beta1": 0.8}, [], "FunctionSpaceGaussNewton", {}),
+        ({"sgd_momentum": 0.5, "adam_beta1": 0.8}, ["recipe=lbfgs"], "LBFGS", {}),
     ],
 )
 def test_optimizer_takes_the_nn_config_keys_it_accepts(
@@ -202,8 +203,8 @@ def test_missing_bundle_is_an_input_error(tmp_path: Path):
 
 
 def test_unknown_override_suggests_the_closest_key():
-    with pytest.raises(InputError, match=r"optimizer.lrr=0.1.*did you mean 'optimizer.lr'"):
-        compose_cfg(["optimizer.lrr=0.1"])
+    with pytest.raises(InputError, match=r"optimizer.dampin=0.1.*did you mean 'optimizer.damping'"):
+        compose_cfg(["optimizer.dampin=0.1"])
     with pytest.raises(InputError, match=r"optimizer=adamm.*did you mean 'adam'"):
         compose_cfg(["optimizer=adamm"])
 

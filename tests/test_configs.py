@@ -15,6 +15,7 @@ from omegaconf import OmegaConf, open_dict
 from dpp.app.compose import compose_config, config_dir, prepare
 from dpp.app.origins import Origins
 from dpp.app.run import run_settings
+from dpp.training.gauss_newton import FunctionSpaceGaussNewton
 
 CONF = config_dir()
 OPTIONAL_PACKAGES = {"wandb": "wandb", "mlflow": "mlflow"}
@@ -52,9 +53,17 @@ def test_train_and_evaluate_compose_and_build_their_settings(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("option", _options("optimizer"))
 def test_every_optimizer_steps(option: str, tmp_path: Path) -> None:
-    cfg = _composed([f"optimizer={option}", "optimizer.lr=0.1"], tmp_path)
+    """Each optimiser steps a quadratic; Gauss–Newton, which needs the band objective
+    (tests/test_gauss_newton.py), through its fallback."""
+    gauss_newton = option == "gauss_newton"
+    cfg = _composed(
+        [f"optimizer={option}", *([] if gauss_newton else ["optimizer.lr=0.1"])], tmp_path
+    )
     (weight,) = params = _parameters()
     optimizer = instantiate(cfg.optimizer)(params)
+    if gauss_newton:
+        assert isinstance(optimizer, FunctionSpaceGaussNewton)
+        optimizer = optimizer.fallback(params)
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -83,8 +92,8 @@ def test_every_recipe_builds_its_optimizer_and_schedule(option: str, tmp_path: P
     optimizer = instantiate(cfg.optimizer)(_parameters())
     if "_target_" in cfg.scheduler:
         instantiate(cfg.scheduler)(optimizer)
-    expected = torch.optim.LBFGS if option == "lbfgs" else torch.optim.Adam
-    assert isinstance(optimizer, expected), option
+    expected = {"lbfgs": torch.optim.LBFGS, "gauss_newton": FunctionSpaceGaussNewton}
+    assert isinstance(optimizer, expected.get(option, torch.optim.Adam)), option
 
 
 @pytest.mark.parametrize("option", _options("trainer"))

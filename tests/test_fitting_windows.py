@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import EXAMPLES, shrink_bundle
-from training_support import run_app, small_bundle
+from training_support import cost_rows, run_app, small_bundle
 
 from dpp.errors import InputError, SettingError
 from dpp.fitting import BandTerm, LossSettings
@@ -99,8 +100,15 @@ def test_window_in_a_training_run(tmp_path: Path) -> None:
     with (bundle / "input_0.par").open("a") as handle:
         handle.write("idxVB = 7\n")
     window = ["loss.window_low=-4", "loss.window_high=2", "loss.exclude_bands=[0,1]"]
-    full = run_app(tmp_path / "full", [f"data.bundle={bundle}"])
-    windowed = run_app(tmp_path / "window", [f"data.bundle={bundle}", *window])
+    finals = [
+        run_app(tmp_path / "full", [f"data.bundle={bundle}"]),
+        run_app(tmp_path / "window", [f"data.bundle={bundle}", *window]),
+    ]
+    assert all(0 < final < math.inf for final in finals)
+    # the same initial network: the window drops bands from the first epoch's loss
+    full, windowed = (
+        cost_rows(tmp_path / name / "final_training_cost.dat")[0][1] for name in ("full", "window")
+    )
     assert 0 < windowed < full
 
 

@@ -16,6 +16,7 @@ from training_support import INGAASP, small_bundle
 from dpp.fitting import LossSettings
 from dpp.fitting.build import training_objective
 from dpp.fitting.linearisation import (
+    degenerate_mean,
     linearise,
     model_loss,
     store_gradient,
@@ -86,6 +87,17 @@ def test_linearisation_is_exact_to_first_order(bundle, relative: bool):
         assert float(torch.linalg.eigvalsh(model.curvature).min()) > -1e-9
 
 
+def test_degenerate_states_share_their_mean_derivative():
+    eigenvalues = torch.tensor([[0.0, 1.0, 1.0 + 1e-9, 2.0], [0.0, 0.0, 0.5, 0.5]])
+    derivatives = torch.arange(16.0).reshape(2, 4, 2)
+    mean = degenerate_mean(eigenvalues, derivatives)
+    expected = derivatives.clone()
+    expected[0, 1:3] = derivatives[0, 1:3].mean(dim=0)
+    expected[1, 0:2] = derivatives[1, 0:2].mean(dim=0)
+    expected[1, 2:4] = derivatives[1, 2:4].mean(dim=0)
+    torch.testing.assert_close(mean, expected)
+
+
 def gauss_newton_module(bundle, **options):
     module = make_module(bundle, 3, relative=True)
     module.optimizer_factory = functools.partial(FunctionSpaceGaussNewton, **options)
@@ -123,11 +135,33 @@ def test_gauss_newton_epochs_lower_the_loss(bundle):
     assert module.passes >= 4  # the first evaluation, then at least one trial per step
     assert optimizer.param_groups[0]["damping"] > 0
     assert module.epoch_metrics["damping"] > 0  # the damping the last step started from
+    assert not optimizer.converged
+
+
+def test_a_converged_fit_stops(bundle, monkeypatch, caplog):
+    """A step that finds no decrease ends the fit (the Gauss–Newton stopping rule)."""
+    module = gauss_newton_module(bundle, inner_iterations=20, trials=2)
+    real = gauss_newton.linearise
+    calls = []
+
+    def worse_after_first(objective, hamiltonian):
+        result = real(objective, hamiltonian)
+        calls.append(1)
+        if len(calls) > 1:
+            result.per_system = result.per_system + 1e6
+        return result
+
+    monkeypatch.setattr(gauss_newton, "linearise", worse_after_first)
+    with caplog.at_level(logging.INFO, logger="dpp.training.module"):
+        trainer = fit(module, 5)
+    assert trainer.current_epoch == 1
+    assert len(module.train_history) == 1
+    assert "Gauss-Newton converged" in caplog.text
 
 
 def test_a_step_without_decrease_restores_the_parameters(bundle, monkeypatch):
-    """When no trial lowers the loss the parameters are exactly those before the step and
-    the damping has grown by the rejection factor once per trial."""
+    """When no trial lowers the loss the parameters are exactly those before the step, the
+    damping has grown by 2, 4, 8 and the optimiser reports convergence."""
     module = make_module(bundle, 7, relative=False)
     optimizer = FunctionSpaceGaussNewton([p for _, p in module.trainable()], trials=3)
     optimizer.attach(module.hamiltonian, module.objective)
@@ -146,8 +180,9 @@ def test_a_step_without_decrease_restores_the_parameters(bundle, monkeypatch):
     assert optimizer.step() == 3
     for (_, parameter), value in zip(module.trainable(), before, strict=True):
         assert torch.equal(parameter.detach(), value)
-    assert optimizer.param_groups[0]["damping"] == pytest.approx(1e-2 * 4.0**3)
+    assert optimizer.param_groups[0]["damping"] == pytest.approx(1e-2 * 2 * 4 * 8)
     assert optimizer.linearisation is start
+    assert optimizer.converged
 
 
 class SolvingTerm(GlobalTerm):

@@ -231,6 +231,7 @@ def test_options_lbfgs_preadjust_perturbation_analytic(tmp_path: Path):
             f"data.bundle={bundle}",
             "trainer.max_epochs=2",
             "trainer.check_val_every_n_epoch=1",
+            "recipe=lbfgs",
             "optimizer.max_iter=2",
             "callbacks.epoch_log.gradients=true",
             "trainer.profiler=simple",

@@ -3,7 +3,8 @@ the form factors v_s(q_u) at the system's unique |G − G'| (Gauss–Newton curv
 Hellmann–Feynman band derivatives), for `dpp.training.gauss_newton`.
 
 Band losses are quadratic in the bands (the weights, windows included, are fixed), so the
-model's only approximation is first-order perturbation theory for the bands. Global terms that
+model's only approximation is first-order perturbation theory for the bands; the states of a
+degenerate group share the derivative of their mean, the only one they have. Global terms that
 diagonalise nothing (the v(q) penalties) are not modelled: the model evaluates them exactly.
 """
 
@@ -84,6 +85,25 @@ def form_factors_at_unique_q(hamiltonian: PseudopotentialHamiltonian, system: in
     return values[:, geometry.species_present].reshape(-1)
 
 
+DEGENERATE = 1e-7
+"""Hartree: eigenvalues closer than this form one degenerate group (symmetry degeneracies are
+exact to ~1e-12; states of one group have no individual derivative, their mean has one)."""
+
+
+def degenerate_mean(eigenvalues: torch.Tensor, derivatives: torch.Tensor) -> torch.Tensor:
+    """Each eigenvalue's derivatives (nK, n_eig, ·) replaced by the mean over its degenerate
+    group (ascending eigenvalues within DEGENERATE Hartree of their neighbour)."""
+    gaps = eigenvalues.diff(dim=1) > DEGENERATE
+    groups = torch.cat([torch.zeros_like(gaps[:, :1]), gaps], dim=1).cumsum(dim=1)
+    flat = derivatives.reshape(derivatives.shape[0], derivatives.shape[1], -1)
+    sums = torch.zeros_like(flat).scatter_add_(1, groups[..., None].expand_as(flat), flat)
+    counts = torch.zeros(groups.shape, dtype=flat.dtype, device=flat.device).scatter_add_(
+        1, groups, torch.ones_like(groups, dtype=flat.dtype)
+    )
+    means = sums / counts.clamp(min=1)[..., None]
+    return torch.gather(means, 1, groups[..., None].expand_as(flat)).reshape(derivatives.shape)
+
+
 def _system_model(
     objective: Objective, hamiltonian: PseudopotentialHamiltonian, system: int
 ) -> SystemModel:
@@ -100,6 +120,7 @@ def _system_model(
         derivatives = hamiltonian.local_expectation_gradient(system, vectors)
         derivatives = derivatives[..., geometry.species_present]
         n_k, n_values = len(k_all), derivatives[0, 0].numel()
+        derivatives = degenerate_mean(eigenvalues, derivatives.reshape(n_k, n_eig, n_values))
         # (nK, n_eig, n_values) -> the bands' derivatives (nK, nBands, n_values), eV per v
         columns = derivatives.reshape(n_k, n_eig, n_values).transpose(1, 2).reshape(-1, n_eig)
         picked_rows = None if rows is None else rows.repeat_interleave(n_values, 0)

@@ -24,9 +24,7 @@ from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 
 log = logging.getLogger(__name__)
 
-GOOD_RATIO, POOR_RATIO = 0.75, 0.25  # actual / predicted decrease that shrinks / grows damping
-SHRINK, GROW, REJECT = 1 / 3, 2.0, 4.0  # damping factors: good, poor and rejected steps
-MIN_DAMPING = 1e-8
+MIN_DAMPING, MAX_DAMPING = 1e-8, 1e10  # bounds of λ (relative to the curvature's diagonal)
 
 
 class FunctionSpaceGaussNewton(torch.optim.Optimizer):
@@ -47,8 +45,15 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
         trials: int = 8,
         fallback: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None,
     ) -> None:
-        if damping <= 0 or inner_iterations < 1 or trials < 1:
-            raise ValueError("damping must be > 0, inner_iterations and trials >= 1")
+        if not damping > 0:
+            raise ValueError(f"damping must be > 0, got {damping}")
+        for name, count in (
+            ("inner_iterations", inner_iterations),
+            ("inner_history", inner_history),
+            ("trials", trials),
+        ):
+            if count < 1:
+                raise ValueError(f"{name} must be >= 1, got {count}")
         super().__init__(params, {"damping": damping})
         self.inner_iterations = inner_iterations
         self.inner_history = inner_history
@@ -57,6 +62,7 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
         self.hamiltonian: PseudopotentialHamiltonian | None = None
         self.objective: Objective | None = None
         self.linearisation: Linearisation | None = None
+        self.converged = False
 
     def attach(self, hamiltonian: PseudopotentialHamiltonian, objective: Objective) -> None:
         """The Hamiltonian (whose network holds this optimiser's parameters) and objective."""
@@ -114,29 +120,33 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
 
     def step(self, closure: Any = None) -> int:  # type: ignore[override]
         """One damped Gauss–Newton step from the linearisation `evaluate()` left; returns
-        the full passes taken (one per trial). Without a decrease after `trials` fits the
-        parameters stay where they were and the damping keeps its last, largest value."""
+        the full passes taken (one per trial). A rejected trial multiplies the damping by 2,
+        4, 8, … (Madsen–Nielsen); without a decrease after `trials` fits the parameters stay
+        where they were and `converged` is set: no step of any length lowers the loss.
+        `closure` (Lightning's hooks) is called once; the loss comes from the linearisation."""
+        if closure is not None:
+            closure()
         if self.linearisation is None or not self.linearisation.taken_at(self._current()):
             self.evaluate()
         start = self.linearisation
         assert start is not None
         group = self.param_groups[0]
-        damping = group["damping"]
+        damping, growth = group["damping"], 2.0
         assert self.hamiltonian is not None and self.objective is not None
         for trial in range(1, self.trials + 1):
             predicted = self._fit_model(start, damping)
             trial_point = linearise(self.objective, self.hamiltonian)
             actual = trial_point.total
             if math.isfinite(actual) and actual < start.total:
+                # Madsen–Nielsen update from the ratio of actual to predicted decrease
                 ratio = (start.total - actual) / max(start.total - predicted, 1e-300)
-                if ratio > GOOD_RATIO:
-                    damping *= SHRINK
-                elif ratio < POOR_RATIO:
-                    damping *= GROW
-                group["damping"] = max(damping, MIN_DAMPING)
+                damping *= max(1 / 3, 1 - (2 * min(ratio, 1.0) - 1) ** 3)
+                group["damping"] = min(max(damping, MIN_DAMPING), MAX_DAMPING)
                 self.linearisation = trial_point
+                self.converged = False
                 return trial
-            damping *= REJECT
-            group["damping"] = damping
+            damping, growth = min(damping * growth, MAX_DAMPING), 2 * growth
+        group["damping"] = damping
         self._put(start.parameters)
+        self.converged = True
         return self.trials

@@ -352,7 +352,17 @@ class PseudopotentialModule(pl.LightningModule):
 
             optimizer.step(closure=closure)
         elif gauss_newton is not None:
-            self.passes += gauss_newton.step()
+            self.passes += optimizer.step()  # through Lightning: its step count and hooks
+            if gauss_newton.converged:
+                log.info(
+                    "epoch %d: Gauss-Newton converged (no decrease in %d trials, damping up to"
+                    " %.3g): the fit stops at loss %.6g eV^2",
+                    epoch,
+                    gauss_newton.trials,
+                    gauss_newton.param_groups[0]["damping"],
+                    total,
+                )
+                self.trainer.should_stop = True
         else:
             optimizer.step()
         for name, parameter in self.trainable():
