@@ -24,6 +24,7 @@ from dpp.fitting.linearisation import (
 )
 from dpp.fitting.terms import GlobalTerm
 from dpp.io import load_bundle
+from dpp.models import build_model
 from dpp.physics import PhysicsOptions, build_hamiltonian
 from dpp.training import gauss_newton
 from dpp.training.datamodule import KPointDataModule
@@ -96,6 +97,32 @@ def test_degenerate_states_share_their_mean_derivative():
     expected[1, 0:2] = derivatives[1, 0:2].mean(dim=0)
     expected[1, 2:4] = derivatives[1, 2:4].mean(dim=0)
     torch.testing.assert_close(mean, expected)
+
+
+def test_spin_orbit_linearisation_gradient(tmp_path):
+    """With spinors (CsPbI3, spin–orbit and nonlocal terms fixed) the model's slope is the
+    autograd gradient too."""
+    data = load_bundle(small_bundle(tmp_path, REPO_DATA / "CsPbI3_soc", n_k=2, max_ke=2.0))
+    network = build_model(
+        "Net_celu_HeInit_decayGaussian",
+        [6, 6],
+        data.n_species,
+        gaussian_std=2.0,
+        generator=torch.Generator().manual_seed(1),
+    )
+    hamiltonian = build_hamiltonian(data, network, PhysicsOptions(spin_orbit=True))
+    objective = training_objective(data, LossSettings())
+    assert unsupported(objective, hamiltonian) is None
+    loss = sum(objective.batch(hamiltonian, s, torch.arange(2)) for s in range(len(data.systems)))
+    loss.backward()
+    expected = [p.grad.clone() for p in network.parameters()]
+    linearisation = linearise(objective, hamiltonian)
+    assert linearisation.total == pytest.approx(float(loss.detach()), rel=1e-12)
+    store_gradient(linearisation, objective, hamiltonian)
+    scale = max(float(g.abs().max()) for g in expected)
+    for parameter, reference in zip(network.parameters(), expected, strict=True):
+        # FFT and dense sums round differently: agreement to 1e-7 of the largest component
+        torch.testing.assert_close(parameter.grad, reference, rtol=0, atol=1e-7 * scale)
 
 
 def gauss_newton_module(bundle, **options):
