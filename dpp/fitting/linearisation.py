@@ -133,13 +133,13 @@ def _system_model(
         (hessian_jacobian,) = torch.autograd.grad(
             band_gradient, bands, grad_outputs=jacobian.permute(2, 0, 1), is_grads_batched=True
         )
+    # ½ Jᵀ H J, symmetrised: positive semi-definite, as the band loss is a weighted sum of
+    # squares of quantities linear in the bands
     flat_jacobian = jacobian.reshape(-1, n_values)
     curvature = 0.25 * (
         flat_jacobian.T @ hessian_jacobian.reshape(n_values, -1).T
         + hessian_jacobian.reshape(n_values, -1) @ flat_jacobian
     )
-    eigenvalues_c, basis = torch.linalg.eigh(curvature)
-    curvature = (basis * eigenvalues_c.clamp(min=0.0)) @ basis.T
     gradient = flat_jacobian.T @ band_gradient.detach().reshape(-1)
     values = form_factors_at_unique_q(hamiltonian, system).detach()
     return SystemModel(float(loss.detach()), values, gradient, curvature)
