@@ -27,6 +27,7 @@ from dpp.io import load_bundle
 from dpp.models import build_model
 from dpp.physics import PhysicsOptions, build_hamiltonian
 from dpp.training import gauss_newton
+from dpp.training.callbacks.perturbation import Perturbation
 from dpp.training.datamodule import KPointDataModule
 from dpp.training.gauss_newton import FunctionSpaceGaussNewton
 
@@ -131,9 +132,10 @@ def gauss_newton_module(bundle, **options):
     return module
 
 
-def fit(module, epochs: int):
+def fit(module, epochs: int, callbacks: list | None = None):
     trainer = pl.Trainer(
         max_epochs=epochs,
+        callbacks=callbacks,
         accelerator="cpu",
         devices=1,
         logger=False,
@@ -165,25 +167,47 @@ def test_gauss_newton_epochs_lower_the_loss(bundle):
     assert not optimizer.converged
 
 
+def _worse_after(linearise, honest: int):
+    """`linearise` whose evaluations after the first `honest` are ever higher (1e6 eV² more
+    at each call), so that every trial is rejected."""
+    calls = []
+
+    def worse(objective, hamiltonian):
+        result = linearise(objective, hamiltonian)
+        calls.append(1)
+        if len(calls) > honest:
+            result.per_system = result.per_system + 1e6 * len(calls)
+        return result
+
+    return worse
+
+
 def test_a_converged_fit_stops(bundle, monkeypatch, caplog):
     """A step that finds no decrease ends the fit (the Gauss–Newton stopping rule)."""
     module = gauss_newton_module(bundle, inner_iterations=20, trials=2)
-    real = gauss_newton.linearise
-    calls = []
-
-    def worse_after_first(objective, hamiltonian):
-        result = real(objective, hamiltonian)
-        calls.append(1)
-        if len(calls) > 1:
-            result.per_system = result.per_system + 1e6
-        return result
-
-    monkeypatch.setattr(gauss_newton, "linearise", worse_after_first)
+    monkeypatch.setattr(gauss_newton, "linearise", _worse_after(gauss_newton.linearise, 1))
     with caplog.at_level(logging.INFO, logger="dpp.training.module"):
         trainer = fit(module, 5)
     assert trainer.current_epoch == 1
     assert len(module.train_history) == 1
-    assert "Gauss-Newton converged" in caplog.text
+    assert "Gauss-Newton converged" in caplog.text and "the fit stops" in caplog.text
+
+
+def test_a_converged_fit_waits_for_perturbation_kicks(bundle, monkeypatch, caplog):
+    """With kicks configured a converged fit goes on: epochs at the stationary point cost no
+    pass, a kick moves the parameters and the steps resume from the initial damping."""
+    module = gauss_newton_module(bundle, inner_iterations=20, trials=2)
+    monkeypatch.setattr(gauss_newton, "linearise", _worse_after(gauss_newton.linearise, 1))
+    kicks = Perturbation(every=3, epsilon=0.01, seed=0)
+    with caplog.at_level(logging.INFO, logger="dpp.training.module"):
+        trainer = fit(module, 5, callbacks=[kicks])
+    assert trainer.current_epoch == 5
+    assert caplog.text.count("Gauss-Newton converged") == 2  # epoch 1, and after the kick
+    assert "steps resume after the next perturbation" in caplog.text
+    # epoch 1 and epoch 5 (after the kick that follows epoch 4) evaluate and try 2 trials
+    # each; epochs 2-4 sit still at no cost
+    assert module.passes == (1 + 2) + (1 + 2)
+    assert module.optimizers().optimizer.param_groups[0]["damping"] == pytest.approx(1e-2 * 8)
 
 
 def test_a_step_without_decrease_restores_the_parameters(bundle, monkeypatch):

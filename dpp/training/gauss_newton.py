@@ -55,6 +55,7 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
             if count < 1:
                 raise ValueError(f"{name} must be >= 1, got {count}")
         super().__init__(params, {"damping": damping})
+        self.initial_damping = damping
         self.inner_iterations = inner_iterations
         self.inner_history = inner_history
         self.trials = trials
@@ -87,6 +88,9 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
             raise RuntimeError("FunctionSpaceGaussNewton.attach(hamiltonian, objective) first")
         passes = 0
         if self.linearisation is None or not self.linearisation.taken_at(self._current()):
+            if self.converged:  # moved off the stationary point (a perturbation kick)
+                self.converged = False
+                self.param_groups[0]["damping"] = self.initial_damping
             self.linearisation = linearise(self.objective, self.hamiltonian)
             passes = 1
         store_gradient(self.linearisation, self.objective, self.hamiltonian)
@@ -122,12 +126,15 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
         """One damped Gauss–Newton step from the linearisation `evaluate()` left; returns
         the full passes taken (one per trial). A rejected trial multiplies the damping by 2,
         4, 8, … (Madsen–Nielsen); without a decrease after `trials` fits the parameters stay
-        where they were and `converged` is set: no step of any length lowers the loss.
+        where they were and `converged` is set: no step of any length lowers the loss, and
+        later steps from the same parameters return at once (0 passes).
         `closure` (Lightning's hooks) is called once; the loss comes from the linearisation."""
         if closure is not None:
             closure()
         if self.linearisation is None or not self.linearisation.taken_at(self._current()):
             self.evaluate()
+        if self.converged:
+            return 0  # still at the stationary point: no trial can do better
         start = self.linearisation
         assert start is not None
         group = self.param_groups[0]
@@ -143,7 +150,6 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
                 damping *= max(1 / 3, 1 - (2 * min(ratio, 1.0) - 1) ** 3)
                 group["damping"] = min(max(damping, MIN_DAMPING), MAX_DAMPING)
                 self.linearisation = trial_point
-                self.converged = False
                 return trial
             damping, growth = min(damping * growth, MAX_DAMPING), 2 * growth
         group["damping"] = damping

@@ -352,17 +352,10 @@ class PseudopotentialModule(pl.LightningModule):
 
             optimizer.step(closure=closure)
         elif gauss_newton is not None:
-            self.passes += optimizer.step()  # through Lightning: its step count and hooks
-            if gauss_newton.converged:
-                log.info(
-                    "epoch %d: Gauss-Newton converged (no decrease in %d trials, damping up to"
-                    " %.3g): the fit stops at loss %.6g eV^2",
-                    epoch,
-                    gauss_newton.trials,
-                    gauss_newton.param_groups[0]["damping"],
-                    total,
-                )
-                self.trainer.should_stop = True
+            taken = optimizer.step()  # through Lightning: its step count and hooks
+            self.passes += taken
+            if gauss_newton.converged and taken:
+                self._converged(epoch, gauss_newton, total)
         else:
             optimizer.step()
         for name, parameter in self.trainable():
@@ -375,6 +368,22 @@ class PseudopotentialModule(pl.LightningModule):
                 scheduler.step(total)
             else:
                 scheduler.step()
+
+    def _converged(self, epoch: int, gauss_newton: FunctionSpaceGaussNewton, total: float) -> None:
+        """No Gauss–Newton trial lowered the loss: stop the fit, unless a callback moves the
+        parameters later (perturbation kicks), after which the steps resume."""
+        damping = gauss_newton.param_groups[0]["damping"]
+        kicks = any(getattr(c, "moves_parameters", False) for c in self.trainer.callbacks)
+        log.info(
+            "epoch %d: Gauss-Newton converged (no decrease in %d trials, damping up to %.3g) at"
+            " loss %.6g eV^2: %s",
+            epoch,
+            gauss_newton.trials,
+            damping,
+            total,
+            "steps resume after the next perturbation" if kicks else "the fit stops",
+        )
+        self.trainer.should_stop = not kicks
 
     def _record_epoch(
         self,

@@ -26,6 +26,11 @@ class Perturbation(AfterStep):
         self.epsilon = epsilon
         self.rng = np.random.default_rng(seed)
 
+    @property
+    def moves_parameters(self) -> bool:
+        """Whether kicks happen: a converged Gauss–Newton fit then waits for the next one."""
+        return self.every > 0
+
     def after_step(self, trainer: pl.Trainer, pl_module: PseudopotentialModule, epoch: int) -> None:
         if pl_module.nonfinite is not None:
             return  # the fit stopped on the last finite state: leave it as it is
