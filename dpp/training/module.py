@@ -6,7 +6,9 @@ equals the full-batch step to round-off (physics.md §7.3, §8). L-BFGS re-evalu
 epoch in its closure; the epoch after an L-BFGS step starts where its line search last
 evaluated, so it takes that evaluation's loss and gradient instead of computing them again
 (networks without batch norm or active dropout, whose loss depends on the parameters
-alone). Under DDP (`dpp.training.strategy`) every rank evaluates its share of
+alone). Gauss–Newton (`dpp.training.gauss_newton`) evaluates and steps by itself: its epochs
+skip the batches, and it falls back to its L-BFGS optimiser for the fits its model does not
+cover. Under DDP (`dpp.training.strategy`) every rank evaluates its share of
 the k-points; gradients and per-system losses are summed over ranks before the step, and the
 global terms enter the gradient on global rank 0 only, so the step is the single-process one.
 
@@ -398,9 +400,9 @@ class PseudopotentialModule(pl.LightningModule):
         metrics = {"train/loss": total, "train/best_loss": self.best_loss}
         metrics["passes"] = self.passes
         group = optimizer.param_groups[0]
-        metrics["lr"] = float(group.get("lr", math.nan))
-        if "damping" in group:
-            metrics["damping"] = float(group["damping"])
+        for key in ("lr", "damping"):  # Gauss–Newton has a damping instead of a learning rate
+            if key in group:
+                metrics[key] = float(group[key])
         for index, value in enumerate(per_system.tolist()):
             metrics[f"train/loss_sys{index}"] = value
         for label, value in terms.items():
