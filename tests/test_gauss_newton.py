@@ -8,9 +8,8 @@ import logging
 from types import SimpleNamespace
 
 import pytest
-import pytorch_lightning as pl
 import torch
-from test_training_units import make_module
+from test_training_units import make_module, train
 from training_support import INGAASP, small_bundle
 
 from dpp.fitting import LossSettings
@@ -28,7 +27,6 @@ from dpp.models import build_model
 from dpp.physics import PhysicsOptions, build_hamiltonian
 from dpp.training import gauss_newton
 from dpp.training.callbacks.perturbation import Perturbation
-from dpp.training.datamodule import KPointDataModule
 from dpp.training.gauss_newton import FunctionSpaceGaussNewton
 
 REPO_DATA = INGAASP.parent
@@ -132,29 +130,11 @@ def gauss_newton_module(bundle, **options):
     return module
 
 
-def fit(module, epochs: int, callbacks: list | None = None):
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    n_k = [s.n_kpoints for s in module.hamiltonian.systems]
-    trainer.fit(module, datamodule=KPointDataModule(n_k, 3, separate=True))
-    return trainer
-
-
 def test_gauss_newton_epochs_lower_the_loss(bundle):
     """Every accepted step lowers the loss; each epoch takes one pass per trial, and the
     accepted trial's evaluation is the next epoch's (no second pass at the same point)."""
     module = gauss_newton_module(bundle, inner_iterations=50)
-    fit(module, 4)
+    train(module, 4)
     losses = [value for _, value in module.train_history]
     assert len(losses) == 4
     assert all(b < a for a, b in zip(losses, losses[1:], strict=False))
@@ -187,7 +167,7 @@ def test_a_converged_fit_stops(bundle, monkeypatch, caplog):
     module = gauss_newton_module(bundle, inner_iterations=20, trials=2)
     monkeypatch.setattr(gauss_newton, "linearise", _worse_after(gauss_newton.linearise, 1))
     with caplog.at_level(logging.INFO, logger="dpp.training.module"):
-        trainer = fit(module, 5)
+        trainer = train(module, 5)
     assert trainer.current_epoch == 1
     assert len(module.train_history) == 1
     assert "Gauss-Newton converged" in caplog.text and "the fit stops" in caplog.text
@@ -200,7 +180,7 @@ def test_a_converged_fit_waits_for_perturbation_kicks(bundle, monkeypatch, caplo
     monkeypatch.setattr(gauss_newton, "linearise", _worse_after(gauss_newton.linearise, 1))
     kicks = Perturbation(every=3, epsilon=0.01, seed=0)
     with caplog.at_level(logging.INFO, logger="dpp.training.module"):
-        trainer = fit(module, 5, callbacks=[kicks])
+        trainer = train(module, 5, callbacks=[kicks])
     assert trainer.current_epoch == 5
     assert caplog.text.count("Gauss-Newton converged") == 2  # epoch 1, and after the kick
     assert "steps resume after the next perturbation" in caplog.text
@@ -261,7 +241,7 @@ def test_an_unsupported_fit_trains_with_the_fallback(bundle, caplog):
     )
     module.objective.global_terms.append(SolvingTerm())
     with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
-        fit(module, 2)
+        train(module, 2)
     assert isinstance(module.optimizers().optimizer, torch.optim.LBFGS)
     assert "loss terms strained solve other Hamiltonians" in caplog.text
     module = gauss_newton_module(bundle)

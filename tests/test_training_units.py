@@ -176,8 +176,16 @@ def fit_with_lbfgs(bundle, epochs: int, reuse: bool) -> PseudopotentialModule:
     )
     if not reuse:
         module._evaluation_here = lambda: None
+    train(module, epochs)
+    return module
+
+
+def train(module: PseudopotentialModule, epochs: int, callbacks: list | None = None) -> pl.Trainer:
+    """`epochs` epochs of `module` on one CPU process, batches of 3 k-points, no validation,
+    logger or checkpoints."""
     trainer = pl.Trainer(
         max_epochs=epochs,
+        callbacks=callbacks,
         accelerator="cpu",
         devices=1,
         logger=False,
@@ -187,9 +195,9 @@ def fit_with_lbfgs(bundle, epochs: int, reuse: bool) -> PseudopotentialModule:
         limit_val_batches=0,
         num_sanity_val_steps=0,
     )
-    n_k = [s.n_kpoints for s in bundle.systems]
+    n_k = [s.n_kpoints for s in module.hamiltonian.systems]
     trainer.fit(module, datamodule=KPointDataModule(n_k, 3, separate=True))
-    return module
+    return trainer
 
 
 def test_lbfgs_epoch_takes_the_line_search_evaluation(bundle):

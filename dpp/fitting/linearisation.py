@@ -10,13 +10,13 @@ diagonalise nothing (the v(q) penalties) are not modelled: the model evaluates t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from dpp.fitting.bands import BandTerm
-from dpp.fitting.objective import Objective, trainable
-from dpp.models.batchnorm import batchnorm_layers
+from dpp.fitting.objective import Objective, same_tensors, trainable
+from dpp.models.batchnorm import repeatable
 from dpp.physics.bands import needed_eigenvalues, process_bands
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 
@@ -25,12 +25,17 @@ from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 class SystemModel:
     """The k-point loss of one system to second order in δv = v − `values` (eV²):
     loss + gradient·δv + δv·curvature·δv, over the present species' form factors at the
-    unique q (flattened (n_unique, n_present), Hartree·Bohr³)."""
+    unique q (flattened (n_unique, n_present), Hartree·Bohr³); `scale` is the curvature's
+    diagonal (floored at 1e-12), the metric of the Levenberg–Marquardt damping."""
 
     loss: float
     values: torch.Tensor
     gradient: torch.Tensor
     curvature: torch.Tensor
+    scale: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scale = self.curvature.diagonal().clamp(min=1e-12)
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
         step = values - self.values
@@ -53,7 +58,7 @@ class Linearisation:
 
     def taken_at(self, parameters: list[torch.Tensor]) -> bool:
         """Whether `parameters` are exactly the ones of this linearisation."""
-        return all(torch.equal(a, b) for a, b in zip(self.parameters, parameters, strict=True))
+        return same_tensors(self.parameters, parameters)
 
 
 def unsupported(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -> str | None:
@@ -63,9 +68,7 @@ def unsupported(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -
         return "there is no network form factor"
     if hamiltonian.pp_free.requires_grad:
         return "analytic parameters are trained beside the network"
-    if batchnorm_layers(network) or any(
-        isinstance(m, torch.nn.Dropout) and m.p > 0 for m in network.modules()
-    ):
+    if not repeatable(network):
         return "the network's output depends on more than its parameters (batch norm, dropout)"
     if len(objective.kpoint_terms) != 1 or not isinstance(objective.primary, BandTerm):
         return "the k-point loss is not the band loss alone"
@@ -185,6 +188,5 @@ def model_loss(
         total = total + model(values)
         if damping > 0.0:
             step = values - model.values
-            scale = model.curvature.diagonal().clamp(min=1e-12)
-            total = total + damping * (scale * step * step).sum()
+            total = total + damping * (model.scale * step * step).sum()
     return total

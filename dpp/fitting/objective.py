@@ -102,6 +102,12 @@ def trainable(hamiltonian: PseudopotentialHamiltonian) -> list[tuple[str, nn.Par
     return named
 
 
+def same_tensors(saved: Sequence[torch.Tensor], current: Sequence[torch.Tensor]) -> bool:
+    """Whether `current` parameters are exactly the `saved` ones (an evaluation taken there
+    still holds)."""
+    return all(torch.equal(a, b) for a, b in zip(saved, current, strict=True))
+
+
 def split_batch(batch: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
     """(system, k-indices) groups of a (B, 2) batch of (system, k) items, in system order."""
     return [(int(s), batch[batch[:, 0] == s, 1]) for s in torch.unique(batch[:, 0]).tolist()]

@@ -25,6 +25,15 @@ def batchnorm_layers(model: nn.Module | None) -> list[nn.modules.batchnorm._Batc
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
+def repeatable(model: nn.Module | None) -> bool:
+    """Whether `model`'s output depends on its parameters alone: no batch norm (statistics
+    updated every step) and no active dropout (a new mask every evaluation)."""
+    if model is None:
+        return True
+    dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
+    return not dropout and not batchnorm_layers(model)
+
+
 @contextmanager
 def frozen_statistics(model: nn.Module | None) -> Iterator[None]:
     """Within the block, training-mode calls normalise with their batch statistics as usual

@@ -10,7 +10,6 @@ model is quadratic in the potential, not in the parameters.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +20,6 @@ from torch import nn
 from dpp.fitting.linearisation import Linearisation, linearise, model_loss, store_gradient
 from dpp.fitting.objective import Objective
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-
-log = logging.getLogger(__name__)
 
 MIN_DAMPING, MAX_DAMPING = 1e-8, 1e10  # bounds of λ (relative to the curvature's diagonal)
 

@@ -32,8 +32,13 @@ from torch import nn
 
 from dpp.fitting.bands import BandErrors, band_errors
 from dpp.fitting.linearisation import unsupported
-from dpp.fitting.objective import Objective, accumulate, split_batch, trainable
-from dpp.models.batchnorm import batchnorm_layers, frozen_statistics, update_statistics
+from dpp.fitting.objective import Objective, accumulate, same_tensors, split_batch, trainable
+from dpp.models.batchnorm import (
+    batchnorm_layers,
+    frozen_statistics,
+    repeatable,
+    update_statistics,
+)
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.training.gauss_newton import FunctionSpaceGaussNewton
 from dpp.training.optimizers import load_optimizer_state
@@ -57,7 +62,7 @@ class ClosureEvaluation:
 
     def taken_at(self, parameters: list[torch.Tensor]) -> bool:
         """Whether `parameters` are exactly the ones of this evaluation."""
-        return all(torch.equal(a, b) for a, b in zip(self.parameters, parameters, strict=True))
+        return same_tensors(self.parameters, parameters)
 
 
 class PseudopotentialModule(pl.LightningModule):
@@ -217,13 +222,8 @@ class PseudopotentialModule(pl.LightningModule):
             self.passes += 1
 
     def _repeatable(self) -> bool:
-        """Whether the training loss depends on the parameters alone: no batch norm
-        (statistics updated every step) and no dropout (a new mask every evaluation)."""
-        network = self.network
-        if network is None:
-            return True
-        dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in network.modules())
-        return not dropout and not batchnorm_layers(network)
+        """Whether the training loss depends on the parameters alone (`repeatable`)."""
+        return repeatable(self.network)
 
     def _evaluation_here(self) -> ClosureEvaluation | None:
         """The newest closure evaluation of the last step taken at the present parameters,

@@ -164,11 +164,8 @@ class LocalPotential(OperatorTerm):
                 spectrum = torch.fft.fftn(grid.reshape(-1, *table.shape), dim=(1, 2, 3))
                 density = torch.fft.ifftn(spectrum.abs() ** 2, dim=(1, 2, 3)).reshape(-1, cells)
                 correlation += density[:, table.delta_cells]
-            for s in torch.nonzero(geometry.species_present).flatten().tolist():
-                weighted = (table.delta_factors[s] * correlation).real
-                out[rows, :, s] = torch.zeros_like(out[rows, :, s]).index_add_(
-                    1, table.delta_bins, weighted
-                )
+            weighted = (correlation[:, :, None] * table.delta_factors.T).real  # (rows, D, S)
+            out[rows] = torch.zeros_like(out[rows]).index_add_(1, table.delta_bins, weighted)
         return out.reshape(n_batch, n_states, *shape[1:])
 
     def _autocorrelation_table(self) -> AutocorrelationTable:
