@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 
 from dpp.errors import InputError, SettingError
-from dpp.fitting.band_loss import band_loss, relative_shifts
+from dpp.fitting.band_loss import band_loss, relative_shifts, rigid_offset
 from dpp.fitting.reordering import BandReordering
 from dpp.fitting.settings import LossSettings
 from dpp.fitting.terms import KPointTerm
@@ -114,7 +114,8 @@ class BandBatch(NamedTuple):
 
 
 class BandTerm(KPointTerm):
-    """L = Σ_X Σ_k Σ_b w_k u_b (E_kb − E^ref_kb)² (eV²), optionally relative to band r."""
+    """L = Σ_X Σ_k Σ_b w_k u_b (E_kb − E^ref_kb − c_X)² (eV²), optionally relative to band r;
+    c_X = 0 (`energy_zero` absolute) or each system's optimal rigid offset (`per_system`)."""
 
     name = "bands"
 
@@ -128,6 +129,7 @@ class BandTerm(KPointTerm):
         self.targets = [SystemTargets(system, settings, device) for system in systems]
         self.mode = settings.relE_reference
         self.detach_first = settings.legacy_relE_detached
+        self.free_offset = settings.energy_zero == "per_system"
         self.weight = weight
 
     def bands(
@@ -165,9 +167,37 @@ class BandTerm(KPointTerm):
         Summing this over any partition of the k-points gives the exact full loss and
         gradient: with relE referenced to k-index 0, every part re-evaluates (and
         differentiates) band r at k-index 0 unless `legacy_relE_detached` reproduces the
-        original's constant reference. `bands` (already computed) skips the evaluation.
+        original's constant reference. `bands` (already computed) skips the evaluation. A free
+        per-system offset couples all of a system's k-points: the batch must hold them all.
         """
         batch = self._compared(hamiltonian, system, k_indices, bands)
+        if self.free_offset and len(k_indices) != len(batch.targets.kweights):
+            raise SettingError(
+                "loss.energy_zero",
+                "a per-system energy offset needs every k-point of a system in one batch",
+                expected="data.separate_kpt_grad=false on one process, or energy_zero=absolute",
+                found=f"{len(k_indices)} of {len(batch.targets.kweights)} k-points of system "
+                f"{system} in a batch",
+            )
+        shift, reference_shift = self._shifts(hamiltonian, system, k_indices, batch)
+        return band_loss(
+            batch.bands,
+            batch.reference,
+            batch.kweights,
+            batch.weights,
+            shift=shift,
+            reference_shift=reference_shift,
+            free_offset=self.free_offset,
+        )
+
+    def _shifts(
+        self,
+        hamiltonian: PseudopotentialHamiltonian,
+        system: int,
+        k_indices: torch.Tensor,
+        batch: BandBatch,
+    ) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+        """The relative-energy shifts (calculated, reference) of a batch (0 without relE)."""
         shift: torch.Tensor | float = 0.0
         reference_shift: torch.Tensor | float = 0.0
         band_index = batch.targets.relative_band
@@ -183,24 +213,25 @@ class BandTerm(KPointTerm):
             )
             if self.detach_first and isinstance(shift, torch.Tensor):
                 shift = shift.detach()
-        return band_loss(
-            batch.bands,
-            batch.reference,
-            batch.kweights,
-            batch.weights,
-            shift=shift,
-            reference_shift=reference_shift,
-        )
+        return shift, reference_shift
 
     def shifts(self, bands: Sequence[torch.Tensor]) -> list[tuple[float, float]]:
-        """Plot shifts (calculated, reference) per system: band r at the first k-point (or 0)."""
+        """Shifts (calculated, reference) per system that bring the bands onto the loss's
+        common footing (eV): band r at the first k-point (or 0), plus the optimal offset of
+        the calculated bands with a free energy zero."""
         out = []
         for calc, targets in zip(bands, self.targets, strict=True):
             r = targets.relative_band
             if r is None or self.mode != "first_kpoint" or targets.reference is None:
-                out.append((0.0, 0.0))
+                shift = (0.0, 0.0)
             else:
-                out.append((float(calc[0, r]), float(targets.reference[0, r])))
+                shift = (float(calc[0, r]), float(targets.reference[0, r]))
+            if self.free_offset and targets.reference is not None:
+                k_all = torch.arange(len(targets.kweights), device=targets.kweights.device)
+                error = (calc.detach() - shift[0]) - (targets.reference - shift[1])
+                weights = targets.kweights[:, None] * targets.weights(k_all)
+                shift = (shift[0] + float(rigid_offset(error, weights)), shift[1])
+            out.append(shift)
         return out
 
 

@@ -10,8 +10,10 @@ from dpp.fitting.objective import Objective
 from dpp.fitting.observables import CouplingTerm, DefPotTerm
 from dpp.fitting.penalties import PenaltyTerm
 from dpp.fitting.settings import LossSettings
+from dpp.fitting.smoothness import SmoothnessTerm
 from dpp.fitting.terms import GlobalTerm
 from dpp.io.records import Bundle
+from dpp.physics.basis import largest_transfer
 
 
 def _observable_terms(
@@ -29,11 +31,13 @@ def training_objective(
 ) -> Objective:
     """The loss of gradient training and of the network Monte Carlo engine (physics.md §7):
     bands (with relative energies and reordering), the v(q) penalties, deformation
-    potentials and couplings of the systems that fit them."""
-    penalties = PenaltyTerm(
-        settings, bundle.pp_params, bundle.qspace_prior, [s.n_kpoints for s in bundle.systems]
-    )
-    terms = [penalties] if penalties.active else []
+    potentials and couplings of the systems that fit them, the smoothness of v(q) over the
+    |G − G'| the bases couple."""
+    n_kpoints = [s.n_kpoints for s in bundle.systems]
+    penalties = PenaltyTerm(settings, bundle.pp_params, bundle.qspace_prior, n_kpoints)
+    q_max = max(largest_transfer(system.settings.max_ke) for system in bundle.systems)
+    smoothness = SmoothnessTerm(settings.smoothness, q_max, sum(n_kpoints))
+    terms = [term for term in (penalties, smoothness) if term.active]
     terms += _observable_terms(bundle, settings)
     return Objective([BandTerm(bundle.systems, settings, device)], terms)
 

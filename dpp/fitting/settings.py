@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from dpp.errors import SettingError
@@ -10,6 +11,7 @@ from dpp.fitting.windows import BandWindow
 REORDER_MODES = ("none", "smooth", "eigvec")
 RELATIVE_MODES = ("first_kpoint", "same_kpoint")
 PENALTY_REFERENCES = ("prior", "zero")
+ENERGY_ZERO_MODES = ("absolute", "per_system")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class LossSettings:
     window_low, window_high, window_edge, window_smoothness, exclude_bands: the band window
         (eV relative to the reference VBM, CBM or absolute; smooth roll-off width in eV) and
         the bands never fitted (dpp.fitting.windows); input_X.par may set its own.
+    energy_zero: `absolute` compares energies as given (the reference's zero is meaningful);
+        `per_system` removes each system's optimal rigid offset between computed and
+        reference bands (the zero of a periodic DFT run is arbitrary).
+    smoothness: strength λ of the curvature regulariser on the network's v(q)
+        (dpp.fitting.smoothness; 0 = off).
     """
 
     relE_bIdx: int | None = None  # noqa: N815 - the NN_config key users know
@@ -46,12 +53,15 @@ class LossSettings:
     window_edge: str = "vbm"
     window_smoothness: float = 0.1
     exclude_bands: tuple[int, ...] = ()
+    energy_zero: str = "absolute"
+    smoothness: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
             ("reorder", self.reorder, REORDER_MODES),
             ("relE_reference", self.relE_reference, RELATIVE_MODES),
             ("penalty_reference", self.penalty_reference, PENALTY_REFERENCES),
+            ("energy_zero", self.energy_zero, ENERGY_ZERO_MODES),
         ):
             if value not in allowed:
                 raise SettingError(
@@ -68,10 +78,11 @@ class LossSettings:
                 given, f"needs {other} too", expected="both or neither", found=f"only {given}"
             )
         self.window  # noqa: B018 - validates the window settings
-        for name in ("defpot_weight", "coupling_weight"):
-            if getattr(self, name) < 0:
+        for name in ("defpot_weight", "coupling_weight", "smoothness"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
                 raise SettingError(
-                    name, "negative weight", expected=">= 0", found=getattr(self, name)
+                    name, "not a weight", expected="a finite number >= 0", found=value
                 )
 
     @property

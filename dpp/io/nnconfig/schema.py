@@ -334,6 +334,20 @@ _KEYS = (
         "k-point of the relative-energy reference band",
         choices=("first_kpoint", "same_kpoint"),
     ),
+    _key(
+        "energy_zero",
+        "choice",
+        "loss.energy_zero",
+        "absolute: the reference's zero is meaningful; per_system: each system's offset is free",
+        choices=("absolute", "per_system"),
+    ),
+    _key(
+        "smoothness",
+        "float",
+        "loss.smoothness",
+        "strength of the curvature regulariser on the network's v(q) (0 = off)",
+        minimum=0.0,
+    ),
     # 3.8 Monte Carlo (mc_perturb_mode is checked by McConfig)
     _key("mc_bool", "bool", None, "run Monte Carlo instead of gradient training"),
     _key("mc_iter", "int", "mc.iterations", "number of Monte Carlo trial moves", minimum=1),

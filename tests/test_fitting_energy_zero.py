@@ -1,0 +1,138 @@
+"""A free energy zero per system (loss.energy_zero = per_system) and the smoothness of v(q):
+the loss is blind to a constant added to a reference, Gauss–Newton models both exactly, and
+the turning-point count reads what a physicist would count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from training_support import small_bundle
+
+from dpp.errors import SettingError
+from dpp.fitting import LossSettings
+from dpp.fitting.band_loss import band_loss
+from dpp.fitting.build import training_objective
+from dpp.fitting.linearisation import linearise, model_loss, store_gradient
+from dpp.fitting.objective import trainable
+from dpp.fitting.smoothness import SmoothnessTerm, curvature_penalty, turning_points
+from dpp.io import load_bundle
+from dpp.models import build_model
+from dpp.physics import build_hamiltonian
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory):
+    return load_bundle(small_bundle(tmp_path_factory.mktemp("zero"), n_k=6))
+
+
+def network(bundle, seed: int = 3):
+    return build_model(
+        "Net_celu_HeInit_decayGaussian",
+        [8, 8],
+        bundle.n_species,
+        gaussian_std=2.0,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def shifted(bundle, system: int, offset: float):
+    """The bundle with `offset` eV added to one system's reference bands."""
+    systems = list(bundle.systems)
+    target = systems[system]
+    systems[system] = type(target)(**{**vars(target), "ref_bands": target.ref_bands + offset})
+    return type(bundle)(**{**vars(bundle), "systems": tuple(systems)})
+
+
+def total_loss(bundle, settings: LossSettings, model) -> float:
+    hamiltonian = build_hamiltonian(bundle, model)
+    objective = training_objective(bundle, settings)
+    return objective.evaluate(hamiltonian).total
+
+
+def test_free_offset_is_the_weighted_least_squares_constant():
+    bands = torch.tensor([[1.0, 2.0], [3.0, 5.0]])
+    reference = torch.zeros(2, 2)
+    kweights, band_weights = torch.tensor([1.0, 3.0]), torch.tensor([1.0, 0.5])
+    free = band_loss(bands, reference, kweights, band_weights, free_offset=True)
+    offsets = torch.linspace(0.0, 6.0, 6001)
+    scan = [float(band_loss(bands - c, reference, kweights, band_weights)) for c in offsets]
+    assert float(free) == pytest.approx(min(scan), abs=1e-6)
+    assert float(band_loss(bands + 7.3, reference, kweights, band_weights, free_offset=True)) == (
+        pytest.approx(float(free), rel=1e-12)
+    )
+
+
+def test_per_system_zero_ignores_a_shifted_reference(bundle):
+    """+7.3 eV on one system's reference: the absolute loss changes, the per-system one not."""
+    model = network(bundle)
+    moved = shifted(bundle, 0, 7.3)
+    free = LossSettings(energy_zero="per_system")
+    assert total_loss(moved, free, model) == pytest.approx(
+        total_loss(bundle, free, model), rel=1e-10
+    )
+    absolute = total_loss(bundle, LossSettings(), model)
+    assert abs(total_loss(moved, LossSettings(), model) - absolute) > 0.1 * absolute
+
+
+def test_per_system_zero_refuses_partial_batches(bundle):
+    hamiltonian = build_hamiltonian(bundle, network(bundle))
+    objective = training_objective(bundle, LossSettings(energy_zero="per_system"))
+    with pytest.raises(SettingError, match="every k-point of a system in one batch"):
+        objective.batch(hamiltonian, 0, torch.arange(3))
+
+
+def test_gauss_newton_models_offset_and_smoothness_exactly(bundle):
+    """With a free offset and the curvature regulariser, the model at its point is the loss
+    and its slope the autograd gradient; the curvature stays positive semi-definite."""
+    settings = LossSettings(energy_zero="per_system", smoothness=1e-3)
+    hamiltonian = build_hamiltonian(bundle, network(bundle))
+    objective = training_objective(bundle, settings)
+    assert "smoothness" in {term.name for term in objective.global_terms}
+    k_all = [torch.arange(s.n_kpoints) for s in bundle.systems]
+    loss = sum(objective.batch(hamiltonian, s, k) for s, k in enumerate(k_all))
+    loss = loss + sum(objective.global_values(hamiltonian).values())
+    loss.backward()
+    expected = [p.grad.clone() for _, p in trainable(hamiltonian)]
+    linearisation = linearise(objective, hamiltonian)
+    assert linearisation.total == pytest.approx(float(loss), rel=1e-12)
+    assert linearisation.terms["smoothness"] > 0
+    store_gradient(linearisation, objective, hamiltonian)
+    for (name, parameter), reference in zip(trainable(hamiltonian), expected, strict=True):
+        torch.testing.assert_close(parameter.grad, reference, rtol=1e-9, atol=1e-12, msg=name)
+    at_point = model_loss(linearisation, objective, hamiltonian, damping=1.0)
+    assert float(at_point) == pytest.approx(float(loss), rel=1e-12)
+    for model in linearisation.models:
+        assert float(torch.linalg.eigvalsh(model.curvature).min()) > -1e-9
+
+
+def test_curvature_penalty_of_known_curves():
+    q = torch.linspace(0.0, 2.0, 201, dtype=torch.float64)
+    spacing = float(q[1] - q[0])
+    straight = torch.stack([3.0 * q - 1.0, -q], dim=1)
+    assert float(curvature_penalty(straight, spacing)) == pytest.approx(0.0, abs=1e-16)
+    parabola = (q * q)[:, None]  # v'' = 2 everywhere
+    assert float(curvature_penalty(parabola, spacing)) == pytest.approx(4.0, rel=1e-10)
+
+
+def test_smoothness_term_is_off_without_strength_or_network(bundle):
+    assert not SmoothnessTerm(0.0, 5.0, 10).active
+    analytic = build_hamiltonian(bundle, None)
+    assert SmoothnessTerm(1.0, 5.0, 10).values(analytic) == {}
+
+
+@pytest.mark.parametrize(
+    ("curve", "expected"),
+    [
+        (lambda q: np.sin(q), 2),  # one maximum and one minimum on (0, 6)
+        (lambda q: np.sin(3 * q), 6),
+        (lambda q: (q - 3) ** 2, 1),
+        (lambda q: np.exp(-q), 0),
+        (lambda q: np.sin(q) + 0.01 * np.sin(40 * q), 2),  # 1 % wiggles do not count
+        (lambda q: np.sin(q) + 0.2 * np.sin(40 * q), 76),  # 20 % ones do: 38 periods
+    ],
+)
+def test_turning_points(curve, expected: int):
+    q = np.linspace(0.0, 6.0, 2000)
+    assert turning_points(curve(q)) == expected
+    assert turning_points(np.zeros(10)) == 0
