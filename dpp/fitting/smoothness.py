@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dpp.fitting.terms import GlobalTerm
+from dpp.physics.basis import largest_transfer
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 
 Q_LOW = 0.05
@@ -83,3 +84,15 @@ class SmoothnessTerm(GlobalTerm):
             self._on_device[device] = self.q.to(device)
         values = hamiltonian.model(self._on_device[device][:, None])
         return {"smoothness": self.factor * curvature_penalty(values, self.spacing)}
+
+
+def form_factor_turning_points(hamiltonian: PseudopotentialHamiltonian) -> dict[str, int]:
+    """Turning points of every species' v_s(q) over (Q_LOW, largest |G − G'| of the bases]
+    (none without a network form factor)."""
+    if not hamiltonian.uses_network:
+        return {}
+    q_max = max(largest_transfer(system.settings.max_ke) for system in hamiltonian.systems)
+    q = smoothness_grid(q_max).to(hamiltonian.pp_fixed.device)
+    with torch.no_grad():
+        values = hamiltonian.form_factors(q).cpu().numpy()
+    return {s: turning_points(values[:, i]) for i, s in enumerate(hamiltonian.species)}

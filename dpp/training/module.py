@@ -33,6 +33,7 @@ from torch import nn
 from dpp.fitting.bands import BandErrors, band_errors
 from dpp.fitting.linearisation import unsupported
 from dpp.fitting.objective import Objective, accumulate, same_tensors, split_batch, trainable
+from dpp.fitting.smoothness import form_factor_turning_points
 from dpp.models.batchnorm import (
     batchnorm_layers,
     frozen_statistics,
@@ -106,6 +107,7 @@ class PseudopotentialModule(pl.LightningModule):
         self.epoch_metrics: dict[str, float] = {}
         self.val_bands: list[torch.Tensor] | None = None
         self.val_errors: list[BandErrors] = []
+        self.val_turning_points: dict[str, int] = {}
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
         self._closure_evaluations: list[ClosureEvaluation] = []
         self._reused: ClosureEvaluation | None = None
@@ -444,6 +446,10 @@ class PseudopotentialModule(pl.LightningModule):
             band_errors(bands, targets, shift)
             for bands, targets, shift in zip(self.val_bands, primary.targets, shifts, strict=True)
         ]
+        self.val_turning_points = form_factor_turning_points(self.hamiltonian)
+        metrics.update(
+            {f"smoothness/turning_points_{s}": n for s, n in self.val_turning_points.items()}
+        )
         for system, errors in enumerate(self.val_errors):
             prefix = f"diagnostics/sys{system}"
             metrics[f"{prefix}/rms"] = errors.overall

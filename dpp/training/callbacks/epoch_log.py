@@ -67,3 +67,6 @@ class EpochLog(AfterStep):
             log.info(
                 "epoch %d: system %d (%s): %s", epoch, system.index, system.name, errors.summary()
             )
+        if pl_module.val_turning_points:
+            counts = ", ".join(f"{s} {n}" for s, n in pl_module.val_turning_points.items())
+            log.info("epoch %d: turning points of v(q): %s", epoch, counts)
