@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from training_support import small_bundle
+from training_support import cost_rows, run_app, small_bundle
 
 from dpp.errors import SettingError
 from dpp.fitting import LossSettings
@@ -19,6 +19,7 @@ from dpp.fitting.smoothness import SmoothnessTerm, curvature_penalty, turning_po
 from dpp.io import load_bundle
 from dpp.models import build_model
 from dpp.physics import build_hamiltonian
+from dpp.training.gauss_newton import FunctionSpaceGaussNewton
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +137,43 @@ def test_turning_points(curve, expected: int):
     q = np.linspace(0.0, 6.0, 2000)
     assert turning_points(curve(q)) == expected
     assert turning_points(np.zeros(10)) == 0
+
+
+def test_gauss_newton_step_is_blind_to_the_reference_zero(bundle):
+    """One default-recipe step from the same network: the same parameters, bit for bit, with
+    +7.3 eV on the reference (the reference is held relative to its mean)."""
+    results = []
+    for data in (bundle, shifted(bundle, 0, 7.3)):
+        model = network(data)
+        hamiltonian = build_hamiltonian(data, model)
+        objective = training_objective(data, LossSettings(energy_zero="per_system"))
+        optimizer = FunctionSpaceGaussNewton(list(model.parameters()), inner_iterations=50)
+        optimizer.attach(hamiltonian, objective)
+        optimizer.evaluate()
+        optimizer.step()
+        offset = objective.primary.model_offset(0, objective.evaluate(hamiltonian).bands[0])
+        results.append(([p.detach().clone() for p in model.parameters()], offset))
+    (before, offset), (after, offset_moved) = results
+    for a, b in zip(before, after, strict=True):
+        assert torch.equal(a, b)
+    assert offset - offset_moved == pytest.approx(7.3, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_training_is_blind_to_the_reference_zero(tmp_path):
+    """The acceptance check of a free energy zero: +7.3 eV on a reference changes neither the
+    default recipe's trajectory nor the final RMS (< 1 meV; here equal to round-off)."""
+    finals = []
+    for offset in (0.0, 7.3):
+        folder = small_bundle(tmp_path / str(offset), n_k=5, energy_zero="per_system")
+        table = folder / "expBandStruct_0.par"
+        rows = np.loadtxt(table)
+        rows[:, 1:] += offset
+        np.savetxt(table, rows)
+        run_dir = tmp_path / f"run{offset}"
+        run_app(run_dir, [f"data.bundle={folder}", "trainer.max_epochs=3", "seed=1"])
+        finals.append(cost_rows(run_dir / "final_training_cost.dat"))
+        assert "per_system" in (run_dir / "config_resolved.yaml").read_text()
+    (epochs, costs), (epochs_moved, costs_moved) = (list(zip(*rows)) for rows in finals)
+    assert epochs == epochs_moved and len(epochs) == 3
+    assert costs_moved == costs

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from dpp.errors import InputError, SettingError
@@ -17,6 +18,9 @@ from dpp.fitting.terms import KPointTerm
 from dpp.fitting.windows import missing_edge_index, system_window, window_factors
 from dpp.io.records import SystemData
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+
+REFERENCE_QUANTUM = 1e-9
+"""eV: the resolution of a reference held relative to its mean (far below any source's)."""
 
 
 class SystemTargets:
@@ -51,11 +55,26 @@ class SystemTargets:
             factors = window_factors(system.ref_bands, window, *idx)
             self.window = torch.as_tensor(factors, device=device)
         self._weights = self._window_weights()
+        self.reference_mean = 0.0
+        if settings.energy_zero == "per_system" and self.reference is not None:
+            self._centre_reference()
         own = system.settings.relE_bIdx
         self.relative_band = own if own is not None else settings.relE_bIdx
         self.reordering = BandReordering(
             settings.reorder, system.n_kpoints, settings.legacy_reorder
         )
+
+    def _centre_reference(self) -> None:
+        """Hold the reference relative to its weighted mean, rounded to REFERENCE_QUANTUM: a
+        fit with a free energy zero then sees the same numbers, bit for bit, whatever constant
+        the reference was given with (`reference_mean` keeps the mean, eV)."""
+        assert self.reference is not None
+        k_all = torch.arange(len(self.kweights), device=self.kweights.device)
+        weights = self.kweights[:, None] * self.weights(k_all)
+        mean = rigid_offset(self.reference, weights)
+        centred = self.reference - mean
+        self.reference = torch.round(centred / REFERENCE_QUANTUM) * REFERENCE_QUANTUM
+        self.reference_mean = float(mean)
 
     def require_reference(self) -> torch.Tensor:
         """The reference bands (eV); an InputError when the system has none."""
@@ -214,6 +233,18 @@ class BandTerm(KPointTerm):
             if self.detach_first and isinstance(shift, torch.Tensor):
                 shift = shift.detach()
         return shift, reference_shift
+
+    def model_offset(self, system: int, bands: np.ndarray) -> float:
+        """The rigid offset (eV) between computed `bands` (nK, nBands) of `system` and its
+        reference as read, when the energy zero is free (else 0): what a plot subtracts from
+        the model to lay it on the reference."""
+        targets = self.targets[system]
+        if not self.free_offset or targets.reference is None:
+            return 0.0
+        k_all = torch.arange(len(targets.kweights), device=targets.kweights.device)
+        weights = (targets.kweights[:, None] * targets.weights(k_all)).cpu()
+        error = torch.as_tensor(bands, dtype=weights.dtype) - targets.reference.cpu()
+        return float(rigid_offset(error, weights)) - targets.reference_mean
 
     def shifts(self, bands: Sequence[torch.Tensor]) -> list[tuple[float, float]]:
         """Shifts (calculated, reference) per system that bring the bands onto the loss's

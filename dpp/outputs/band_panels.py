@@ -40,10 +40,13 @@ def relative_band(term: KPointTerm | None, index: int) -> int | None:
     return term.targets[index].relative_band if term.mode == "first_kpoint" else None
 
 
-def energy_zero(system: SystemData, model: np.ndarray, relative: int | None) -> EnergyZero:
+def energy_zero(
+    system: SystemData, model: np.ndarray, relative: int | None, model_offset: float = 0.0
+) -> EnergyZero:
     """The energy zero of `system` with model bands `model` (nK, nB, eV): band `relative` at
     the first k-point of each data set, else the reference's VBM (the model's without a
-    reference) when idxVB is set, else none (absolute energies)."""
+    reference) when idxVB is set, else none (absolute energies). `model_offset` (eV) is the
+    model's rigid offset from the reference when the fit leaves the energy zero free."""
     reference = system.ref_bands
     if relative is not None and reference is not None:
         point = display_label(system.kpoint_labels.get(0, "")) or "k$_0$"
@@ -57,7 +60,10 @@ def energy_zero(system: SystemData, model: np.ndarray, relative: int | None) -> 
     if top is not None and top < model.shape[1]:
         source, whose = (model, "model") if reference is None else (reference, "reference")
         vbm = float(np.max(source[:, top]))
-        return EnergyZero(vbm, vbm, f"E − E$_\\mathrm{{VBM}}$({whose}) (eV)", line=True)
+        label = f"E − E$_\\mathrm{{VBM}}$({whose}) (eV)"
+        return EnergyZero(vbm + model_offset, vbm, label, line=True)
+    if model_offset:
+        return EnergyZero(model=model_offset, label="E, reference's zero; model shifted (eV)")
     return EnergyZero(label=ABSOLUTE_LABEL)
 
 
@@ -72,7 +78,8 @@ def system_panel(
     """The panel of `system` with its model bands (nK, nB, eV) and, dashed, the bands before
     reordering; `band` keeps that column only (the energy zero still from all bands)."""
     model = np.asarray(model, float)
-    zero = energy_zero(system, model, relative_band(term, system.index))
+    offset = term.model_offset(system.index, model) if isinstance(term, BandTerm) else 0.0
+    zero = energy_zero(system, model, relative_band(term, system.index), offset)
     columns = slice(None) if band is None else [band]
     title = system_title(system)
     return BandPanel(
