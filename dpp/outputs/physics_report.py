@@ -38,6 +38,14 @@ log = logging.getLogger("dpp")
 
 REPORT_FILE = "physics_report.md"
 
+LEGEND = (
+    "Edges: maximum of band idxVB and minimum of band idxCB over the path (rows of"
+    " kpoints_X.par). Masses m* = ħ²/(d²E/dk²) in m_e, signed, at the reference's edge k for"
+    " both columns (the model's own edges without a reference), along each straight piece of"
+    " the path through it: by the same parabola fit to the path points in both columns, and"
+    " from the model's H(k ± δ). Band RMS: bands of non-zero weight after aligning each VBM."
+)
+
 
 @dataclass(frozen=True)
 class EdgeMasses:
@@ -256,7 +264,7 @@ def system_lines(report: SystemReport) -> list[str]:
 
 def report_markdown(sections: Mapping[str, Sequence[SystemReport]], title: str) -> str:
     """The markdown of `sections` (heading → reports of every system)."""
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", "", LEGEND, ""]
     for heading, reports in sections.items():
         lines += [f"## {heading}", ""]
         for report in reports:
