@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, shrink_bundle
+from conftest import DATA, EXAMPLES, shrink_bundle
 
 from dpp.io import load_bundle
 from dpp.physics import build_hamiltonian
@@ -16,6 +16,7 @@ from dpp.physics.band_edges import (
     straight_runs,
 )
 from dpp.physics.constants import AUTOEV
+from dpp.tools.convert_bands import read_espresso_xml
 
 STEP = 0.03  # 1/Bohr between path points
 M_VB_X, M_VB_T = 0.3, 0.6  # hole masses along x and across (m_e)
@@ -85,3 +86,18 @@ def test_hamiltonian_masses_of_free_electrons_are_one() -> None:
     directions = [np.array([1.0, 0.0, 0.0]), np.ones(3) / np.sqrt(3)]
     masses = hamiltonian_masses(hamiltonian, 0, gamma, directions, band=0)
     np.testing.assert_allclose(masses, [1.0, 1.0], rtol=1e-6)
+
+
+def test_pw_x_silicon_edges_gap_and_electron_mass() -> None:
+    """Real pw.x bands (tests/data/qe/si): indirect gap Γ → 0.87 Γ–X of 0.526 eV, the VBM at Γ
+    reached three times on L–Γ–X–U|K–Γ, the LDA longitudinal electron mass m_l ≈ 0.93."""
+    source = read_espresso_xml(DATA / "qe" / "si" / "data-file-schema.xml")
+    summary = band_summary(source.energies, source.kpoints, idx_vb=3, idx_cb=4, lowest=0)
+    assert summary.gap == pytest.approx(0.5264, abs=1e-4)
+    assert not summary.direct
+    assert np.allclose(source.kpoints[summary.vbm.k_index], 0.0)
+    assert summary.cbm.k_index == 26  # 13/15 of Γ–X
+    assert summary.width == pytest.approx(11.94, abs=0.01)
+    assert len(summary.vb_masses) == 3  # along Γ–L, Γ–X and Γ–K
+    assert all(m < 0 for m in summary.vb_masses)
+    assert summary.cb_masses == pytest.approx((0.935,), abs=0.005)

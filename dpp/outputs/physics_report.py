@@ -27,9 +27,8 @@ from dpp.physics.band_edges import (
     MASS_POINTS,
     BandSummary,
     band_summary,
+    edge_runs,
     hamiltonian_masses,
-    runs_through,
-    straight_runs,
 )
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.physics.observables import deformation_potentials
@@ -108,7 +107,7 @@ def _edge_masses(
     summaries: tuple[BandSummary | None, BandSummary],
     edge: str,
 ) -> tuple[EdgeMasses, set[int]]:
-    runs = runs_through(straight_runs(kpoints), row)
+    runs = [run for _, run in edge_runs(kpoints, row)]
     reference, model = summaries
     masses = (lambda s: s.vb_masses) if edge == "vb" else (lambda s: s.cb_masses)
     result = EdgeMasses(

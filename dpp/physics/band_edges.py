@@ -55,8 +55,8 @@ class Run:
 @dataclass(frozen=True)
 class BandSummary:
     """Gap (CBM − VBM, eV; direct when both edges sit at the same k), valence-band width
-    (VBM − lowest energy of band `lowest`, eV) and the path masses of both edges, one per run
-    through the point they were taken at (m_e)."""
+    (VBM − lowest energy of band `lowest`, eV) and the path masses of both edges (m_e), one per
+    run through the k-point they were taken at (`edge_runs`)."""
 
     vbm: Edge
     cbm: Edge
@@ -92,6 +92,15 @@ def straight_runs(kpoints: np.ndarray) -> list[Run]:
 def runs_through(runs: list[Run], index: int) -> list[Run]:
     """The runs that contain path row `index`."""
     return [run for run in runs if run.first <= index <= run.last]
+
+
+def edge_runs(kpoints: np.ndarray, row: int) -> list[tuple[int, Run]]:
+    """(row, run) for every run through a path row at the k-point of `row` (a path may pass a
+    point such as Γ more than once), in path order."""
+    kpoints = np.asarray(kpoints, dtype=np.float64)
+    same = np.flatnonzero(np.all(np.abs(kpoints - kpoints[row]) < 1e-8, axis=1))
+    runs = straight_runs(kpoints)
+    return [(int(r), run) for r in same for run in runs_through(runs, int(r))]
 
 
 def parabola_mass(distance: np.ndarray, energies: np.ndarray, linear: bool) -> float:
@@ -138,7 +147,6 @@ def band_summary(
     vbm = Edge(v_row, idx_vb, float(bands[v_row, idx_vb]))
     cbm = Edge(c_row, idx_cb, float(bands[c_row, idx_cb]))
     v_at, c_at = at if at is not None else (v_row, c_row)
-    runs = straight_runs(kpoints)
     return BandSummary(
         vbm=vbm,
         cbm=cbm,
@@ -147,10 +155,12 @@ def band_summary(
         lowest=lowest,
         width=vbm.energy - float(np.min(bands[:, lowest])),
         vb_masses=tuple(
-            path_mass(bands[:, idx_vb], kpoints, v_at, r, points) for r in runs_through(runs, v_at)
+            path_mass(bands[:, idx_vb], kpoints, row, run, points)
+            for row, run in edge_runs(kpoints, v_at)
         ),
         cb_masses=tuple(
-            path_mass(bands[:, idx_cb], kpoints, c_at, r, points) for r in runs_through(runs, c_at)
+            path_mass(bands[:, idx_cb], kpoints, row, run, points)
+            for row, run in edge_runs(kpoints, c_at)
         ),
     )
 
