@@ -6,17 +6,24 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import shrink_bundle
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from training_support import _set_key, run_app, small_bundle
+from training_support import CDSE, _set_key, run_app, small_bundle
 
 from dpp.errors import InputError
 from dpp.io import load_bundle
+from dpp.io.observables import DefPotTarget
 from dpp.models.subset import SpeciesColumns
+from dpp.outputs.physics_report import physics_reports, report_markdown, report_scalars
+from dpp.outputs.reporter import evaluate_bands
+from dpp.physics import build_hamiltonian
+from dpp.physics.observables import deformation_potentials
 
 IDX_VB, IDX_CB = 7, 8  # CdSe: 4 valence bands, each twice without spin-orbit
 N_K = 25  # L → Γ (row 20) → 4 points towards X
@@ -123,3 +130,23 @@ def test_species_columns_pick_the_fitted_outputs() -> None:
     q = torch.linspace(0.1, 2.0, 5, dtype=torch.float64)[:, None]
     picked = SpeciesColumns(model, [2, 0])(q)
     np.testing.assert_array_equal(picked.detach(), model(q).detach()[:, [2, 0]])
+
+
+def test_report_rows_of_deformation_potentials_and_missing_edges() -> None:
+    bundle = shrink_bundle(load_bundle(CDSE), 2.0)
+    system = bundle.systems[0]
+    target = DefPotTarget(((20, IDX_VB), (20, IDX_CB)), 1.01, -2.5, 1.0, 1)
+    edges = replace(system.settings, idx_vb=IDX_VB, idx_cb=IDX_CB)
+    bundle.systems = [replace(system, settings=edges, defpot_targets=(target,)), system]
+    hamiltonian = build_hamiltonian(bundle)
+    with_edges, without = physics_reports(hamiltonian, evaluate_bands(hamiltonian))
+    expected = float(deformation_potentials(hamiltonian, 0, [target])[0])
+    ((name, d_ref, d_model),) = with_edges.defpots
+    assert (d_ref, d_model) == (-2.5, pytest.approx(expected, abs=1e-12))
+    text = report_markdown({"check": [with_edges, without]}, "report")
+    assert f"| {name} | -2.5000 | {expected:.4f} |" in text
+    assert "no idxVB in input_X.par" in text
+    assert report_scalars([with_edges, without]).keys() >= {
+        "report/sys0/gap_error_meV",
+        "report/sys0/defpot0_error_meV",
+    }
