@@ -5,9 +5,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=${1:-/tmp/dpp-qe}
 shift || true
-cases=${*:-si si_a098 si_a102 si_hex alas alas_a098 alas_a102 gaas gaas_a098 gaas_a102 gan_wz gan_wz_a098 gan_wz_a102 gan_zb}
+cases=${*:-si si_a098 si_a102 si_soc si_hex alas alas_a098 alas_a102 gaas gaas_a098 gaas_a102 gan_wz gan_wz_a098 gan_wz_a102 gan_zb}
 mkdir -p "$work/pp"
-cp /usr/share/espresso/pseudo/{Si.pz-vbc.UPF,Al.pz-vbc.UPF,As.pz-bhs.UPF} "$work/pp/"
+cp /usr/share/espresso/pseudo/{Si.pz-vbc.UPF,Si.rel-pbe-rrkj.UPF,Al.pz-vbc.UPF,As.pz-bhs.UPF} "$work/pp/"
 for p in Ga_ONCV_LDA-1.0 N_ONCV_LDA-1.0; do
   zcat "/usr/share/doc/quantum-espresso/examples/EPW/gan/pp/$p.upf.gz" > "$work/pp/$p.upf"
 done
