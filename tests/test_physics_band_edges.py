@@ -10,6 +10,7 @@ from conftest import DATA, EXAMPLES, shrink_bundle
 from dpp.io import load_bundle
 from dpp.physics import build_hamiltonian
 from dpp.physics.band_edges import (
+    MassRequest,
     band_summary,
     hamiltonian_masses,
     runs_through,
@@ -83,9 +84,11 @@ def test_hamiltonian_masses_of_free_electrons_are_one() -> None:
     bundle.pp_params[:] = 0.0  # no potential: E = |k + G|²/2
     hamiltonian = build_hamiltonian(bundle)
     gamma = 20
-    directions = [np.array([1.0, 0.0, 0.0]), np.ones(3) / np.sqrt(3)]
-    masses = hamiltonian_masses(hamiltonian, 0, gamma, directions, band=0)
-    np.testing.assert_allclose(masses, [1.0, 1.0], rtol=1e-6)
+    directions = (np.array([1.0, 0.0, 0.0]), np.ones(3) / np.sqrt(3))
+    requests = [MassRequest(gamma, 0, directions), MassRequest(gamma + 1, 0, ())]
+    masses = hamiltonian_masses(hamiltonian, 0, requests)
+    np.testing.assert_allclose(masses[0], [1.0, 1.0], rtol=1e-6)
+    assert masses[1] == ()
 
 
 def test_pw_x_silicon_edges_gap_and_electron_mass() -> None:

@@ -26,6 +26,7 @@ from dpp.physics.band_edges import (
     FD_STEP,
     MASS_POINTS,
     BandSummary,
+    MassRequest,
     band_summary,
     edge_runs,
     hamiltonian_masses,
@@ -98,28 +99,6 @@ def _rms_mev(system: SystemData, model: np.ndarray, idx_vb: int) -> float:
     return float(np.sqrt(np.mean(error[np.ix_(rows, columns)] ** 2)) * 1000.0)
 
 
-def _edge_masses(
-    hamiltonian: PseudopotentialHamiltonian,
-    index: int,
-    kpoints: np.ndarray,
-    row: int,
-    band: int,
-    summaries: tuple[BandSummary | None, BandSummary],
-    edge: str,
-) -> tuple[EdgeMasses, set[int]]:
-    runs = [run for _, run in edge_runs(kpoints, row)]
-    reference, model = summaries
-    masses = (lambda s: s.vb_masses) if edge == "vb" else (lambda s: s.cb_masses)
-    result = EdgeMasses(
-        k_index=row,
-        runs=tuple((r.first, r.last) for r in runs),
-        reference=None if reference is None else masses(reference),
-        model=masses(model),
-        hamiltonian=hamiltonian_masses(hamiltonian, index, row, [r.direction for r in runs], band),
-    )
-    return result, {end for r in runs for end in (r.first, r.last)}
-
-
 def system_report(
     hamiltonian: PseudopotentialHamiltonian, index: int, bands: np.ndarray
 ) -> SystemReport:
@@ -136,17 +115,26 @@ def system_report(
         reference = band_summary(np.asarray(system.ref_bands), kpoints, idx_vb, idx_cb, lowest)
         at = (reference.vbm.k_index, reference.cbm.k_index)
     model = band_summary(bands, kpoints, idx_vb, idx_cb, lowest, at)
-    mass_rows = at or (model.vbm.k_index, model.cbm.k_index)
-    vb, vb_ends = _edge_masses(
-        hamiltonian, index, kpoints, mass_rows[0], idx_vb, (reference, model), "vb"
+    v_row, c_row = at or (model.vbm.k_index, model.cbm.k_index)
+    ref_vb, ref_cb = (
+        (None, None) if reference is None else (reference.vb_masses, reference.cb_masses)
     )
-    cb, cb_ends = _edge_masses(
-        hamiltonian, index, kpoints, mass_rows[1], idx_cb, (reference, model), "cb"
+    v_runs = [run for _, run in edge_runs(kpoints, v_row)]
+    c_runs = [run for _, run in edge_runs(kpoints, c_row)]
+    fd_vb, fd_cb = hamiltonian_masses(
+        hamiltonian,
+        index,
+        [
+            MassRequest(v_row, idx_vb, tuple(r.direction for r in v_runs)),
+            MassRequest(c_row, idx_cb, tuple(r.direction for r in c_runs)),
+        ],
     )
-    edge_rows = {model.vbm.k_index, model.cbm.k_index}
+    vb = EdgeMasses(v_row, tuple((r.first, r.last) for r in v_runs), ref_vb, model.vb_masses, fd_vb)
+    cb = EdgeMasses(c_row, tuple((r.first, r.last) for r in c_runs), ref_cb, model.cb_masses, fd_cb)
+    ends = {row for r in v_runs + c_runs for row in (r.first, r.last)}
+    rows = {model.vbm.k_index, model.cbm.k_index, *ends}
     if reference is not None:
-        edge_rows |= {reference.vbm.k_index, reference.cbm.k_index}
-    rows = edge_rows | vb_ends | cb_ends
+        rows |= {reference.vbm.k_index, reference.cbm.k_index}
     names = point_names(rows, system.kpoints, system.crystal.lattice, system.kpoint_labels)
     defpots: tuple[tuple[str, float, float], ...] = ()
     if system.defpot_targets:

@@ -14,6 +14,7 @@ straight piece of the path ("run") through the edge:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -165,25 +166,37 @@ def band_summary(
     )
 
 
+@dataclass(frozen=True)
+class MassRequest:
+    """Masses of band column `band` at path row `k_index` along unit directions (Cartesian)."""
+
+    k_index: int
+    band: int
+    directions: tuple[np.ndarray, ...]
+
+
 @torch.no_grad()
 def hamiltonian_masses(
     hamiltonian: PseudopotentialHamiltonian,
     system: int,
-    k_index: int,
-    directions: list[np.ndarray],
-    band: int,
+    requests: Sequence[MassRequest],
     step: float = FD_STEP,
-) -> tuple[float, ...]:
-    """m* (m_e) of band column `band` at path row `k_index` of `system` along each unit
-    direction (Cartesian), from central differences of H(k ± step·u) eigenvalues (eval mode;
-    ascending eigenvalues, no order matrix)."""
-    if not directions:
-        return ()
+) -> list[tuple[float, ...]]:
+    """m* (m_e) of every request (one per direction) on `system`, from central differences of
+    the eigenvalues of H(k ± step·u) (eval mode; ascending eigenvalues, no order matrix), all
+    in one Hamiltonian of the system's basis at those k-points."""
     data: SystemData = hamiltonian.systems[system]
     lattice = hamiltonian.geometries[system].lattice
-    centre = lattice.cartesian_kpoints(data.kpoints[k_index])
-    offsets = np.concatenate([[np.zeros(3)], *([step * u, -step * u] for u in directions)])
-    fractional = (centre + offsets) @ np.linalg.inv(lattice.reciprocal)
+    points = []
+    for request in requests:
+        centre = lattice.cartesian_kpoints(data.kpoints[request.k_index])
+        points += [
+            centre,
+            *(centre + sign * step * u for u in request.directions for sign in (1, -1)),
+        ]
+    if not points:
+        return [() for _ in requests]
+    fractional = np.array(points) @ np.linalg.inv(lattice.reciprocal)
     probe = replace(
         data,
         kpoints=fractional,
@@ -210,9 +223,14 @@ def hamiltonian_masses(
     if model is not None:
         model.eval()
     try:
-        energies = view.bands(0).cpu().numpy()[:, band] / AUTOEV
+        energies = view.bands(0).cpu().numpy() / AUTOEV
     finally:
         if model is not None:
             model.train(was_training)
-    curvature = (energies[1::2] + energies[2::2] - 2.0 * energies[0]) / step**2
-    return tuple(float(1.0 / c) if c != 0.0 else float("inf") for c in curvature)
+    masses, row = [], 0
+    for request in requests:
+        column = energies[row : row + 1 + 2 * len(request.directions), request.band]
+        curvature = (column[1::2] + column[2::2] - 2.0 * column[0]) / step**2
+        masses.append(tuple(float(1.0 / c) if c != 0.0 else float("inf") for c in curvature))
+        row += 1 + 2 * len(request.directions)
+    return masses
