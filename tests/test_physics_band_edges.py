@@ -13,6 +13,7 @@ from dpp.physics.band_edges import (
     MassRequest,
     band_summary,
     hamiltonian_masses,
+    parabola_mass,
     runs_through,
     straight_runs,
 )
@@ -66,6 +67,9 @@ def test_gap_width_and_masses_of_parabolic_bands_are_exact() -> None:
     diagonal = 1.0 / ((1 / M_VB_X + 2 / M_VB_T) / 3)  # 0.45 along (1, 1, 1)
     np.testing.assert_allclose(summary.vb_masses, [-diagonal, -M_VB_X], rtol=1e-9)
     np.testing.assert_allclose(summary.cb_masses, [M_CB_X], rtol=1e-9)
+    flat = parabola_mass(np.array([-1.0, 0.0, 1.0]), np.zeros(3), linear=True)
+    assert flat == float("inf")
+    assert np.isnan(parabola_mass(np.array([0.0, 1.0]), np.array([0.0, np.nan]), linear=False))
 
 
 def test_masses_at_given_rows_and_direct_gap() -> None:

@@ -106,8 +106,11 @@ def edge_runs(kpoints: np.ndarray, row: int) -> list[tuple[int, Run]]:
 
 def parabola_mass(distance: np.ndarray, energies: np.ndarray, linear: bool) -> float:
     """m* (m_e) of a least-squares parabola through energies (eV) at signed distances (1/Bohr);
-    without `linear` the vertex is at distance 0. Infinite for a flat band."""
+    without `linear` the vertex is at distance 0. Infinite for a flat band, NaN for
+    non-finite energies."""
     s = np.asarray(distance, dtype=np.float64)
+    if not np.all(np.isfinite(energies)):
+        return float("nan")
     columns = [np.ones_like(s), s, s**2] if linear else [np.ones_like(s), s**2]
     coefficients, *_ = np.linalg.lstsq(np.stack(columns, axis=1), energies / AUTOEV, rcond=None)
     curvature = 2.0 * coefficients[-1]
