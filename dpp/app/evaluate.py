@@ -10,6 +10,7 @@ dpp) or a Lightning checkpoint (.ckpt).
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -27,9 +28,11 @@ from dpp.io.params import read_species_params
 from dpp.io.records import Bundle, SystemData
 from dpp.io.writers import write_band_file
 from dpp.models import is_zero_function, load_checkpoint, safe_torch_load
+from dpp.models.subset import SpeciesColumns
 from dpp.outputs import plots
 from dpp.outputs.band_panels import bands_figure
 from dpp.outputs.band_plot import path_distance
+from dpp.outputs.physics_report import REPORT_FILE, physics_reports, write_physics_report
 from dpp.outputs.progress import progress
 from dpp.physics import build_hamiltonian
 from dpp.physics.reorder import extrapolation_order
@@ -94,6 +97,25 @@ def _with_run_tables(bundle: Bundle, run: Path, which: str) -> Bundle:
     return replace(bundle, pp_params=np.array([read_species_params(f) for f in files]))
 
 
+def fitted_species(run: Path | None, bundle: Bundle) -> tuple[str, ...]:
+    """The species of the fit `run` (its run_info.json; the bundle's without one), after
+    checking the bundle's species are among them."""
+    info = None if run is None else run / "run_info.json"
+    if info is None or not info.is_file():
+        return bundle.species
+    species = tuple(json.loads(info.read_text()).get("species", bundle.species))
+    missing = [s for s in bundle.species if s not in species]
+    if missing:
+        raise InputError(
+            bundle.path,
+            "species the fit has no potential for",
+            key="data.bundle",
+            expected=f"species among those of run {run}: {', '.join(species)}",
+            found=", ".join(missing),
+        )
+    return species
+
+
 @torch.no_grad()
 def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_dir: Path) -> float:
     """Evaluate every system; returns Σ_X L_X (eV²), NaN without reference bands."""
@@ -106,10 +128,11 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         bundle = _with_run_tables(bundle, Path(str(run)), which)
         checkpoint = checkpoint or network_file
         log.info("evaluating the %s state of run %s", which, run)
+    species = fitted_species(None if run is None else Path(str(run)), bundle)
     network = None
     if checkpoint is not None or (run is not None and settings.model.name != "ZeroFunction"):
         try:
-            network = settings.model.build(bundle.n_species)
+            network = settings.model.build(len(species))
         except SettingError as error:
             raise origins.setting_error("model", error) from None
         if is_zero_function(network):
@@ -118,6 +141,8 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
             _load_network(network, Path(str(checkpoint)).expanduser())
             network.eval()
             log.info("evaluating checkpoint %s", checkpoint)
+            if species != bundle.species:
+                network = SpeciesColumns(network, [species.index(s) for s in bundle.species])
     if network is None:
         log.info("evaluating the analytic form (init_<S>Params.par or the run's tables)")
     hamiltonian = build_hamiltonian(bundle, network, settings.physics)
@@ -125,7 +150,7 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     term = BandTerm(bundle.systems, settings.loss)
     chunk = int(cfg.workflow.k_chunk)
     show = bool(cfg.workflow.get("progress", True))
-    total, any_reference = 0.0, False
+    total, any_reference, all_bands = 0.0, False, []
     for index, system in enumerate(bundle.systems):
         k_all = torch.arange(system.n_kpoints)
         chunks = torch.split(k_all, chunk)
@@ -136,6 +161,7 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         bands = torch.cat(parts)
         if settings.loss.reorder == "smooth" and chunk < system.n_kpoints:
             bands = torch.gather(bands, 1, extrapolation_order(bands))
+        all_bands.append(bands.numpy())
         write_band_file(
             run_dir / f"bands_sys{index}.dat", band_file_distance(system), bands.numpy()
         )
@@ -158,4 +184,8 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
             loss,
         )
         total += loss
+    title = f"physics report: {'run ' + str(run) if run is not None else 'model'} on {bundle.path}"
+    write_physics_report(
+        run_dir / REPORT_FILE, {"evaluation": physics_reports(hamiltonian, all_bands)}, title
+    )
     return total if any_reference else float("nan")

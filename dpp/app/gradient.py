@@ -31,6 +31,12 @@ from dpp.io.writers import save_torch_atomic
 from dpp.mc.outputs import write_species_tables
 from dpp.models import model_state, safe_torch_load
 from dpp.outputs import plots
+from dpp.outputs.physics_report import (
+    REPORT_FILE,
+    physics_reports,
+    report_scalars,
+    write_physics_report,
+)
 from dpp.outputs.reporter import Reporter, evaluate_bands, run_facts, write_run_info
 from dpp.physics import build_hamiltonian
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
@@ -303,6 +309,10 @@ def _state_files(prefix: str, hamiltonian: PseudopotentialHamiltonian, reporter:
     write_species_tables(run_dir, prefix, bundle.species, table, None)
 
 
+def _last_epoch(module: PseudopotentialModule) -> int:
+    return module.train_history[-1][0] if module.train_history else 0
+
+
 def _finish(
     module: PseudopotentialModule, reporter: Reporter, loggers: list[Any], cfg: DictConfig
 ) -> float:
@@ -311,9 +321,9 @@ def _finish(
     ham = module.hamiltonian
     if is_global_zero():
         reporter.potentials("final", ham, converge=True, real_space_files=True)
-        reporter.bands(
-            "final", evaluate_bands(ham), tag="bands_final", term=module.objective.primary
-        )
+        final_bands = evaluate_bands(ham)
+        reporter.bands("final", final_bands, tag="bands_final", term=module.objective.primary)
+        reports = {"final state": physics_reports(ham, final_bands)}
         _state_files("final", ham, reporter)
         if module.train_history:
             fig = plots.cost_figure(module.train_history, module.val_history, "training cost")
@@ -323,9 +333,9 @@ def _finish(
             final_state = copy.deepcopy(ham.state_dict())
             ham.load_state_dict(module.best_state)
             _state_files("best", ham, reporter)
-            reporter.bands(
-                "best", evaluate_bands(ham), tag="bands_best", term=module.objective.primary
-            )
+            best_bands = evaluate_bands(ham)
+            reporter.bands("best", best_bands, tag="bands_best", term=module.objective.primary)
+            reports["best state"] = physics_reports(ham, best_bands)
             reporter.potentials("best", ham, real_space_files=True)
             ham.load_state_dict(final_state)
             log.info(
@@ -333,12 +343,15 @@ def _finish(
                 module.best_loss,
                 module.best_epoch,
             )
+        write_physics_report(reporter.run_dir / REPORT_FILE, reports, "physics report of the fit")
+        for logger in loggers:
+            logger.log_metrics(report_scalars(reports["final state"]), step=_last_epoch(module))
     was_training = ham.training
     ham.eval()
     with torch.no_grad():
         final, _, _ = module.full_pass(backward=False)
     ham.train(was_training)
-    last = module.train_history[-1][0] if module.train_history else 0
+    last = _last_epoch(module)
     for logger in loggers:
         logger.log_metrics({"hp/final_loss": final, "hp/best_loss": module.best_loss}, step=last)
         logger.finalize("success")

@@ -309,6 +309,16 @@ def _corner_names(
     return names
 
 
+def point_names(
+    rows: set[int], kpoints: np.ndarray, cell: np.ndarray, labels: Mapping[int, str]
+) -> dict[int, str]:
+    """The names of path `rows` as the band plots tick them: their `# L` label, Γ, or ASE's
+    special point of `cell` up to the lattice's point group; rows without a name are left out."""
+    return {
+        row: name for row, name in _corner_names(rows, kpoints, cell, labels).items() if row in rows
+    }
+
+
 def _energy_shift(
     bands: np.ndarray | None, reference: str | float, n_valence: int | None, name: str
 ) -> float:
