@@ -1,13 +1,21 @@
-"""Wang–Zunger starting parameters a0…a8 (physics.md §4) for the species of the shipped bundles.
+"""Wang–Zunger starting parameters a0…a8 (physics.md §4) of any species, with their provenance.
 
-Each vector is copied from a parameter file shipped with dpp, read with dpp's rules (a 5-number
-file puts its 5th value in the strain slot a8, bundle-format §9). a0 is in Hartree·Bohr³, a1 in
-1/Bohr², a2 dimensionless, a3 in Bohr²; a5…a7 are the spin–orbit and nonlocal strengths fitted
-together with them. They are starting points for a fit, not transferable potentials: other
-species have no entry and need their own init_<S>Params.par.
+`starting_params` takes, in this order of priority: the species of the shipped bundles
+(`STARTING_PARAMS`), then the Cohen–Bergstresser table (dpp.tools.form_factors: Si, Ge, Sn, Al,
+Zn, Sb, Te and the other elements of 14 diamond and zinc-blende semiconductors).
+
+Each shipped vector is copied from a parameter file shipped with dpp, read with dpp's rules
+(a 5-number file puts its 5th value in the strain slot a8, bundle-format §9). a0 is in
+Hartree·Bohr³, a1 in 1/Bohr², a2 dimensionless, a3 in Bohr²; a5…a7 are the spin–orbit and nonlocal strengths fitted
+together with them. They are starting points for a fit, not transferable potentials.
 """
 
 from __future__ import annotations
+
+import numpy as np
+
+from dpp.slots import N_SLOTS
+from dpp.tools.form_factors import SOURCE, tabulated_params
 
 STARTING_PARAMS: dict[str, tuple[tuple[float, ...], str]] = {
     "Cd": (
@@ -72,3 +80,16 @@ STARTING_PARAMS: dict[str, tuple[tuple[float, ...], str]] = {
     ),
 }
 """species → (a0…a8, the shipped file they come from)."""
+
+
+def starting_params(symbol: str) -> tuple[np.ndarray, str] | None:
+    """a0..a8 of `symbol` and where they come from; None for an element without any."""
+    entry = STARTING_PARAMS.get(symbol)
+    if entry is not None:
+        return np.array(entry[0], dtype=np.float64), f"shipped with dpp: {entry[1]}"
+    fitted = tabulated_params(symbol)
+    if fitted is None:
+        return None
+    params = np.zeros(N_SLOTS)
+    params[: len(fitted)] = fitted
+    return params, f"Wang-Zunger fit to the form factors of {SOURCE}"
