@@ -129,9 +129,9 @@ def default_selection(
     last = n_valence + conduction
     notes.insert(
         0,
-        f"kept bands {first}..{last}: {n_valence - first + 1} valence "
-        f"({_range(energies, start, vbm)} to 0 eV from the VBM), {conduction} conduction "
-        f"(up to {energies[:, last - first_band].max() - vbm:.2f} eV)",
+        f"kept bands {first}..{last}: {n_valence - first + 1} valence (VBM = 0 eV, the "
+        f"lowest at {_range(energies, start, vbm)}) and {conduction} conduction (the highest "
+        f"up to {energies[:, last - first_band].max() - vbm:.2f} eV)",
     )
     return BandSelection(
         first=first,

@@ -6,8 +6,9 @@ Zn, Sb, Te and the other elements of 14 diamond and zinc-blende semiconductors).
 
 Each shipped vector is copied from a parameter file shipped with dpp, read with dpp's rules
 (a 5-number file puts its 5th value in the strain slot a8, bundle-format §9). a0 is in
-Hartree·Bohr³, a1 in 1/Bohr², a2 dimensionless, a3 in Bohr²; a5…a7 are the spin–orbit and nonlocal strengths fitted
-together with them. They are starting points for a fit, not transferable potentials.
+Hartree·Bohr³, a1 in 1/Bohr², a2 dimensionless, a3 in Bohr²; a5…a7 are the spin–orbit and
+nonlocal strengths fitted together with them. They are starting points for a fit, not
+transferable potentials.
 """
 
 from __future__ import annotations
