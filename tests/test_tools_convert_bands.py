@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from training_support import cost_rows, run_app
 
 from dpp.io import load_bundle, read_nn_config
 from dpp.io.kpoints import read_points
@@ -17,6 +20,7 @@ from dpp.io.settings import read_settings
 from dpp.io.system import read_system
 from dpp.physics import band_structure
 from dpp.tools.band_selection import sp_electrons
+from dpp.tools.common import system_text
 from dpp.tools.convert_bands import SourceBands, convert, main, suggested_max_ke
 from dpp.tools.form_factors import (
     BOHR_ANGSTROM,
@@ -24,7 +28,7 @@ from dpp.tools.form_factors import (
     tabulated_params,
     wang_zunger_values,
 )
-from dpp.tools.starting_params import starting_params
+from dpp.tools.starting_params import covalent_radius, starting_params
 
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "data" / "tools"
@@ -324,6 +328,52 @@ def test_wang_zunger_fit_follows_the_tabulated_form_factors() -> None:
     volume = (5.43 / BOHR_ANGSTROM) ** 3 / 8.0
     table = 0.5 * volume * np.array([-0.21, 0.04, 0.08])  # Rydberg per atom -> Hartree·Bohr³
     np.testing.assert_allclose(wang_zunger_values(q, params), table, atol=1.5)
-    assert tabulated_params("N") is None and starting_params("N") is None
+    assert tabulated_params("N") is None
     shipped, provenance = starting_params("Ga")
     assert shipped[0] == pytest.approx(50.77526879) and "shipped" in provenance
+
+
+@pytest.mark.slow
+def test_converted_silicon_bundle_trains_without_a_hand_written_file(tmp_path: Path) -> None:
+    """`python train.py data.bundle=<converted>` in-process: pre-fit and two epochs of the
+    default recipe on the bundle as dpp-convert-bands wrote it (a lower cutoff for speed:
+    about 15 s of CPU, 45 s on a busy machine)."""
+    bundle = tmp_path / "si"
+    assert main([str(PWO), "--max-ke", "3", "-o", str(bundle)]) == 0
+    run_dir = tmp_path / "run"
+    loss = run_app(
+        run_dir, [f"data.bundle={bundle}", "trainer.max_epochs=2", "init.num_epochs=100"]
+    )
+    assert np.isfinite(loss) and loss > 0.0
+    rows = cost_rows(run_dir / "final_training_cost.dat")
+    assert [epoch for epoch, _ in rows] == [1, 2] and rows[-1][1] <= rows[0][1]
+
+
+def test_elements_without_values_get_their_analogue_scaled_to_their_size(
+    tmp_path: Path,
+) -> None:
+    """C from Si: diamond scaled by s = r_C / r_Si in the scaled potential has Si's bands
+    times 1/s² (cutoff scaled alike), so a nitride or carbide starts from its analogue's shape."""
+    params, provenance = starting_params("C")
+    assert (
+        provenance.startswith("the local potential of Si") and "Cohen & Bergstresser" in provenance
+    )
+    scale = covalent_radius("C") / covalent_radius("Si")
+    q = np.linspace(0.0, 6.0, 13)
+    np.testing.assert_allclose(
+        wang_zunger_values(q, params), scale * wang_zunger_values(scale * q, tabulated_params("Si"))
+    )
+    assert main([str(PWO), "--max-ke", "4", "-o", str(tmp_path / "si")]) == 0
+    carbon = tmp_path / "c"
+    shutil.copytree(tmp_path / "si", carbon)
+    (carbon / "init_SiParams.par").unlink()
+    silicon = read_system(carbon / "system_0.par")
+    diamond = replace(silicon, scale=silicon.scale * scale, symbols=("C", "C"))
+    (carbon / "system_0.par").write_text(system_text(diamond))
+    (carbon / "input_0.par").write_text(f"maxKE = {4 / scale**2!r}\nnBands = 16\n")
+    (carbon / "init_CParams.par").write_text("".join(f"{v!r}\n" for v in params.tolist()))
+    si_bands = band_structure(load_bundle(tmp_path / "si"))[0].numpy()
+    c_bands = band_structure(load_bundle(carbon))[0].numpy()
+    np.testing.assert_allclose(c_bands * scale**2, si_bands, atol=1e-8)
+    assert starting_params("N")[1].startswith("the local potential of P (shipped")
+    assert starting_params("Fe") is None and starting_params("H") is None
