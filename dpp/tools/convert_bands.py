@@ -3,9 +3,22 @@
 Sources: Quantum ESPRESSO pw.x text output of a `bands`, `nscf` or `scf` run (read with ASE's
 `espresso-out` reader), QE's data-file XML (`<prefix>.save/data-file-schema.xml`) and
 BerkeleyGW's `bandstructure.dat` (inteqp/absorption: `spin band kx ky kz E_MF E_QP ΔE`, k in
-Cartesian 1/Bohr, energies in eV; the cell comes from `--structure`). Writes system_X.par,
-kpoints_X.par, expBandStruct_X.par, bandWeights_X.par, input_X.par and init_<S>Params.par for
-the species with shipped starting parameters (existing ones are kept).
+Cartesian 1/Bohr, energies in eV; the cell comes from `--structure`). Writes a bundle that
+`python train.py data.bundle=<folder>` trains as it is:
+- system_X.par, kpoints_X.par, expBandStruct_X.par, bandWeights_X.par, input_X.par (maxKE
+  suggested, idxVB/idxCB: 0-based columns of the highest valence and lowest conduction band);
+- NN_config.par: the defaults of dpp.io.nnconfig.writer (a two-layer 32-32 CELU network,
+  1000 pre-fit epochs, 100 epochs); converting another crystal into the same folder with
+  `--index 1, 2, ...` sets its nSystem to the number of systems (refused when one is spinor and
+  the other not);
+- init_<S>Params.par for every species without one (dpp.tools.starting_params: shipped values,
+  else Cohen & Bergstresser's form factors, else a scaled analogue; provenance in a comment).
+Valence bands: electrons/2 (spinor states: electrons) of the run, or `--valence-bands`, which
+is refused when it disagrees with pw.x's highest occupied level or electron count. The default
+window (dpp.tools.band_selection) keeps the valence bands above the semicore states and
+`--conduction-bands` spatial conduction bands; `--first-band` / `--num-bands` replace it.
+Energies are VBM-aligned (VBM = 0) whenever the valence bands are known (`--align auto`).
+Spin–orbit and noncollinear runs give spinor states, read once each, not spin-doubled.
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dpp.errors import InputError
-from dpp.io.nnconfig import default_nn_config, spin_orbit_of, with_n_system
+from dpp.io.nnconfig import default_nn_config, defaults_summary, spin_orbit_of, with_n_system
 from dpp.io.records import Crystal
 from dpp.io.system import read_system
 from dpp.io.tables import read_table
@@ -666,8 +679,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=description(__doc__),
-        epilog="maxKE rule: about --pw-per-atom plane waves per atom (free-electron count "
-        "Ω(2E)^{3/2}/6π²), at least 5 Hartree; always check convergence of your bands.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="The bundle trains as written: `python train.py data.bundle=<folder>`.\n"
+        f"NN_config.par: dpp's defaults for converted bundles ({defaults_summary()};\n  "
+        "edit freely); a later --index updates its number of systems.\n"
+        "init_<S>Params.par (provenance in a comment): shipped values, else a Wang-Zunger fit "
+        "to\n  Cohen & Bergstresser, Phys. Rev. 141, 789 (1966), else the nearest-sized "
+        "element with the\n  same s+p valence scaled by the covalent radii (N from P, C from "
+        "Si).\n"
+        "Default window: the valence bands above the semicore states (the bands beyond the "
+        "s+p\n  electrons, e.g. Ga 3d) and --conduction-bands, VBM = 0; the output says "
+        "what was kept.\n"
+        "maxKE rule: about --pw-per-atom plane waves per atom (free-electron count "
+        "Ω(2E)^{3/2}/6π²),\n  at least 5 Hartree; always check convergence of your bands.",
     )
     parser.add_argument("source", type=Path, help="pw.x output, data-file-schema.xml or BGW file")
     parser.add_argument("--format", choices=FORMATS, default="auto", help="source format")
@@ -720,7 +744,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="system index X of the files; convert crystal after crystal into one folder with "
-        "--index 0, 1, ... (NN_config.par's nSystem follows)",
+        "--index 0, 1, ... (NN_config.par's number of systems follows)",
     )
     parser.add_argument("--name", help="systemName (default: formula)")
     parser.add_argument("--max-ke", type=float, help="cutoff in Hartree instead of the suggestion")

@@ -35,6 +35,14 @@ DEFAULT_SETTINGS: dict[str, str] = {
 }
 """NN_config keys of a converted bundle besides nSystem, SObool and cacheSO (values as text)."""
 
+SUMMARY_KEYS = ("PPmodel", "hiddenLayers", "init_Zunger_num_epochs", "max_num_epochs")
+
+
+def defaults_summary() -> str:
+    """The main defaults as `key = value, ...` for help texts."""
+    return ", ".join(f"{key} = {DEFAULT_SETTINGS[key]}" for key in SUMMARY_KEYS)
+
+
 _N_SYSTEM = re.compile(r"^(\s*nSystem\s*=\s*)\S+", re.MULTILINE)
 
 
