@@ -377,3 +377,37 @@ def test_elements_without_values_get_their_analogue_scaled_to_their_size(
     np.testing.assert_allclose(c_bands * scale**2, si_bands, atol=1e-8)
     assert starting_params("N")[1].startswith("the local potential of P (shipped")
     assert starting_params("Fe") is None and starting_params("H") is None
+
+
+QE = TESTS / "data" / "qe"  # real pw.x 6.7 runs (tests/data/qe/README.md)
+
+
+@pytest.mark.skipif(not QE.is_dir(), reason="no tests/data/qe")
+@pytest.mark.parametrize("name", ["bands.pwo", "data-file-schema.xml"])
+@pytest.mark.parametrize(
+    ("case", "first", "n_bands", "zero_weight"),
+    [("si", 1, 16, 0), ("si_hex", 1, 24, 0), ("gaas", 6, 16, 0), ("gan_wz", 11, 24, 4)],
+)
+def test_real_pw_runs_convert_with_the_semicore_states_left_out(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    name: str,
+    first: int,
+    n_bands: int,
+    zero_weight: int,
+) -> None:
+    """GaAs: Ga 3d (bands 1–5) below a 2.6 eV gap; wurtzite GaN: Ga 3d entangled with N 2s,
+    the two N 2s bands above them kept at weight 0; the VBM at 0 in every case."""
+    assert main([str(QE / case / name), "-o", str(tmp_path)]) == 0
+    assert f"kept bands {first}.." in capsys.readouterr().out
+    settings = read_settings(tmp_path / "input_0.par")
+    assert settings.n_bands == n_bands and settings.idx_vb == n_bands - 9  # 4 conduction
+    _, bands = _bands(tmp_path, n_bands)
+    assert bands[:, settings.idx_vb].max() == pytest.approx(0.0, abs=1e-9)
+    assert bands[:, settings.idx_cb].min() > 0.0
+    weights = read_band_weights(tmp_path / "bandWeights_0.par", n_bands)
+    assert np.count_nonzero(weights == 0.0) == zero_weight
+    assert np.all(weights[zero_weight:] == 1.0)
+    bundle = load_bundle(tmp_path)
+    assert len(bundle.species) == len(set(bundle.systems[0].crystal.symbols))

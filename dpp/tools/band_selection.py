@@ -84,8 +84,9 @@ def semicore_cut(
     low = n_semicore - first_band
     top = float(energies[:, low].max())
     gap = float(energies[:, low + 1].min()) - top
+    bottom = float(energies[:, 0].min())
     notes = [
-        f"left out bands {first_band}..{n_semicore}: semicore ({_range(energies, 0, vbm)} to "
+        f"left out bands {first_band}..{n_semicore}: semicore ({bottom - vbm:.2f} to "
         f"{top - vbm:.2f} eV), the {n_valence - n_semicore} bands above hold the "
         f"{electrons} s+p valence electrons"
     ]
