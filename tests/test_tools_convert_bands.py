@@ -411,3 +411,15 @@ def test_real_pw_runs_convert_with_the_semicore_states_left_out(
     assert np.all(weights[zero_weight:] == 1.0)
     bundle = load_bundle(tmp_path)
     assert len(bundle.species) == len(set(bundle.systems[0].crystal.symbols))
+
+
+@pytest.mark.skipif(not QE.is_dir(), reason="no tests/data/qe")
+def test_real_run_refuses_a_valence_count_beyond_the_highest_occupied_level(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    xml = QE / "gaas" / "data-file-schema.xml"  # 18 electrons: band 9 tops at 7.5536 eV
+    assert main([str(xml), "--valence-bands", "13", "-o", str(tmp_path / "a")]) == 2
+    error = capsys.readouterr().err
+    assert "expected 9 (the bands up to the highest occupied level 7.5536 eV)" in error
+    assert "found 13" in error
+    assert main([str(QE / "gaas" / "scf.pwo"), "--valence-bands", "9", "-o", str(tmp_path)]) == 0
