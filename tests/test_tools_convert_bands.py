@@ -227,6 +227,9 @@ def test_two_crystals_into_one_bundle(tmp_path: Path, capsys: pytest.CaptureFixt
     capsys.readouterr()
     assert main([str(SOC), "--index", "2", "-o", str(tmp_path)]) == 2  # spinor into scalar
     assert "spin-orbit" in capsys.readouterr().err
+    assert not (tmp_path / "system_2.par").exists()  # refused before writing
+    assert main([str(PWO), "--index", "4", "-o", str(tmp_path)]) == 2
+    assert "expected 0..2 (the folder holds systems 0..1)" in capsys.readouterr().err
     assert read_nn_config(tmp_path / "NN_config.par").get("nSystem") == 2
 
 

@@ -587,12 +587,11 @@ def _n_systems(folder: Path) -> int:
     return count
 
 
-def nn_config_text(folder: Path, spinor: bool, source_name: str) -> str:
-    """The NN_config.par of `folder` after this conversion: the existing one with nSystem
-    counting the system files 0, 1, ... (refused when its spin-orbit switch differs), else
-    the defaults of dpp.io.nnconfig.writer."""
+def nn_config_text(folder: Path, n_system: int, spinor: bool, source_name: str) -> str:
+    """The NN_config.par of `folder` for `n_system` systems: the existing one with nSystem
+    updated (refused when its spin-orbit switch differs), else the defaults of
+    dpp.io.nnconfig.writer."""
     path = folder / "NN_config.par"
-    n_system = _n_systems(folder)
     if not path.exists():
         return default_nn_config(
             n_system,
@@ -623,6 +622,17 @@ def _convert(args: argparse.Namespace) -> None:
             expected=">= 0",
             found=str(args.conduction_bands),
         )
+    present = _n_systems(args.output)
+    if args.index > present:
+        raise InputError(
+            args.output / f"system_{present}.par",
+            "system index leaves a gap",
+            key="--index",
+            expected=f"0..{present} (the folder holds systems 0..{present - 1})"
+            if present
+            else "0 (the folder holds no system yet)",
+            found=str(args.index),
+        )
     source, crystal = _read_source(args)
     conversion = convert(
         source,
@@ -641,9 +651,10 @@ def _convert(args: argparse.Namespace) -> None:
     folder: Path = args.output
     files = bundle_files(conversion, args.index, args.source.name)
     refuse_overwrite((folder / name for name in files), args.force)
+    n_system = max(present, args.index + 1)
+    config = nn_config_text(folder, n_system, conversion.spinor, args.source.name)
     for name, text in files.items():
         write_text(folder / name, text)
-    config = nn_config_text(folder, conversion.spinor, args.source.name)
     write_text(folder / "NN_config.par", config)
     print(f"wrote {', '.join(files)}, NN_config.par in {folder}")
     for note in conversion.notes:
