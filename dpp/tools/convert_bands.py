@@ -28,7 +28,7 @@ import math
 import re
 import sys
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -394,17 +394,17 @@ def convert(
             conduction_bands,
             keep_semicore,
         )
-        first, count, weights, notes = (
-            selection.first,
-            selection.count,
-            selection.weights,
-            selection.notes,
-        )
+        first, count, weights, notes = astuple(selection)
     else:
         first = source.first_band if first_band is None else first_band
         count = last_available - first + 1 if num_bands is None else num_bands
         weights = np.ones(max(count, 0))
-        notes = (f"kept bands {first}..{first + count - 1} (as asked)",)
+        why = (
+            "as asked"
+            if first_band is not None or num_bands is not None
+            else "all: the valence bands are unknown; --valence-bands gives the default window"
+        )
+        notes = (f"kept bands {first}..{first + count - 1} ({why})",)
     if not source.first_band <= first <= last_available:
         raise InputError(
             None,
