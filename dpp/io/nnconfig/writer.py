@@ -63,4 +63,4 @@ def spin_orbit_of(path: Path) -> bool:
 def with_n_system(path: Path, n_system: int) -> str:
     """The text of the NN_config.par at `path` with nSystem set to `n_system`, the rest kept."""
     read_nn_config(path)
-    return _N_SYSTEM.sub(lambda match: f"{match.group(1)}{n_system}", path.read_text(), count=1)
+    return _N_SYSTEM.sub(lambda match: f"{match.group(1)}{n_system}", path.read_text())
