@@ -89,7 +89,7 @@ def test_pw_output_gives_cell_kpoints_and_spin_doubled_aligned_bands(tmp_path: P
 def test_data_file_xml_matches_the_text_output(tmp_path: Path) -> None:
     assert main([str(PWO), "--align", "vbm", "-o", str(tmp_path / "text")]) == 0
     assert main([str(XML), "--align", "vbm", "-o", str(tmp_path / "xml")]) == 0
-    for name in ("system_0.par", "kpoints_0.par"):
+    for name in ("system_0.par", "kpoints_0.par", "input_0.par", "bandWeights_0.par"):
         text = (tmp_path / "text" / name).read_text().splitlines()
         xml = (tmp_path / "xml" / name).read_text().splitlines()
         assert [line for line in text if not line.startswith("#")] == [
