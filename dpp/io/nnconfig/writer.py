@@ -1,0 +1,66 @@
+"""A default NN_config.par for a converted bundle, and its nSystem kept up to date.
+
+The defaults (`DEFAULT_SETTINGS`) are those of the embedded zb_CdSe example (bundle-format §3)
+with a smaller two-layer network, hiddenLayers = 32 32: a smooth CELU network with a Gaussian
+gate of width 2 1/Bohr, pre-fitted for 1000 epochs to the Wang–Zunger curves of the
+init_<S>Params.par files, then 100 epochs of the default recipe. Every key can be edited in
+the file or overridden on the command line (`trainer.max_epochs=...`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dpp.io.nnconfig.reader import read_nn_config
+
+DEFAULT_SETTINGS: dict[str, str] = {
+    "PPmodel": "Net_celu_HeInit_decayGaussian",
+    "PPmodel_gaussian_std": "2.0",
+    "hiddenLayers": "32 32",
+    "separateKptGrad": "1",
+    "checkpoint": "0",
+    "num_cores": "0",
+    "SHOWPLOTS": "0",
+    "init_Zunger_num_epochs": "1000",
+    "init_Zunger_optimizer_lr": "0.01",
+    "init_Zunger_scheduler_gamma": "0.90",
+    "init_Zunger_plotEvery": "500",
+    "max_num_epochs": "100",
+    "optimizer_lr": "0.005",
+    "scheduler_gamma": "0.90",
+    "schedulerStep": "20",
+    "plotEvery": "20",
+    "patience": "100",
+}
+"""NN_config keys of a converted bundle besides nSystem, SObool and cacheSO (values as text)."""
+
+SUMMARY_KEYS = ("PPmodel", "hiddenLayers", "init_Zunger_num_epochs", "max_num_epochs")
+
+
+def defaults_summary() -> str:
+    """The main defaults as `key = value, ...` for help texts."""
+    return ", ".join(f"{key} = {DEFAULT_SETTINGS[key]}" for key in SUMMARY_KEYS)
+
+
+_N_SYSTEM = re.compile(r"^(\s*nSystem\s*=\s*)\S+", re.MULTILINE)
+
+
+def default_nn_config(n_system: int, spin_orbit: bool, comment: str) -> str:
+    """The text of a default NN_config.par for `n_system` systems; spin_orbit sets SObool and
+    cacheSO; `comment` heads the file as `#` lines."""
+    flag = "1" if spin_orbit else "0"
+    settings = {"nSystem": str(n_system), "SObool": flag, "cacheSO": flag, **DEFAULT_SETTINGS}
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    return header + "".join(f"{key} = {value}\n" for key, value in settings.items())
+
+
+def spin_orbit_of(path: Path) -> bool:
+    """The SObool of an existing NN_config.par (checked by the reader)."""
+    return bool(read_nn_config(path).get("SObool", False))
+
+
+def with_n_system(path: Path, n_system: int) -> str:
+    """The text of the NN_config.par at `path` with nSystem set to `n_system`, the rest kept."""
+    read_nn_config(path)
+    return _N_SYSTEM.sub(lambda match: f"{match.group(1)}{n_system}", path.read_text())
