@@ -174,6 +174,8 @@ def test_training_is_blind_to_the_reference_zero(tmp_path):
         run_app(run_dir, [f"data.bundle={folder}", "trainer.max_epochs=3", "seed=1"])
         finals.append(cost_rows(run_dir / "final_training_cost.dat"))
         assert "per_system" in (run_dir / "config_resolved.yaml").read_text()
-    (epochs, costs), (epochs_moved, costs_moved) = (list(zip(*rows)) for rows in finals)
+    (epochs, costs), (epochs_moved, costs_moved) = (
+        list(zip(*rows, strict=True)) for rows in finals
+    )
     assert epochs == epochs_moved and len(epochs) == 3
     assert costs_moved == costs

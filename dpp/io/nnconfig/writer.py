@@ -3,8 +3,11 @@
 The defaults (`DEFAULT_SETTINGS`) are those of the embedded zb_CdSe example (bundle-format §3)
 with a smaller two-layer network, hiddenLayers = 32 32: a smooth CELU network with a Gaussian
 gate of width 2 1/Bohr, pre-fitted for 1000 epochs to the Wang–Zunger curves of the
-init_<S>Params.par files, then 100 epochs of the default recipe. Every key can be edited in
-the file or overridden on the command line (`trainer.max_epochs=...`).
+init_<S>Params.par files, then 100 epochs of the default recipe. The zero of a periodic DFT
+run's energies is arbitrary, so each system's rigid energy offset is left free
+(`energy_zero = per_system`); that needs every k-point of a system in one batch
+(`separateKptGrad = 0`). Every key can be edited in the file or overridden on the command
+line (`trainer.max_epochs=...`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "PPmodel": "Net_celu_HeInit_decayGaussian",
     "PPmodel_gaussian_std": "2.0",
     "hiddenLayers": "32 32",
-    "separateKptGrad": "1",
+    "separateKptGrad": "0",
     "checkpoint": "0",
     "num_cores": "0",
     "SHOWPLOTS": "0",
@@ -32,6 +35,7 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "schedulerStep": "20",
     "plotEvery": "20",
     "patience": "100",
+    "energy_zero": "per_system",
 }
 """NN_config keys of a converted bundle besides nSystem, SObool and cacheSO (values as text)."""
 
