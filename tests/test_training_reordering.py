@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import torch
-from conftest import EXAMPLES, shrink_bundle
+from bundle_support import EXAMPLES, shrink_bundle
 from training_support import run_app, small_bundle
 
 from dpp.fitting.reordering import BandReordering

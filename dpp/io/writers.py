@@ -7,6 +7,8 @@ file in the same folder, then `os.replace`), so a reader never sees a half-writt
 from __future__ import annotations
 
 import io
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -121,3 +123,14 @@ def write_species_params(path: str | Path, params: np.ndarray, fmt: str | None =
     return write_text_atomic(
         path, "".join((repr(float(v)) if fmt is None else fmt % v) + "\n" for v in values)
     )
+
+
+FINAL_RESULT = "final_result.json"
+
+
+def write_final_result(run_dir: str | Path, loss: float, band_rms_mev: float) -> Path:
+    """`final_result.json`: the final validation loss (eV², a weighted sum) and the weighted
+    RMS band error behind it (meV); NaN is written as null."""
+    values = {"final_loss_eV2": loss, "band_rms_meV": band_rms_mev}
+    clean = {key: (value if math.isfinite(value) else None) for key, value in values.items()}
+    return write_text_atomic(Path(run_dir) / FINAL_RESULT, json.dumps(clean, indent=2) + "\n")
