@@ -1,4 +1,4 @@
-"""Atomic writers for the output files in their original formats (bundle-format §15).
+"""Atomic writers for the output files in their original formats (outputs.md).
 
 All functions are pure: they take arrays and a path and write one file atomically (temporary
 file in the same folder, then `os.replace`), so a reader never sees a half-written file.
@@ -97,7 +97,7 @@ def write_parameter_dump(
     gradients: bool = False,
 ) -> Path:
     """`*_params.dat` / `*_gradients.dat`: per named tensor a header line and its values with
-    5 digits (format of bundle-format §15.2); a gradient of None is written as such."""
+    5 digits (format of outputs.md §2); a gradient of None is written as such."""
     word = "Gradient" if gradients else "Tensor"
     title = "Gradient" if gradients else "Parameter"
     blocks = []
