@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from bundle_support import EXAMPLES
+
 from dpp.app.sweep_summary import write_summary
 from dpp.fitting.bands import BandErrors, BandTerm
 from dpp.fitting.settings import LossSettings
