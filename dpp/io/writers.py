@@ -84,10 +84,14 @@ def write_qspace_table(
     return write_text_atomic(path, header + _rows(table, ["%.8f"] * table.shape[1], " "))
 
 
+REAL_SPACE_HEADER = "# r (Bohr)    v(r) (Hartree)\n"
+
+
 def write_real_space_potential(path: str | Path, r: np.ndarray, v: np.ndarray) -> Path:
-    """`*_pot_S.dat`: rows `r    v(r)` (`%e`, 4 spaces; r in Bohr, v in Hartree)."""
+    """`*_pot_S.dat`: a `#` header naming the columns and units, then rows `r    v(r)`
+    (`%e`, 4 spaces; r in Bohr, v in Hartree)."""
     table = np.column_stack([np.asarray(r, float), np.asarray(v, float)])
-    return write_text_atomic(path, _rows(table, ["%e", "%e"], "    "))
+    return write_text_atomic(path, REAL_SPACE_HEADER + _rows(table, ["%e", "%e"], "    "))
 
 
 def write_parameter_dump(
