@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +261,10 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
                 on_move=lambda p: _pre_adjust_files(p, module, reporter),
             )
             module.train_history.extend(history)
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        with warnings.catch_warnings():
+            if ckpt_path is not None:  # resuming continues into the folder it checkpointed to
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* not empty")
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     final = _finish(module, reporter, loggers, cfg)
     if module.nonfinite is not None:
         if module.train_history:
