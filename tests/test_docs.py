@@ -28,7 +28,7 @@ CITATION = re.compile(
     + r"((?:\s*(?:,|and|–|-)\s*§?\s*\d+(?:\.\d+)?)*)"
 )
 BARE = re.compile(r"(?<![\w.)\]])(?<!md )(?<!format )§\s*" + SECTION)
-LINK = re.compile(r"\]\((?:docs/)?((?:physics|bundle-format|outputs|recipes)\.md)(?:#([^)]+))?\)")
+LINK = re.compile(r"\]\((?:docs/)?((?:physics|bundle-format|outputs|recipes|internals)\.md)(?:#([^)]+))?\)")
 
 
 def _sections(name: str) -> set[str]:
