@@ -28,7 +28,8 @@ CITATION = re.compile(
     + r"((?:\s*(?:,|and|–|-)\s*§?\s*\d+(?:\.\d+)?)*)"
 )
 BARE = re.compile(r"(?<![\w.)\]])(?<!md )(?<!format )§\s*" + SECTION)
-LINK = re.compile(r"\]\((?:docs/)?((?:physics|bundle-format|outputs|recipes|internals)\.md)(?:#([^)]+))?\)")
+DOCS_PAGES = r"(?:physics|bundle-format|outputs|recipes|internals)\.md"
+LINK = re.compile(r"\]\((?:docs/)?(" + DOCS_PAGES + r")(?:#([^)]+))?\)")
 
 
 def _sections(name: str) -> set[str]:
