@@ -258,8 +258,6 @@ def _path_layout(
     breaks: set[int] = set()
     if kpoints is not None:
         corners, breaks = _corners_and_breaks(kpoints, cell)
-        if not labels and cell is not None:  # special points on straight stretches (X–K–Γ)
-            corners |= set(_corner_names(set(range(n_kpoints)), kpoints, cell, {}))
     if labels:
         corners = {0, n_kpoints - 1, *labels}
         if kpoints is not None and n_kpoints > 1:
@@ -267,7 +265,10 @@ def _path_layout(
             long = 2.0 * float(np.median(steps))
             breaks |= {i for i in labels if i + 1 in labels and steps[i] > long}
         corners |= {index for i in breaks for index in (i, i + 1)}
-    names = _corner_names(corners, kpoints, cell, labels)
+    special_rows = not labels and kpoints is not None and cell is not None
+    names = _corner_names(set(range(n_kpoints)) if special_rows else corners, kpoints, cell, labels)
+    if special_rows:  # special points on straight stretches of the path (K on X–K–Γ)
+        corners |= set(names)
     increments = np.diff(x)
     increments[sorted(breaks)] = 0.0
     x = np.concatenate([[x[0]], x[0] + np.cumsum(increments)])
