@@ -73,7 +73,7 @@ def test_every_optimizer_steps(option: str, tmp_path: Path) -> None:
 
     closure()
     optimizer.step(closure)
-    assert float(((weight - 2.0) ** 2).sum()) < 3.0, option
+    assert float(((weight.detach() - 2.0) ** 2).sum()) < 3.0, option
 
 
 @pytest.mark.parametrize("option", _options("scheduler"))
