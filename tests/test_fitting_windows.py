@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import EXAMPLES, shrink_bundle
+from bundle_support import EXAMPLES, shrink_bundle
 from training_support import cost_rows, run_app, small_bundle
 
 from dpp.errors import InputError, SettingError

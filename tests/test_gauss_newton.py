@@ -82,7 +82,7 @@ def test_linearisation_is_exact_to_first_order(bundle, relative: bool):
     for (name, parameter), reference in zip(module.trainable(), expected, strict=True):
         torch.testing.assert_close(parameter.grad, reference, rtol=1e-9, atol=1e-12, msg=name)
     at_point = model_loss(linearisation, module.objective, module.hamiltonian, damping=1.0)
-    assert float(at_point) == pytest.approx(total, rel=1e-12)
+    assert float(at_point.detach()) == pytest.approx(total, rel=1e-12)
     for model in linearisation.models:  # positive semi-definite Gauss–Newton curvature
         assert float(torch.linalg.eigvalsh(model.curvature).min()) > -1e-9
 

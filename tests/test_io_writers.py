@@ -60,7 +60,11 @@ def test_species_params_round_trip(tmp_path: Path) -> None:
 
 def test_real_space_and_basis_files(tmp_path: Path) -> None:
     pot = write_real_space_potential(tmp_path / "final_pot_Cd.dat", [0.0, 0.5], [-1.0, 2e-3])
-    assert pot.read_text() == "0.000000e+00    -1.000000e+00\n5.000000e-01    2.000000e-03\n"
+    assert pot.read_text() == (
+        "# r (Bohr)    v(r) (Hartree)\n"
+        "0.000000e+00    -1.000000e+00\n5.000000e-01    2.000000e-03\n"
+    )
+    np.testing.assert_allclose(np.loadtxt(pot), [[0, -1], [0.5, 2e-3]])
     np.testing.assert_allclose(read_table(pot).values, [[0, -1], [0.5, 2e-3]])
     basis = write_basis_states(tmp_path / "basisStates_0.dat", [[0, 0, 0], [3, 4, 0]])
     assert basis.read_text().splitlines()[1] == "1\t3.000000\t4.000000\t0.000000\t5.000000"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, EXAMPLES, shrink_bundle
+from bundle_support import DATA, EXAMPLES, shrink_bundle
 from threadpoolctl import threadpool_limits
 
 from dpp.errors import InputError

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import DATA
+from bundle_support import DATA
 
 from dpp.errors import InputError
 from dpp.io.coupling_writer import format_couplings

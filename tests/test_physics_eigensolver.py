@@ -10,7 +10,7 @@ import copy
 
 import pytest
 import torch
-from conftest import DATA, EXAMPLES, shrink_bundle
+from bundle_support import DATA, EXAMPLES, shrink_bundle
 
 from dpp.errors import SettingError
 from dpp.io import load_bundle

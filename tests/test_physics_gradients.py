@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import DATA, EXAMPLES, shrink_bundle
+from bundle_support import DATA, EXAMPLES, shrink_bundle
 
 from dpp.fitting import LossSettings
 from dpp.fitting.build import training_objective

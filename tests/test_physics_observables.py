@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import EXAMPLES, shrink_bundle
+from bundle_support import EXAMPLES, shrink_bundle
 
 from dpp.io import load_bundle
 from dpp.io.observables import DefPotTarget

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, EXAMPLES, shrink_bundle
+from bundle_support import DATA, EXAMPLES, shrink_bundle
 
 from dpp.io import load_bundle
 from dpp.models import build_model

@@ -255,3 +255,16 @@ def test_every_stop_is_one_line_on_stderr(
 ) -> None:
     exit_code, err = _task_outcome(monkeypatch, capsys, error)
     assert exit_code == code and err.startswith(start) and err.count("\n") == 1
+
+
+def test_a_documented_resume_does_not_warn_about_its_checkpoint_folder(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    bundle = small_bundle(tmp_path, n_k=3, max_ke=1.5, max_num_epochs=1, init_Zunger_num_epochs=0)
+    run_dir = tmp_path / "run"
+    overrides = [f"data.bundle={bundle}", "logger=none", *QUIET]
+    run_app(run_dir, overrides)
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    recwarn.clear()
+    run_app(run_dir, [*overrides, "resume=true", "trainer.max_epochs=2"])
+    assert not [w for w in recwarn if "exists and is not empty" in str(w.message)]

@@ -57,7 +57,7 @@ def _legend(ax: matplotlib.axes.Axes) -> list[str]:
 def test_band_figure_labels_corners_and_legend() -> None:
     figure = band_figure(_cdse_panel(), energy_reference="vbm")
     (ax,) = figure.axes
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["L", "Γ", "X", "Γ"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["L", "Γ", "X", "K", "Γ"]
     assert ax.get_title() == "zb CdSe"
     assert "VBM" in ax.get_ylabel() and "(eV)" in ax.get_ylabel()
     assert ax.get_xlabel() == "path distance |Δk| (1/Bohr)"

@@ -106,8 +106,9 @@ def test_multirun_writes_the_sweep_summary(tmp_path: Path):
     with (sweep / "sweep_summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(float(row["learning_rate"]) for row in rows) == [1e-3, 5e-3]
-    assert all(row["status"] == "COMPLETED" and float(row["final_loss"]) > 0 for row in rows)
-    assert float(rows[0]["final_loss"]) <= float(rows[1]["final_loss"])
+    assert all(row["status"] == "COMPLETED" and float(row["final_loss_eV2"]) > 0 for row in rows)
+    assert all(float(row["band_rms_meV"]) > 0 for row in rows)
+    assert float(rows[0]["final_loss_eV2"]) <= float(rows[1]["final_loss_eV2"])
     assert (sweep / "sweep_summary.md").read_text().startswith("| job | learning_rate |")
 
 

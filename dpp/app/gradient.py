@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from dpp.errors import InputError, RunStopped, SettingError
 from dpp.fitting.build import training_objective
 from dpp.fitting.objective import trainable
 from dpp.fitting.preadjust import pre_adjust
-from dpp.io.writers import save_torch_atomic
+from dpp.io.writers import save_torch_atomic, write_final_result
 from dpp.mc.outputs import write_species_tables
 from dpp.models import model_state, safe_torch_load
 from dpp.outputs import plots
@@ -266,7 +267,10 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
                 on_move=lambda p: _pre_adjust_files(p, module, reporter),
             )
             module.train_history.extend(history)
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        with warnings.catch_warnings():
+            if ckpt_path is not None:  # resuming continues into the folder it checkpointed to
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* not empty")
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     final = _finish(module, reporter, loggers, cfg)
     if module.nonfinite is not None:
         if module.train_history:
@@ -349,12 +353,19 @@ def _finish(
     was_training = ham.training
     ham.eval()
     with torch.no_grad():
-        final, _, _ = module.full_pass(backward=False)
+        final, per_system, _ = module.full_pass(backward=False)
     ham.train(was_training)
+    rms = module.objective.primary.rms_mev(per_system)
     last = _last_epoch(module)
     for logger in loggers:
         logger.log_metrics({"hp/final_loss": final, "hp/best_loss": module.best_loss}, step=last)
         logger.finalize("success")
     if is_global_zero():
-        log.info("final validation loss %.10g eV^2; results in %s", final, reporter.run_dir)
+        write_final_result(reporter.run_dir, final, rms)
+        log.info(
+            "final validation loss %.10g eV^2, band RMS %.4g meV; results in %s",
+            final,
+            rms,
+            reporter.run_dir,
+        )
     return final if math.isfinite(final) else float("nan")

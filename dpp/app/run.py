@@ -21,7 +21,7 @@ from dpp.app.settings import DataSettings, build
 from dpp.errors import InputError, SettingError
 from dpp.fitting.prefit import PrefitSettings
 from dpp.fitting.settings import LossSettings
-from dpp.io.bundle import load_bundle
+from dpp.io.bundle import first_kpoints, load_bundle
 from dpp.io.records import Bundle
 from dpp.io.writers import write_text_atomic
 from dpp.models import ModelSettings
@@ -79,13 +79,14 @@ def run_settings(cfg: DictConfig, origins: Origins) -> RunSettings:
 def read_bundle(settings: RunSettings, **options: Any) -> Bundle:
     """The bundle of `data.bundle` with the reading options of `data` (and `options`)."""
     data = settings.data
-    return load_bundle(
+    bundle = load_bundle(
         data.bundle,
         n_systems=data.n_system,
         fifth_param=data.legacy_fifth_param,
         allow_left_handed=data.allow_left_handed,
         **options,
     )
+    return bundle if data.max_kpoints is None else first_kpoints(bundle, data.max_kpoints)
 
 
 def _hydra_context() -> tuple[list[str], dict[str, Any], Path | None, list[Path]]:

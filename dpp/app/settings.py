@@ -48,6 +48,8 @@ class DataSettings:
     gradients accumulate (the step is the full-batch step either way); else one batch.
     legacy_fifth_param: slot of the 5th number of 5-number parameter files.
     allow_left_handed: accept a cell with a negative triple product (uses |Ω|).
+    max_kpoints: fit only the first max_kpoints k-points of every system (None: all; quick
+    checks such as debug=fast_dev_run).
     """
 
     bundle: str
@@ -56,8 +58,13 @@ class DataSettings:
     kpt_batch_size: int = 8
     legacy_fifth_param: str = "strain"
     allow_left_handed: bool = False
+    max_kpoints: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_kpoints is not None and self.max_kpoints < 1:
+            raise SettingError(
+                "max_kpoints", "no k-points to fit", expected=">= 1 or null", found=self.max_kpoints
+            )
         if self.kpt_batch_size < 1:
             raise SettingError(
                 "kpt_batch_size",

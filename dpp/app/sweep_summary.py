@@ -1,4 +1,5 @@
-"""Sweep summary of a Hydra multirun: one table of overrides -> final validation loss.
+"""Sweep summary of a Hydra multirun: one table of overrides -> final validation loss (eV²,
+a weighted sum of squared band errors) and the weighted RMS band error behind it (meV).
 
 `SweepSummary` is a Hydra callback (conf/train.yaml, `hydra.callbacks`): every job writes
 `job_result.json` into its own directory, and at the end of the multirun the summary is
@@ -24,7 +25,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from dpp.io.writers import write_text_atomic
+from dpp.io.writers import FINAL_RESULT, write_text_atomic
 from dpp.training.strategy import is_global_zero
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,31 @@ class SweepSummary(Callback):
         if hydra.mode != RunMode.MULTIRUN or not is_global_zero():
             return
         completed = job_return.status == JobStatus.COMPLETED
+        run_dir = Path(hydra.runtime.output_dir)
         result = {
             "job": int(hydra.job.num),
             "overrides": list(job_return.overrides or []),
             "status": job_return.status.name,
             "final_loss": float(job_return.return_value) if completed else None,
+            "band_rms_meV": _band_rms(run_dir) if completed else None,
         }
         if not completed:
             result["error"] = repr(job_return._return_value)
-        path = Path(hydra.runtime.output_dir) / JOB_RESULT
+        path = run_dir / JOB_RESULT
         write_text_atomic(path, json.dumps(result, indent=2) + "\n")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         write_summary(Path(config.hydra.sweep.dir))
+
+
+def _band_rms(run_dir: Path) -> float | None:
+    """The job's weighted RMS band error (meV) from its final_result.json, if written."""
+    path = run_dir / FINAL_RESULT
+    return json.loads(path.read_text()).get("band_rms_meV") if path.is_file() else None
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.10g}"
 
 
 def _rank(result: dict[str, Any]) -> tuple[bool, float, int]:
@@ -78,18 +91,17 @@ def write_summary(sweep_dir: Path) -> Path | None:
     keys = list(dict.fromkeys(key for job in values for key in job))
     if len(results) > 1:  # the swept overrides only, not those shared by every job
         keys = [key for key in keys if len({job.get(key) for job in values}) > 1]
-    header = ["job", *keys, "final_loss", "status"]
-    rows = []
-    for result, job in zip(results, values, strict=True):
-        loss = result["final_loss"]
-        rows.append(
-            [
-                str(result["job"]),
-                *(job.get(key, "") for key in keys),
-                "" if loss is None else f"{loss:.10g}",
-                result["status"],
-            ]
-        )
+    header = ["job", *keys, "final_loss_eV2", "band_rms_meV", "status"]
+    rows = [
+        [
+            str(result["job"]),
+            *(job.get(key, "") for key in keys),
+            _number(result["final_loss"]),
+            _number(result.get("band_rms_meV")),
+            result["status"],
+        ]
+        for result, job in zip(results, values, strict=True)
+    ]
     csv_path = sweep_dir / SUMMARY_CSV
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)

@@ -3,6 +3,7 @@ relative energies and band reordering, evaluated on any batch of k-points."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -106,6 +107,12 @@ class SystemTargets:
         if self._weights is None:
             return self.band_weights[None, :].expand(len(k_indices), -1)
         return self._weights[k_indices]
+
+    def total_weight(self) -> float:
+        """Σ_k Σ_b w_k u_b (× window): what the band loss of this system divides by to be a
+        weighted mean square."""
+        every_k = torch.arange(len(self.kweights), device=self.kweights.device)
+        return float((self.kweights[:, None] * self.weights(every_k)).sum())
 
 
 def _window_error(system: SystemData, error: SettingError) -> InputError:
@@ -246,6 +253,16 @@ class BandTerm(KPointTerm):
         error = torch.as_tensor(bands, dtype=weights.dtype) - targets.reference.cpu()
         return float(rigid_offset(error, weights)) - targets.reference_mean
 
+    def rms_mev(self, per_system: Sequence[float] | torch.Tensor) -> float:
+        """The weighted RMS band error (meV) behind band losses `per_system` (eV², this
+        term's value per system): sqrt(Σ_X L_X / (weight · Σ_X Σ_k Σ_b w_k u_b)) · 1000.
+        NaN when every weight is zero."""
+        total = sum(t.total_weight() for t in self.targets if t.reference is not None)
+        loss = float(sum(float(v) for v in per_system))
+        if total <= 0.0 or self.weight <= 0.0:
+            return math.nan
+        return 1000.0 * math.sqrt(max(loss, 0.0) / (self.weight * total))
+
     def shifts(self, bands: Sequence[torch.Tensor]) -> list[tuple[float, float]]:
         """Shifts (calculated, reference) per system that bring the bands onto the loss's
         common footing (eV): band r at the first k-point (or 0), plus the optimal offset of
@@ -277,10 +294,13 @@ class BandErrors:
     edges: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
-        """One line: overall RMS, worst band, edge errors."""
+        """One line in meV: overall RMS, worst band, edge errors."""
         worst = max(range(len(self.rms)), key=self.rms.__getitem__)
-        parts = [f"RMS {self.overall:.4g} eV", f"worst band {worst} ({self.rms[worst]:.4g} eV)"]
-        parts += [f"{edge} max error {value:.4g} eV" for edge, value in self.edges.items()]
+        parts = [
+            f"RMS {1000 * self.overall:.4g} meV",
+            f"worst band {worst} ({1000 * self.rms[worst]:.4g} meV)",
+        ]
+        parts += [f"{edge} max error {1000 * value:.4g} meV" for edge, value in self.edges.items()]
         return ", ".join(parts)
 
 

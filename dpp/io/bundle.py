@@ -6,6 +6,7 @@ translated into the run configuration by `dpp.io.nnconfig`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,37 @@ def load_bundle(
         init_model_path=_optional(folder / MODEL_NAME),
         init_optimizer_path=_optional(folder / OPTIMIZER_NAME),
     )
+
+
+def first_kpoints(bundle: Bundle, n: int) -> Bundle:
+    """`bundle` with only the first `n` k-points of every system (quick checks). A system
+    whose deformation potentials or couplings need other k-points is an InputError."""
+    systems = []
+    for system in bundle.systems:
+        if n >= system.n_kpoints:
+            systems.append(system)
+            continue
+        if system.defpot_targets or system.couplings is not None:
+            raise InputError(
+                system.files.get("input"),
+                "deformation potentials and couplings need every k-point",
+                key="max_kpoints",
+                expected=f"null or >= {system.n_kpoints}",
+                found=str(n),
+            )
+        keep = slice(0, n)
+        systems.append(
+            replace(
+                system,
+                kpoints=system.kpoints[keep],
+                kweights=system.kweights[keep],
+                order_matrix=None if system.order_matrix is None else system.order_matrix[keep],
+                ref_path=None if system.ref_path is None else system.ref_path[keep],
+                ref_bands=None if system.ref_bands is None else system.ref_bands[keep],
+                kpoint_labels={k: v for k, v in system.kpoint_labels.items() if k < n},
+            )
+        )
+    return replace(bundle, systems=systems)
 
 
 def read_system_data(

@@ -1,4 +1,4 @@
-"""couplingBands_0.dat / bestCoupling_0.dat: coupling blocks per atom (bundle-format §12.2, §15.7).
+"""couplingBands_0.dat / bestCoupling_0.dat: coupling blocks per atom (bundle-format §12.2).
 
 The layout is the one `read_coupling_targets` reads back: per atom a header line, then the
 vb and cb sub-blocks (x, y, z lines of one value per q-point) and two blank lines.

@@ -56,11 +56,6 @@ def split_comment(line: str) -> tuple[str, str]:
     return text.strip(), comment.strip()
 
 
-def strip_comment(line: str) -> str:
-    """Cut a line at its first `#` and strip surrounding whitespace."""
-    return split_comment(line)[0]
-
-
 def commented_lines(path: str | Path) -> Iterator[tuple[int, str, str]]:
     """Yield (1-based line number, text, trailing comment) for every line that is not empty
     after cutting comments, streaming; the comment is "" when the line has none."""

@@ -1,4 +1,4 @@
-"""Atomic writers for the output files in their original formats (bundle-format §15).
+"""Atomic writers for the output files in their original formats (outputs.md).
 
 All functions are pure: they take arrays and a path and write one file atomically (temporary
 file in the same folder, then `os.replace`), so a reader never sees a half-written file.
@@ -7,6 +7,8 @@ file in the same folder, then `os.replace`), so a reader never sees a half-writt
 from __future__ import annotations
 
 import io
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -82,10 +84,14 @@ def write_qspace_table(
     return write_text_atomic(path, header + _rows(table, ["%.8f"] * table.shape[1], " "))
 
 
+REAL_SPACE_HEADER = "# r (Bohr)    v(r) (Hartree)\n"
+
+
 def write_real_space_potential(path: str | Path, r: np.ndarray, v: np.ndarray) -> Path:
-    """`*_pot_S.dat`: rows `r    v(r)` (`%e`, 4 spaces; r in Bohr, v in Hartree)."""
+    """`*_pot_S.dat`: a `#` header naming the columns and units, then rows `r    v(r)`
+    (`%e`, 4 spaces; r in Bohr, v in Hartree)."""
     table = np.column_stack([np.asarray(r, float), np.asarray(v, float)])
-    return write_text_atomic(path, _rows(table, ["%e", "%e"], "    "))
+    return write_text_atomic(path, REAL_SPACE_HEADER + _rows(table, ["%e", "%e"], "    "))
 
 
 def write_parameter_dump(
@@ -95,7 +101,7 @@ def write_parameter_dump(
     gradients: bool = False,
 ) -> Path:
     """`*_params.dat` / `*_gradients.dat`: per named tensor a header line and its values with
-    5 digits (format of bundle-format §15.2); a gradient of None is written as such."""
+    5 digits (format of outputs.md §2); a gradient of None is written as such."""
     word = "Gradient" if gradients else "Tensor"
     title = "Gradient" if gradients else "Parameter"
     blocks = []
@@ -121,3 +127,14 @@ def write_species_params(path: str | Path, params: np.ndarray, fmt: str | None =
     return write_text_atomic(
         path, "".join((repr(float(v)) if fmt is None else fmt % v) + "\n" for v in values)
     )
+
+
+FINAL_RESULT = "final_result.json"
+
+
+def write_final_result(run_dir: str | Path, loss: float, band_rms_mev: float) -> Path:
+    """`final_result.json`: the final validation loss (eV², a weighted sum) and the weighted
+    RMS band error behind it (meV); NaN is written as null."""
+    values = {"final_loss_eV2": loss, "band_rms_meV": band_rms_mev}
+    clean = {key: (value if math.isfinite(value) else None) for key, value in values.items()}
+    return write_text_atomic(Path(run_dir) / FINAL_RESULT, json.dumps(clean, indent=2) + "\n")

@@ -1,4 +1,4 @@
-"""Monte Carlo output files (bundle-format §15.4, §15.5, §15.7)."""
+"""Monte Carlo output files (outputs.md §4, §5, §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Settings of one Monte Carlo run (config-free; `dpp.mc.workflow` builds them from Hydra)."""
+"""Settings of one Monte Carlo run (config-free; `dpp.app.monte_carlo` builds them from the
+Hydra configuration)."""
 
 from __future__ import annotations
 

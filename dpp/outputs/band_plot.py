@@ -23,6 +23,8 @@ GAMMA = "Γ"
 _GAMMA_NAMES = frozenset({"G", "GAMMA", "Gamma", r"\Gamma", r"$\Gamma$", GAMMA})
 JUMP_FACTOR = 2.5
 """A step this many times longer than both neighbouring steps is a jump in the path."""
+LEGEND_WIDTH = 1.9
+"""Inches a band figure adds for the legend right of its last panel."""
 _DIRECTION_TOLERANCE = 1e-6
 _POINT_TOLERANCE = 1e-6
 
@@ -263,7 +265,10 @@ def _path_layout(
             long = 2.0 * float(np.median(steps))
             breaks |= {i for i in labels if i + 1 in labels and steps[i] > long}
         corners |= {index for i in breaks for index in (i, i + 1)}
-    names = _corner_names(corners, kpoints, cell, labels)
+    special_rows = not labels and kpoints is not None and cell is not None
+    names = _corner_names(set(range(n_kpoints)) if special_rows else corners, kpoints, cell, labels)
+    if special_rows:  # special points on straight stretches of the path (K on X–K–Γ)
+        corners |= set(names)
     increments = np.diff(x)
     increments[sorted(breaks)] = 0.0
     x = np.concatenate([[x[0]], x[0] + np.cumsum(increments)])
@@ -368,11 +373,13 @@ def band_figure(
     if not panels:
         raise ValueError("band_figure needs at least one panel")
     width, height = panel_size
-    figure = Figure(figsize=(width * len(panels), height), layout="constrained")
+    figure = Figure(figsize=(width * len(panels) + LEGEND_WIDTH, height), layout="constrained")
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     labels = (model_label, reference_label, unordered_label)
     for ax, panel in zip(axes, panels, strict=True):
-        _draw_panel(ax, panel, energy_reference, energy_window, labels, distance_unit)
+        handles = _draw_panel(ax, panel, energy_reference, energy_window, labels, distance_unit)
+    # one legend, right of the last panel: never over the bands
+    axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
     if title:
         figure.suptitle(title)
     return figure
@@ -402,7 +409,8 @@ def _draw_panel(
     energy_window: tuple[float, float] | None,
     labels: tuple[str, str, str],
     distance_unit: str,
-) -> None:
+) -> list[Line2D]:
+    """Draw one panel; returns its legend handles."""
     model_label, reference_label, unordered_label = labels
     model = None if panel.model is None else np.asarray(panel.model, float)
     reference = None if panel.reference is None else np.asarray(panel.reference, float)
@@ -456,7 +464,7 @@ def _draw_panel(
     ax.set_ylabel(zero.label)
     if panel.name:
         ax.set_title(panel.name)
-    ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.9)
+    return handles
 
 
 def _weights(band_weights: np.ndarray | None, n_bands: int) -> np.ndarray:

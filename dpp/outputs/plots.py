@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dpp.io.writers import write_bytes_atomic, write_text_atomic  # noqa: E402
 
@@ -59,7 +60,7 @@ def potentials_figure(
             axes[1].plot(q, values[:, s] - prior[:, s], color=line.get_color(), label=symbol)
         axes[2].plot(r, real[:, s], color=line.get_color(), label=symbol)
     axes[0].set(xlabel="q (1/Bohr)", ylabel="v(q) (Hartree Bohr^3)", title="v(q)")
-    axes[1].set(xlabel="q (1/Bohr)", title="v(q) - prior")
+    axes[1].set(xlabel="q (1/Bohr)", ylabel="v(q) − prior (Hartree Bohr^3)", title="v(q) − prior")
     axes[2].set(xlabel="r (Bohr)", ylabel="v(r) (Hartree)", title="v(r)")
     for ax in axes:
         ax.legend(fontsize=7)
@@ -92,6 +93,7 @@ def cost_figure(
     if validation:
         ax.plot(*zip(*validation, strict=True), "o-", label="validation")
     ax.set(xlabel="epoch", ylabel=f"cost ({unit})", yscale="log", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.legend()
     fig.tight_layout()
     return fig

@@ -1,4 +1,4 @@
-"""Result files of a run in the original's names and formats (bundle-format §15)."""
+"""Result files of a run in the original's names and formats (outputs.md)."""
 
 from __future__ import annotations
 
@@ -289,7 +289,7 @@ class Reporter:
 
 
 def write_run_info(path: Path, info: dict[str, Any]) -> None:
-    """run_info.json (bundle-format §15.8): basis mode and sizes, species, version, seeds,
+    """run_info.json (outputs.md §8): basis mode and sizes, species, version, seeds,
     legacy switches and the initialisation path, as given."""
     write_text_atomic(path, json.dumps(info, indent=2, default=str) + "\n")
 

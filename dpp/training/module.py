@@ -108,6 +108,7 @@ class PseudopotentialModule(pl.LightningModule):
         self.val_bands: list[torch.Tensor] | None = None
         self.val_errors: list[BandErrors] = []
         self.val_turning_points: dict[str, int] = {}
+        self.val_rms_mev = math.nan  # weighted RMS band error of the last validation (meV)
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
         self._closure_evaluations: list[ClosureEvaluation] = []
         self._reused: ClosureEvaluation | None = None
@@ -400,6 +401,7 @@ class PseudopotentialModule(pl.LightningModule):
         # logged here rather than by LearningRateMonitor, which logs at batch steps: every
         # scalar and figure of a dpp run sits at step = epoch
         metrics = {"train/loss": total, "train/best_loss": self.best_loss}
+        metrics["train_rms_meV"] = self.objective.primary.rms_mev(per_system)
         metrics["passes"] = self.passes
         group = optimizer.param_groups[0]
         for key in ("lr", "damping"):  # Gauss–Newton has a damping instead of a learning rate
@@ -441,6 +443,8 @@ class PseudopotentialModule(pl.LightningModule):
         metrics = {f"val/loss_sys{i}": v for i, v in enumerate(per_system)}
         metrics["val/loss"] = total
         primary = self.objective.primary
+        self.val_rms_mev = primary.rms_mev(per_system)
+        metrics["val_rms_meV"] = self.val_rms_mev
         shifts = primary.shifts(self.val_bands)
         self.val_errors = [
             band_errors(bands, targets, shift)

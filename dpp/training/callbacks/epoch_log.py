@@ -16,11 +16,12 @@ log = logging.getLogger("dpp.training")
 
 
 class EpochLog(AfterStep):
-    """`epoch E/N: loss L eV^2 (sys0 …, terms …), best B (epoch e), lr η (Gauss–Newton:
-    damping λ), P passes, t s` after each step, with the peak resident memory (`memory`)
-    and the gradient norms (`gradients`, NN_config printGrad) when asked; at every
-    validation its loss and, per system, the RMS band error, the worst band and the
-    band-edge errors (eV)."""
+    """`epoch E/N: loss L eV^2 (band RMS r meV; sys0 …, terms …), best B (epoch e), lr η
+    (Gauss–Newton: damping λ), P passes, t s` after each step, with the peak resident memory
+    (`memory`) and the gradient norms (`gradients`, NN_config printGrad) when asked; at
+    every validation its loss and band RMS and, per system, the RMS band error, the worst
+    band and the band-edge errors (meV). The band RMS is sqrt(band loss / Σ w_k u_b): the
+    weighted root-mean-square band error behind the loss, which is a weighted sum."""
 
     def __init__(self, memory: bool = False, gradients: bool = False) -> None:
         self.memory = memory
@@ -45,9 +46,9 @@ class EpochLog(AfterStep):
         step = f"damping {m['damping']:.3g}" if "damping" in m else f"lr {m['lr']:.4g}"
         line = (
             f"epoch {epoch}/{trainer.max_epochs}: loss {m['train/loss']:.6g} eV^2 "
-            f"({', '.join(parts)}), best {pl_module.best_loss:.6g} (epoch "
-            f"{pl_module.best_epoch}), {step}, {m['passes']} passes, "
-            f"{time.perf_counter() - self._start:.2f} s"
+            f"(band RMS {m['train_rms_meV']:.4g} meV; {', '.join(parts)}), "
+            f"best {pl_module.best_loss:.6g} (epoch {pl_module.best_epoch}), {step}, "
+            f"{m['passes']} passes, {time.perf_counter() - self._start:.2f} s"
         )
         if self.memory:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -62,7 +63,12 @@ class EpochLog(AfterStep):
         if trainer.sanity_checking or not pl_module.val_history:
             return
         epoch, value = pl_module.val_history[-1]
-        log.info("epoch %d: validation loss %.6g eV^2 (eval mode)", epoch, value)
+        log.info(
+            "epoch %d: validation loss %.6g eV^2, band RMS %.4g meV (eval mode)",
+            epoch,
+            value,
+            pl_module.val_rms_mev,
+        )
         for system, errors in zip(pl_module.hamiltonian.systems, pl_module.val_errors, strict=True):
             log.info(
                 "epoch %d: system %d (%s): %s", epoch, system.index, system.name, errors.summary()

@@ -1,4 +1,4 @@
-"""The original's per-epoch files (physics.md §8, bundle-format §15.3), rank zero only."""
+"""The original's per-epoch files (physics.md §8, outputs.md §3), rank zero only."""
 
 from __future__ import annotations
 
