@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import ast
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from training_support import REPO, run_app, small_bundle
 
-from dpp.app.compose import RESOLVED_CONFIG, prepare
+from dpp.app.compose import RESOLVED_CONFIG
+from dpp.app.lock import RunLock
+from dpp.app.run import within_run_dir
 from dpp.errors import InputError
 
 NO_WORK = ["trainer.max_epochs=0", "init.num_epochs=0", "logger=none"]
@@ -157,3 +161,64 @@ def test_every_load_of_a_file_is_data_only() -> None:
         for name in ("unsafe_load", "full_load"):
             unsafe += [f"{where}:{c.lineno} yaml.{name}" for c in _calls(tree, name)]
     assert unsafe == []
+
+
+# -- 2. locks never destroy -----------------------------------------------------------------
+HOLDER_FILES = (".hydra/config.yaml", RESOLVED_CONFIG, "train.log")
+"""What a run has written when it is still at the stage the old cleanup took for its own."""
+
+
+def _contend(run_dir: Path) -> tuple[list[str], list[InputError]]:
+    """Two runs taking `run_dir` at once (threads through `within_run_dir`): the holder writes
+    Hydra's files, waits while the other tries, and returns what it finds of them."""
+    start = threading.Barrier(2)
+    kept: list[str] = []
+    refused: list[InputError] = []
+
+    def work() -> None:
+        for name in HOLDER_FILES:
+            (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (run_dir / name).write_text("holder\n")
+        time.sleep(0.05)
+        kept.extend(n for n in HOLDER_FILES if (run_dir / n).is_file())
+
+    def one_run() -> None:
+        start.wait()
+        try:
+            within_run_dir(run_dir, work)
+        except InputError as error:
+            refused.append(error)
+
+    threads = [threading.Thread(target=one_run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return kept, refused
+
+
+def test_two_runs_on_one_run_directory_never_destroy_each_other(tmp_path: Path) -> None:
+    outcomes = []
+    for attempt in range(20):
+        run_dir = tmp_path / f"run_{attempt}"
+        kept, refused = _contend(run_dir)
+        survivors = [n for n in HOLDER_FILES if (run_dir / n).is_file()]
+        outcomes.append((len(kept), len(refused), len(survivors)))
+        for error in refused:
+            assert "another dpp run" in _one_line(error)
+    both_ran = sum(1 for _, refused, _ in outcomes if refused == 0)
+    assert all(k == s == len(HOLDER_FILES) for k, _, s in outcomes), outcomes
+    assert both_ran < 20, "the lock never refused the second run"
+
+
+def test_a_run_refused_by_the_lock_leaves_the_holder_intact(bundle: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "held"
+    with RunLock(run_dir):
+        for name in HOLDER_FILES:
+            (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (run_dir / name).write_text("holder\n")
+        with pytest.raises(InputError) as info:
+            run_app(run_dir, [f"data.bundle={bundle}", *NO_WORK])
+        assert "another dpp run" in _one_line(info.value)
+        assert all((run_dir / n).is_file() for n in HOLDER_FILES)
+    assert all((run_dir / n).is_file() for n in HOLDER_FILES)

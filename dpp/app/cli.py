@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from dpp.errors import InputError, RunStopped
 
 log = logging.getLogger("dpp")
 _PREPARED: dict[str, compose.Prepared] = {}
+_LOCK: dict[str, RunLock] = {}
 
 QUIET_LOGGERS = (
     "pytorch_lightning.utilities.rank_zero",
@@ -90,7 +92,7 @@ def _task(cfg: DictConfig) -> Any:
     from dpp.app.run import run
 
     try:
-        return run(cfg, prepared=_PREPARED.get("run"))
+        return run(cfg, prepared=_PREPARED.get("run"), lock=_LOCK.get("run"))
     except (InputError, RunStopped) as error:
         _to_log_files(str(error))
         _fail(error)
@@ -108,19 +110,22 @@ def main(config_name: str = "train") -> None:
     args = get_args_parser().parse_args()
     name = args.config_name or config_name
     dirs = [Path(args.config_dir).resolve()] if args.config_dir else []
-    try:
-        _PREPARED["run"] = compose.prepare(
-            name, list(args.overrides), dirs, multirun=bool(args.multirun)
-        )
-        run_dir = _explicit_run_dir(list(args.overrides))
-        from dpp.training.strategy import is_global_zero
+    with ExitStack() as held:
+        try:
+            _PREPARED["run"] = compose.prepare(
+                name, list(args.overrides), dirs, multirun=bool(args.multirun)
+            )
+            run_dir = _explicit_run_dir(list(args.overrides))
+            from dpp.training.strategy import is_global_zero
 
-        if run_dir is not None and not args.multirun and is_global_zero():
-            with RunLock(run_dir):  # refuse a held run directory before Hydra writes into it
-                pass
-    except InputError as error:
-        _fail(error)
-    hydra.main(version_base="1.3", config_path=str(compose.config_dir()), config_name=name)(_task)()
+            if run_dir is not None and not args.multirun and is_global_zero():
+                # held for the whole run, taken before Hydra writes into the folder
+                _LOCK["run"] = held.enter_context(RunLock(run_dir))
+        except InputError as error:
+            _fail(error)
+        hydra.main(version_base="1.3", config_path=str(compose.config_dir()), config_name=name)(
+            _task
+        )()
 
 
 def train() -> None:
