@@ -222,3 +222,44 @@ def test_a_run_refused_by_the_lock_leaves_the_holder_intact(bundle: Path, tmp_pa
         assert "another dpp run" in _one_line(info.value)
         assert all((run_dir / n).is_file() for n in HOLDER_FILES)
     assert all((run_dir / n).is_file() for n in HOLDER_FILES)
+
+
+# -- 3. resume checks identity --------------------------------------------------------------
+def _drop_last_kpoint(folder: Path) -> None:
+    for name in ("kpoints_0.par", "expBandStruct_0.par"):
+        rows = (folder / name).read_text().splitlines()
+        (folder / name).write_text("\n".join(rows[:-1]) + "\n")
+
+
+def _swap_species(folder: Path) -> None:
+    """Te where Se was (the same parameters under another name)."""
+    text = (folder / "system_0.par").read_text()
+    (folder / "system_0.par").write_text(text.replace("Se", "Te"))
+    (folder / "init_SeParams.par").rename(folder / "init_TeParams.par")
+
+
+OTHER_BUNDLES = {
+    "other_kpoints": (_drop_last_kpoint, "kpoints [5] -> [4]"),
+    "other_species": (_swap_species, "species ['Cd', 'Se'] -> ['Cd', 'Te']"),
+}
+
+
+@pytest.mark.slow
+def test_resume_with_another_bundle_is_refused_naming_what_differs(
+    bundle: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    one_epoch = ["trainer.max_epochs=1", "init.num_epochs=0", "logger=none"]
+    run_app(run_dir, [f"data.bundle={bundle}", *one_epoch])
+    for name, (change, fragment) in OTHER_BUNDLES.items():
+        other = tmp_path / name
+        shutil.copytree(bundle, other)
+        change(other)
+        with pytest.raises(InputError) as info:
+            run_app(run_dir, [f"data.bundle={other}", *one_epoch, "resume=true"])
+        message = _one_line(info.value)
+        assert "another bundle" in message and fragment in message, message
+    same = tmp_path / "same_bundle_elsewhere"
+    shutil.copytree(bundle, same)
+    run_app(run_dir, [f"data.bundle={same}", "trainer.max_epochs=2", "resume=true", "logger=none"])
+    assert (run_dir / "final_PPmodel.pth").is_file()

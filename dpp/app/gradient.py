@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 
+from dpp.app import fingerprint
 from dpp.app.compose import resolved_container
 from dpp.app.initialise import initialise, load_initial
 from dpp.app.origins import Origins
@@ -207,8 +208,14 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     if trainer is not None:
         _check_parallel(settings.loss.reorder, trainer, origins)
     ckpt_path = cfg.get("ckpt_path")
-    if cfg.get("resume"):
+    resuming = bool(cfg.get("resume"))
+    identity = fingerprint.fingerprint(
+        bundle, [g.n_basis for g in hamiltonian.geometries], settings
+    )
+    if resuming:
         ckpt_path = str(run_dir / LAST_CHECKPOINT)
+        if Path(ckpt_path).is_file():
+            fingerprint.check_resume(run_dir, identity)
     if ckpt_path is not None:
         _check_resume(Path(ckpt_path), module)
     device = _stage_device(cfg)
@@ -216,6 +223,8 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     show = bool(OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True))
     # -- checks done: work starts --------------------------------------------------------
     _log_hyperparameters(loggers, cfg)
+    if lead and not resuming:
+        fingerprint.record(run_dir, identity)
     if ckpt_path is None and lead:
         chosen = initialise(
             network, bundle, settings.init, run_dir, generator, loaded=loaded, show_progress=show

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from dpp.app import fingerprint
 from dpp.app.initialise import load_initial
 from dpp.app.origins import Origins
 from dpp.app.run import RunSettings, read_bundle
@@ -21,7 +22,7 @@ from dpp.fitting.build import analytic_objective, training_objective
 from dpp.fitting.perturb import MODES
 from dpp.io.montecarlo import McOptions, read_beta_schedule, read_mc_options, read_param_steps
 from dpp.io.records import Bundle
-from dpp.mc.runner import MonteCarloRunner
+from dpp.mc.runner import CHECKPOINT_NAME, MonteCarloRunner
 from dpp.mc.settings import MonteCarloSettings
 from dpp.outputs.reporter import Reporter
 from dpp.physics import build_hamiltonian
@@ -259,6 +260,13 @@ def run_monte_carlo(
         chain.n_replicas,
         chain.workers,
     )
+    identity = fingerprint.fingerprint(
+        bundle, [g.n_basis for g in hamiltonian.geometries], settings
+    )
+    if mc.resume and (run_dir / CHECKPOINT_NAME).is_file():
+        fingerprint.check_resume(run_dir, identity)
+    else:
+        fingerprint.record(run_dir, identity)
     reporter = Reporter(run_dir, bundle, settings.outputs)
     runner = MonteCarloRunner(
         bundle, hamiltonian, objective, chain, reporter, plot_every=mc.plot_every
