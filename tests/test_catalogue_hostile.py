@@ -19,7 +19,7 @@ import pytest
 import yaml
 from training_support import REPO, run_app, small_bundle
 
-from dpp.app.compose import RESOLVED_CONFIG
+from dpp.app.compose import RESOLVED_CONFIG, prepare
 from dpp.app.lock import RunLock
 from dpp.app.run import within_run_dir
 from dpp.errors import InputError
@@ -263,3 +263,56 @@ def test_resume_with_another_bundle_is_refused_naming_what_differs(
     shutil.copytree(bundle, same)
     run_app(run_dir, [f"data.bundle={same}", "trainer.max_epochs=2", "resume=true", "logger=none"])
     assert (run_dir / "final_PPmodel.pth").is_file()
+
+
+# -- 4. every numeric setting range-checked up front ----------------------------------------
+NUMERIC_OVERRIDES = {
+    "gn_damping_inf": (["optimizer.damping=inf"], "optimizer.damping", "finite"),
+    "gn_inner_nan": (["optimizer.inner_iterations=nan"], "optimizer.inner_iterations", "finite"),
+    "gn_trials_fraction": (["optimizer.trials=2.5"], "optimizer.trials", "integer"),
+    "gn_fallback_nan": (["optimizer.fallback.lr=nan"], "optimizer.fallback.lr", "finite"),
+    "legacy_lr_nan": (["recipe=legacy", "learning_rate=nan"], "learning_rate", "finite"),
+    "legacy_lr_inf": (["recipe=legacy", "learning_rate=inf"], "learning_rate", "finite"),
+    "prefit_lr_nan": (["init.optimizer.lr=nan"], "init.optimizer.lr", "finite"),
+    "seed_above_numpy": (["seed=99999999999999"], "seed", "0 to 4294967295"),
+    "seed_2_70": ([f"seed={2**70}"], "seed", "0 to 4294967295"),
+    "seed_negative": (["seed=-1"], "seed", "0 to 4294967295"),
+    "davidson_tol_nan": (["hamiltonian.davidson_tol=nan"], "hamiltonian.davidson_tol", "finite"),
+    "window_inf": (["loss.window_low=-inf"], "loss.window_low", "finite"),
+}
+
+
+@pytest.mark.parametrize("name", NUMERIC_OVERRIDES)
+def test_numeric_overrides_are_range_checked(bundle: Path, tmp_path: Path, name: str) -> None:
+    overrides, key, expected = NUMERIC_OVERRIDES[name]
+    with pytest.raises(InputError) as info:
+        run_app(tmp_path / "run", [f"data.bundle={bundle}", "trainer.max_epochs=1", *overrides])
+    message = _one_line(info.value)
+    assert info.value.file == "command-line override" and key in info.value.key, message
+    assert expected in info.value.expected, message
+    assert not (tmp_path / "run").exists()
+
+
+NUMERIC_NN_CONFIG = {
+    "seed": ("seed = 99999999999999", "0 to 4294967295"),
+    "optimizer_lr_nan": ("optimizer_lr = nan", "finite"),
+    "init_lr_inf": ("init_Zunger_optimizer_lr = inf", "finite"),
+}
+
+
+@pytest.mark.parametrize("name", NUMERIC_NN_CONFIG)
+def test_numeric_nn_config_values_name_their_line(bundle: Path, tmp_path: Path, name: str) -> None:
+    folder = _copy(bundle, tmp_path)
+    text, expected = NUMERIC_NN_CONFIG[name]
+    line = _set_nn(folder, text)
+    with pytest.raises(InputError) as info:
+        run_app(tmp_path / "run", [f"data.bundle={folder}", *NO_WORK])
+    message = _one_line(info.value)
+    assert info.value.file.endswith("NN_config.par") and info.value.line == line, message
+    assert expected in info.value.expected, message
+
+
+def test_an_empty_run_directory_is_refused(bundle: Path) -> None:
+    with pytest.raises(InputError) as info:
+        prepare("train", [f"data.bundle={bundle}", "hydra.run.dir="])
+    assert "hydra.run.dir" in _one_line(info.value)

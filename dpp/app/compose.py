@@ -340,7 +340,17 @@ def prepare(
             found=epochs,
         )
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    check_writable(Path(str(OmegaConf.select(prepared.config, key))).expanduser().resolve(), key)
+    folder = OmegaConf.select(prepared.config, key)
+    if folder is None or not str(folder).strip():
+        raise InputError(
+            "command line",
+            "empty run directory (results, checkpoints and the lock would go into the "
+            "current folder)",
+            key=key,
+            expected="a folder path",
+            found=repr(folder),
+        )
+    check_writable(Path(str(folder)).expanduser().resolve(), key)
     return prepared
 
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from dpp.app import fingerprint
 from dpp.app.initialise import load_initial
 from dpp.app.origins import Origins
-from dpp.app.run import RunSettings, read_bundle
+from dpp.app.run import MAX_SEED, RunSettings, read_bundle
 from dpp.app.settings import build
 from dpp.app.validate import check_basis, check_run
 from dpp.errors import SettingError
@@ -93,6 +93,10 @@ class McConfig:
                 "not a probability",
                 expected="0 < p < 1",
                 found=self.target_acceptance,
+            )
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise SettingError(
+                "seed", "invalid seed", expected=f"an integer from 0 to {MAX_SEED}", found=self.seed
             )
         if self.burn_in < 0:
             raise SettingError("burn_in", "negative", expected=">= 0", found=self.burn_in)

@@ -33,6 +33,8 @@ from dpp.training.strategy import is_global_zero
 log = logging.getLogger("dpp")
 WORKFLOWS = ("gradient", "monte_carlo", "evaluate")
 T = TypeVar("T")
+MAX_SEED = 2**32 - 1
+"""The largest seed numpy's generators accept."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,10 @@ def dpp_version() -> str:
 def run_settings(cfg: DictConfig, origins: Origins) -> RunSettings:
     """Every typed section of `cfg`, checked; the first problem is one InputError."""
     seed = OmegaConf.select(cfg, "seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise origins.error("seed", "invalid seed", expected="an integer", found=seed)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise origins.error(
+            "seed", "invalid seed", expected=f"an integer from 0 to {MAX_SEED}", found=seed
+        )
     try:
         threads = parse_threads(OmegaConf.select(cfg, "num_threads"))
     except SettingError as error:

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import math
 import re
 import types
 import typing
@@ -76,7 +77,7 @@ class DataSettings:
             )
 
 
-_EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_EXPECTED = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
 
 
 def _describe(annotation: Any) -> str:
@@ -105,7 +106,7 @@ def _fits(value: Any, annotation: Any) -> bool:
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return _is_number(value) and math.isfinite(value)
     if annotation is str:
         return isinstance(value, str)
     return True  # callables and other objects are checked by their own constructors
@@ -141,7 +142,7 @@ def check_types(node: DictConfig, group: str, origins: Origins) -> None:
             continue
         if not _fits(value, hints[key]):
             raise origins.error(
-                f"{group}.{key}", "wrong type", expected=_describe(hints[key]), found=value
+                f"{group}.{key}", "invalid value", expected=_describe(hints[key]), found=value
             )
 
 
@@ -187,6 +188,11 @@ def partial_of(cfg: DictConfig, group: str, origins: Origins) -> Callable[..., A
     (trainer.max_epochs > 0): lr = 0, or a schedule's decay factor gamma <= 0."""
     node = OmegaConf.select(cfg, group)
     factory = instantiate_checked(node, group, origins)
+    bad = bad_argument(factory)
+    if bad is not None:
+        name, value, expected = bad
+        path = (None if "." in name else _source_of(node, name)) or f"{group}.{name}"
+        raise origins.error(path, "invalid value", expected=expected, found=value)
     epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=0)
     if _is_number(epochs) and epochs > 0:
         frozen = frozen_argument(factory)
@@ -195,6 +201,42 @@ def partial_of(cfg: DictConfig, group: str, origins: Origins) -> Callable[..., A
             path = _source_of(node, name) or f"{group}.{name}"
             raise origins.error(path, problem, expected=expected, found=value)
     return _without_foreign_keys(factory, group, origins)
+
+
+INTEGER_ANNOTATIONS = ("int", "int | None", "Optional[int]", "typing.Optional[int]")
+"""How the signatures of optimisers and schedules spell an integer argument."""
+
+
+def _integer_parameter(func: Any, name: str) -> bool:
+    try:
+        parameter = inspect.signature(func).parameters.get(name)
+    except (TypeError, ValueError):
+        return False
+    annotation = None if parameter is None else parameter.annotation
+    return annotation in (int, int | None) or (
+        isinstance(annotation, str) and annotation in INTEGER_ANNOTATIONS
+    )
+
+
+def bad_argument(factory: Any, prefix: str = "") -> tuple[str, Any, str] | None:
+    """(name, value, expected) of the first numeric argument of an optimiser or schedule
+    partial (nested partials included, e.g. a fallback optimiser) that is NaN or infinite,
+    or not an integer where the signature asks for one; None when all are fine."""
+    func = getattr(factory, "func", None)
+    for name, value in getattr(factory, "keywords", {}).items():
+        if isinstance(value, functools.partial):
+            nested = bad_argument(value, f"{prefix}{name}.")
+            if nested is not None:
+                return nested
+            continue
+        items = value if isinstance(value, list | tuple) else [value]
+        numbers = [v for v in items if _is_number(v)]
+        if any(not math.isfinite(v) for v in numbers):
+            return f"{prefix}{name}", value, "a finite number"
+        integer = func is not None and _is_number(value) and _integer_parameter(func, name)
+        if integer and not isinstance(value, int):
+            return f"{prefix}{name}", value, "an integer"
+    return None
 
 
 def frozen_argument(factory: Any) -> tuple[str, Any, str, str] | None:

@@ -7,7 +7,7 @@ import warnings
 
 from dpp.app.origins import Origins
 from dpp.app.run import RunSettings
-from dpp.app.settings import frozen_argument
+from dpp.app.settings import bad_argument, frozen_argument
 from dpp.errors import InputError
 from dpp.io.records import Bundle
 from dpp.physics.bands import needed_eigenvalues
@@ -28,6 +28,12 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fittin
     if fitting and bundle.init_optimizer_path is not None:
         read_optimizer_state(bundle.init_optimizer_path)
     init = settings.init
+    bad = None if init.optimizer is None else bad_argument(init.optimizer)
+    if bad is not None:
+        name, value, expected = bad
+        raise origins.error(
+            f"init.optimizer.{name}", "pre-fit: invalid value", expected=expected, found=value
+        )
     frozen = frozen_argument(init.optimizer) if fitting and init.num_epochs > 0 else None
     if frozen is not None:
         name, value, problem, expected = frozen
