@@ -23,6 +23,12 @@ from dpp.app.compose import RESOLVED_CONFIG, prepare
 from dpp.app.lock import RunLock
 from dpp.app.run import within_run_dir
 from dpp.errors import InputError
+from dpp.tools.charge_density import main as charge_density
+from dpp.tools.convert_bands import main as convert_bands
+from dpp.tools.kpath import main as kpath
+from dpp.tools.plot_bands import main as plot_bands
+from dpp.tools.plot_terms import main as plot_terms
+from dpp.tools.primitive_cell import main as primitive_cell
 
 NO_WORK = ["trainer.max_epochs=0", "init.num_epochs=0", "logger=none"]
 
@@ -316,3 +322,71 @@ def test_an_empty_run_directory_is_refused(bundle: Path) -> None:
     with pytest.raises(InputError) as info:
         prepare("train", [f"data.bundle={bundle}", "hydra.run.dir="])
     assert "hydra.run.dir" in _one_line(info.value)
+
+
+# -- console tools: numbers, ranges and sizes -----------------------------------------------
+CDSE = REPO / "dpp" / "data" / "examples" / "zb_CdSe"
+PWO = REPO / "tests" / "data" / "tools" / "si_bands.pwo"
+HUGE = "1e9"
+TOOL_CASES = {
+    "convert_align_nan": (convert_bands, [str(PWO), "--align", "nan"], "--align"),
+    "convert_max_ke_1e12": (convert_bands, [str(PWO), "--max-ke", "1e12"], "--max-ke"),
+    "convert_max_ke_negative": (convert_bands, [str(PWO), "--max-ke", "-5"], "--max-ke"),
+    "kpath_weight_nan": (kpath, [str(CDSE / "system_0.par"), "--weight", "nan"], "--weight"),
+    "kpath_weight_negative": (kpath, [str(CDSE / "system_0.par"), "--weight", "-1"], "--weight"),
+    "kpath_symprec_nan": (kpath, [str(CDSE / "system_0.par"), "--symprec", "nan"], "--symprec"),
+    "kpath_npoints_huge": (
+        kpath,
+        [str(CDSE / "system_0.par"), "--npoints", str(10**12)],
+        "--npoints",
+    ),
+    "primitive_symprec_nan": (
+        primitive_cell,
+        [str(CDSE / "system_0.par"), "--symprec", "nan"],
+        "--symprec",
+    ),
+    "primitive_symprec_zero": (
+        primitive_cell,
+        [str(CDSE / "system_0.par"), "--symprec", "0"],
+        "--symprec",
+    ),
+    "terms_q_max_negative": (plot_terms, [str(CDSE), "--q-max", "-1"], "--q-max"),
+    "terms_q_max_inf": (plot_terms, [str(CDSE), "--q-max", "inf"], "--q-max"),
+    "terms_max_ke_huge": (plot_terms, [str(CDSE), "--max-ke", "5000"], "--max-ke"),
+    "bands_window_reversed": (
+        plot_bands,
+        ["--bundle", str(CDSE), "--window", "5", "-5"],
+        "--window",
+    ),
+    "bands_window_nan": (plot_bands, ["--bundle", str(CDSE), "--window", "nan", "5"], "--window"),
+    "bands_dpi_zero": (plot_bands, ["--bundle", str(CDSE), "--dpi", "0"], "--dpi"),
+    "bands_dpi_huge": (plot_bands, ["--bundle", str(CDSE), "--dpi", "10000000"], "--dpi"),
+    "density_grid_huge": (
+        charge_density,
+        [str(CDSE), "--max-ke", "3", "--bands", "0", "--grid", "100000", "100000", "100000"],
+        "--grid",
+    ),
+    "density_max_ke_huge": (
+        charge_density,
+        [str(CDSE), "--max-ke", HUGE, "--bands", "0"],
+        "--max-ke",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", TOOL_CASES)
+def test_console_tools_refuse_bad_numbers_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, name: str
+) -> None:
+    tool, argv, option = TOOL_CASES[name]
+    output = tmp_path / "out"
+    assert tool([*argv, "-o", str(output)]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"'{option}'" in lines[0], lines
+    assert "Traceback" not in lines[0] and "TypeError" not in lines[0]
+    assert not output.exists()
+
+
+def test_plot_bands_into_a_folder_writes_into_it(tmp_path: Path) -> None:
+    assert plot_bands(["--bundle", str(CDSE), "-o", str(tmp_path)]) == 0
+    assert (tmp_path / "bands.png").is_file() and not tmp_path.with_suffix(".png").exists()
