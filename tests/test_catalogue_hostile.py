@@ -10,6 +10,7 @@ only the command-line tools and train.py itself are run as subprocesses.
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import threading
 import time
@@ -19,6 +20,7 @@ import pytest
 import yaml
 from training_support import REPO, run_app, small_bundle
 
+from dpp import memory
 from dpp.app.compose import RESOLVED_CONFIG, prepare
 from dpp.app.lock import RunLock
 from dpp.app.run import within_run_dir
@@ -390,3 +392,33 @@ def test_console_tools_refuse_bad_numbers_with_one_line(
 def test_plot_bands_into_a_folder_writes_into_it(tmp_path: Path) -> None:
     assert plot_bands(["--bundle", str(CDSE), "-o", str(tmp_path)]) == 0
     assert (tmp_path / "bands.png").is_file() and not tmp_path.with_suffix(".png").exists()
+
+
+# -- 5. resource estimates before work ------------------------------------------------------
+EIGHT_GIB = 8 * 2**30
+
+
+@pytest.mark.parametrize("max_ke", ["120", "300", "2000"])
+def test_a_cutoff_beyond_the_memory_is_refused_with_the_estimate(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_ke: str
+) -> None:
+    monkeypatch.setattr(memory, "available_bytes", lambda: EIGHT_GIB)
+    folder = _copy(bundle, tmp_path)
+    text = (folder / "input_0.par").read_text()
+    (folder / "input_0.par").write_text(re.sub(r"maxKE\s*=.*", f"maxKE = {max_ke}", text))
+    with pytest.raises(InputError) as info:
+        run_app(tmp_path / "run", [f"data.bundle={folder}", "trainer.max_epochs=1"])
+    message = _one_line(info.value)
+    assert info.value.file.endswith("input_0.par") and info.value.key == "maxKE", message
+    assert "GiB" in message and "8 GiB of memory available" in message, message
+    assert "lower maxKE" in message and not (tmp_path / "run").exists()
+
+
+def test_more_ddp_processes_than_cores_are_refused_before_spawning(
+    bundle: Path, tmp_path: Path
+) -> None:
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=64"]
+    with pytest.raises(InputError) as info:
+        run_app(tmp_path / "run", [f"data.bundle={bundle}", "trainer.max_epochs=1", *ddp])
+    message = _one_line(info.value)
+    assert info.value.key.startswith("trainer.devices") and "CPU cores" in message, message

@@ -23,7 +23,7 @@ from dpp.app.initialise import initialise, load_initial
 from dpp.app.origins import Origins
 from dpp.app.run import RunSettings, dpp_version, read_bundle
 from dpp.app.settings import call_checked, instantiate_checked, partial_of
-from dpp.app.validate import check_basis, check_run
+from dpp.app.validate import check_basis, check_devices, check_run
 from dpp.errors import InputError, RunStopped, SettingError
 from dpp.fitting.build import training_objective
 from dpp.fitting.objective import trainable
@@ -204,6 +204,14 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         optimizer_state=adam_state,
     )
     holder["module"] = module
+    trainer_cfg = cfg.trainer
+    strategy = trainer_cfg.get("strategy")
+    check_devices(
+        trainer_cfg.get("accelerator"),
+        trainer_cfg.get("devices"),
+        strategy.get("_target_", strategy) if OmegaConf.is_dict(strategy) else strategy,
+        origins,
+    )
     trainer = _trainer(cfg, origins, callbacks, loggers) if epochs > 0 else None
     if trainer is not None:
         _check_parallel(settings.loss.reorder, trainer, origins)
