@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -422,3 +424,41 @@ def test_more_ddp_processes_than_cores_are_refused_before_spawning(
         run_app(tmp_path / "run", [f"data.bundle={bundle}", "trainer.max_epochs=1", *ddp])
     message = _one_line(info.value)
     assert info.value.key.startswith("trainer.devices") and "CPU cores" in message, message
+
+
+# -- 6. sweeps ------------------------------------------------------------------------------
+SHARED_FOLDERS = {
+    "fixed_subdir": ["seed=0,1", "hydra.sweep.subdir=same"],
+    "subdir_of_one_swept_key": ["seed=0,1", "learning_rate=1,2", "hydra.sweep.subdir=s${seed}"],
+}
+
+
+@pytest.mark.parametrize("name", SHARED_FOLDERS)
+def test_sweep_jobs_sharing_a_folder_are_refused_before_they_start(
+    bundle: Path, tmp_path: Path, name: str
+) -> None:
+    sweep = tmp_path / "sweep"
+    overrides = [f"data.bundle={bundle}", f"hydra.sweep.dir={sweep}", *SHARED_FOLDERS[name]]
+    with pytest.raises(InputError) as info:
+        prepare("train", overrides, multirun=True)
+    message = _one_line(info.value)
+    assert info.value.key == "hydra.sweep.subdir" and "jobs 0 and 1" in message, message
+    assert not sweep.exists()
+
+
+def test_sweep_jobs_in_their_own_folders_pass(bundle: Path, tmp_path: Path) -> None:
+    subdir = "hydra.sweep.subdir=s${seed}"
+    prepare("train", [f"data.bundle={bundle}", "seed=0,1", subdir], multirun=True)
+
+
+def test_launcher_workers_see_the_composed_nn_config(bundle: Path) -> None:
+    """A process started after the pre-pass (a joblib worker) composes the bundle's values."""
+    prepare("train", [f"data.bundle={bundle}"])
+    script = (
+        "from dpp.app.compose import compose_config; "
+        "print(list(compose_config('train', []).model.hidden_layers))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[20, 20, 20]", result.stderr[-2000:]

@@ -30,6 +30,7 @@ from omegaconf.errors import (
 from dpp.app import sources
 from dpp.app.lock import check_writable
 from dpp.app.origins import Origins, override_key, parse_override
+from dpp.app.sweep_folders import check_job_folders
 from dpp.errors import InputError
 from dpp.io.bundle import CONFIG_NAME
 from dpp.io.keys import did_you_mean
@@ -351,6 +352,8 @@ def prepare(
             found=repr(folder),
         )
     check_writable(Path(str(folder)).expanduser().resolve(), key)
+    if multirun:
+        check_job_folders(prepared.config, overrides)
     return prepared
 
 
