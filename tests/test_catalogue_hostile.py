@@ -61,7 +61,8 @@ def _set_nn(folder: Path, line: str) -> int:
 def _one_line(error: InputError) -> str:
     message = str(error)
     assert "\n" not in message and "Traceback" not in message, message
-    assert "TypeError" not in message and "object is not" not in message, message
+    for python_text in ("TypeError", "object is not", "not supported between", "operand type"):
+        assert python_text not in message, message
     return message
 
 
@@ -289,6 +290,15 @@ NUMERIC_OVERRIDES = {
     "seed_negative": (["seed=-1"], "seed", "0 to 4294967295"),
     "davidson_tol_nan": (["hamiltonian.davidson_tol=nan"], "hamiltonian.davidson_tol", "finite"),
     "window_inf": (["loss.window_low=-inf"], "loss.window_low", "finite"),
+    "gn_damping_text": (["optimizer.damping=abc"], "optimizer.damping", "finite"),
+    "gn_inner_text": (["optimizer.inner_iterations=abc"], "optimizer.inner_iterations", "integer"),
+    "prefit_lr_text": (["init.optimizer.lr=abc"], "init.optimizer.lr", "finite"),
+    "legacy_gamma_text": (["recipe=legacy", "lr_decay.gamma=abc"], "lr_decay.gamma", "finite"),
+    "adam_betas_nan": (
+        ["recipe=legacy", "optimizer=adam", "optimizer.betas=[0.9,nan]"],
+        "optimizer.betas",
+        "finite",
+    ),
 }
 
 

@@ -11,7 +11,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,21 +207,29 @@ INTEGER_ANNOTATIONS = ("int", "int | None", "Optional[int]", "typing.Optional[in
 """How the signatures of optimisers and schedules spell an integer argument."""
 
 
-def _integer_parameter(func: Any, name: str) -> bool:
+def _expected_number(func: Any, name: str) -> str | None:
+    """ "an integer" or "a finite number" for an argument that the signature of `func` types
+    (or defaults) as a number, else None."""
     try:
         parameter = inspect.signature(func).parameters.get(name)
     except (TypeError, ValueError):
-        return False
-    annotation = None if parameter is None else parameter.annotation
-    return annotation in (int, int | None) or (
+        return None
+    if parameter is None:
+        return None
+    annotation = parameter.annotation
+    if annotation in (int, int | None) or (
         isinstance(annotation, str) and annotation in INTEGER_ANNOTATIONS
-    )
+    ):
+        return "an integer"
+    if "float" in str(annotation) or _is_number(parameter.default):
+        return "a finite number"
+    return None
 
 
 def bad_argument(factory: Any, prefix: str = "") -> tuple[str, Any, str] | None:
-    """(name, value, expected) of the first numeric argument of an optimiser or schedule
-    partial (nested partials included, e.g. a fallback optimiser) that is NaN or infinite,
-    or not an integer where the signature asks for one; None when all are fine."""
+    """(name, value, expected) of the first argument of an optimiser or schedule partial
+    (nested partials included, e.g. a fallback optimiser) that is NaN or infinite, or not a
+    number (an integer) where the signature asks for one; None when all are fine."""
     func = getattr(factory, "func", None)
     for name, value in getattr(factory, "keywords", {}).items():
         if isinstance(value, functools.partial):
@@ -229,13 +237,17 @@ def bad_argument(factory: Any, prefix: str = "") -> tuple[str, Any, str] | None:
             if nested is not None:
                 return nested
             continue
-        items = value if isinstance(value, list | tuple) else [value]
-        numbers = [v for v in items if _is_number(v)]
-        if any(not math.isfinite(v) for v in numbers):
+        if isinstance(value, Sequence) and not isinstance(value, str):  # ListConfig too
+            if any(_is_number(v) and not math.isfinite(v) for v in value):
+                return f"{prefix}{name}", value, "finite numbers"
+            continue
+        if _is_number(value) and not math.isfinite(value):
             return f"{prefix}{name}", value, "a finite number"
-        integer = func is not None and _is_number(value) and _integer_parameter(func, name)
-        if integer and not isinstance(value, int):
-            return f"{prefix}{name}", value, "an integer"
+        expected = None if func is None or value is None else _expected_number(func, name)
+        if expected is None:
+            continue
+        if not _is_number(value) or (expected == "an integer" and not isinstance(value, int)):
+            return f"{prefix}{name}", value, expected
     return None
 
 
