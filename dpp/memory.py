@@ -96,7 +96,7 @@ def check_fits(
     what: str,
     *,
     file: str | Path | None,
-    key: str,
+    key: str | None,
     found: str,
     hint: str,
     available: int | None = None,

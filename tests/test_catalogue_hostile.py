@@ -10,6 +10,7 @@ only the command-line tools and train.py itself are run as subprocesses.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from training_support import REPO, run_app, small_bundle
 
@@ -27,6 +29,7 @@ from dpp.app.compose import RESOLVED_CONFIG, prepare
 from dpp.app.lock import RunLock
 from dpp.app.run import within_run_dir
 from dpp.errors import InputError
+from dpp.models import build_model
 from dpp.tools.charge_density import main as charge_density
 from dpp.tools.convert_bands import main as convert_bands
 from dpp.tools.kpath import main as kpath
@@ -472,3 +475,62 @@ def test_launcher_workers_see_the_composed_nn_config(bundle: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.strip() == "[20, 20, 20]", result.stderr[-2000:]
+
+
+# -- files that are not what they claim -----------------------------------------------------
+def _nan_network(path: Path) -> None:
+    network = build_model("Net_celu_HeInit_decayGaussian", [20, 20, 20], 2, gaussian_std=2.0)
+    state = network.state_dict()
+    next(v for v in state.values() if v.is_floating_point()).fill_(float("nan"))
+    torch.save(state, path)
+
+
+def _sparse_reference(folder: Path) -> None:
+    """expBandStruct_0.par as a 32 MiB sparse file of NUL bytes (no line breaks)."""
+    os.truncate(folder / "expBandStruct_0.par", 32 * 2**20)
+
+
+def _dangling_weights(folder: Path) -> None:
+    (folder / "bandWeights_0.par").unlink()
+    (folder / "bandWeights_0.par").symlink_to(folder / "no_such_weights.par")
+
+
+def _nan_init_model(folder: Path) -> None:
+    _nan_network(folder / "init_PPmodel.pth")
+
+
+BROKEN_FILES = {
+    "sparse_reference": (_sparse_reference, "expBandStruct_0.par", "line too long"),
+    "dangling_band_weights": (_dangling_weights, "bandWeights_0.par", "broken symbolic link"),
+    "nan_init_model": (_nan_init_model, "init_PPmodel.pth", "NaN or infinite"),
+}
+
+
+@pytest.mark.parametrize("name", BROKEN_FILES)
+def test_broken_bundle_files_are_refused(bundle: Path, tmp_path: Path, name: str) -> None:
+    folder = _copy(bundle, tmp_path)
+    change, file, fragment = BROKEN_FILES[name]
+    change(folder)
+    with pytest.raises(InputError) as info:
+        run_app(tmp_path / "run", [f"data.bundle={folder}", "trainer.max_epochs=1"])
+    message = _one_line(info.value)
+    assert info.value.file.endswith(file) and fragment in message, message
+
+
+def test_evaluating_a_nan_network_is_refused(bundle: Path, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "nan.pth"
+    _nan_network(checkpoint)
+    overrides = [f"data.bundle={bundle}", f"checkpoint={checkpoint}"]
+    with pytest.raises(InputError) as info:
+        run_app(tmp_path / "eval", overrides, config_name="evaluate")
+    assert "NaN or infinite" in _one_line(info.value)
+    assert not (tmp_path / "eval" / "bands_sys0.dat").exists()
+
+
+@pytest.mark.slow
+def test_a_system_name_with_mathtext_is_drawn_as_text(bundle: Path, tmp_path: Path) -> None:
+    folder = _copy(bundle, tmp_path)
+    with open(folder / "input_0.par", "a") as stream:
+        stream.write("systemName = $x^\n")
+    run_app(tmp_path / "run", [f"data.bundle={folder}", *NO_WORK])
+    assert (tmp_path / "run" / "final_plotBS.png").stat().st_size > 0

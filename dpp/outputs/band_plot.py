@@ -364,7 +364,7 @@ def band_figure(
     for ax, panel in zip(axes, panels, strict=True):
         _draw_panel(ax, panel, energy_reference, energy_window, labels, distance_unit)
     if title:
-        figure.suptitle(title)
+        figure.suptitle(title, parse_math=False)
     return figure
 
 
@@ -445,7 +445,7 @@ def _draw_panel(
     ax.set_xlabel(layout.xlabel)
     ax.set_ylabel(zero.label)
     if panel.name:
-        ax.set_title(panel.name)
+        ax.set_title(panel.name, parse_math=False)  # a systemName is text, never mathtext
     ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.9)
 
 

@@ -194,7 +194,7 @@ def density_figure(
     line_ax.set_xlabel("distance along the bond line (Bohr); dashed: atoms")
     line_ax.set_ylabel("ρ (electrons/Bohr³)")
     line_ax.set_title("nearest-neighbour bond")
-    figure.suptitle(title)
+    figure.suptitle(title, parse_math=False)
     return figure
 
 

@@ -117,7 +117,9 @@ def terms_figure(
     figure.colorbar(
         ScalarMappable(norm=norm, cmap="viridis"), ax=axes, label="state index (ascending E)"
     )
-    figure.suptitle(f"{title}: parts of H per band (E = ⟨T⟩ + ⟨V_loc⟩ + ⟨V_SO⟩ + ⟨V_NL⟩)")
+    figure.suptitle(
+        f"{title}: parts of H per band (E = ⟨T⟩ + ⟨V_loc⟩ + ⟨V_SO⟩ + ⟨V_NL⟩)", parse_math=False
+    )
     return figure
 
 
