@@ -10,6 +10,7 @@ only the command-line tools and train.py itself are run as subprocesses.
 from __future__ import annotations
 
 import ast
+import errno
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ import yaml
 from training_support import REPO, run_app, small_bundle
 
 from dpp import memory
+from dpp.app import cli
 from dpp.app.compose import RESOLVED_CONFIG, prepare
 from dpp.app.lock import RunLock
 from dpp.app.run import within_run_dir
@@ -534,3 +536,35 @@ def test_a_system_name_with_mathtext_is_drawn_as_text(bundle: Path, tmp_path: Pa
         stream.write("systemName = $x^\n")
     run_app(tmp_path / "run", [f"data.bundle={folder}", *NO_WORK])
     assert (tmp_path / "run" / "final_plotBS.png").stat().st_size > 0
+
+
+def test_an_unreadable_bundle_folder_is_one_line(
+    bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Path.is_file
+
+    def denied(path: Path) -> bool:
+        if str(path).startswith(str(bundle)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return original(path)
+
+    monkeypatch.setattr(Path, "is_file", denied)
+    with pytest.raises(InputError) as info:
+        prepare("train", [f"data.bundle={bundle}"])
+    assert "Permission denied" in _one_line(info.value)
+
+
+def test_a_full_disk_is_one_line_naming_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    target = tmp_path / "run" / "final_BS_sys0.dat"
+
+    def full(*args: object, **kwargs: object) -> float:
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr("dpp.app.run.run", full)
+    with pytest.raises(SystemExit) as stop:
+        cli._task(None)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert stop.value.code == 1 and len(lines) == 1, lines
+    assert str(tmp_path / "run") in lines[0] and "free" in lines[0], lines

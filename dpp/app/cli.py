@@ -10,7 +10,9 @@ launchers and sweepers all work on the full configuration). Every refusal is one
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import sys
 import warnings
 from contextlib import ExitStack
@@ -25,6 +27,7 @@ from dpp.app import compose
 from dpp.app.lock import RunLock
 from dpp.app.origins import parse_override
 from dpp.errors import InputError, RunStopped
+from dpp.memory import format_bytes
 
 log = logging.getLogger("dpp")
 _PREPARED: dict[str, compose.Prepared] = {}
@@ -73,6 +76,23 @@ def _explicit_run_dir(overrides: list[str]) -> Path | None:
     return None
 
 
+def disk_full(error: OSError) -> str:
+    """One line for a write that found the disk (or quota) full: the folder and its free
+    space; what was written before is complete (every result is written atomically)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else Path.cwd()
+    folder = Path(error.filename).parent if error.filename else Path(run_dir)
+    try:
+        free = format_bytes(shutil.disk_usage(folder).free)
+    except OSError:
+        free = "unknown"
+    return (
+        f"no space left writing into {folder} ({free} free): the files written so far are "
+        f"complete; free space, then rerun with hydra.run.dir={run_dir} resume=true"
+    )
+
+
 def _interrupted() -> None:
     """Ctrl-C, in training (Lightning's graceful shutdown) or Monte Carlo: one line, exit 130;
     the checkpoints written so far stay in the run directory."""
@@ -96,6 +116,12 @@ def _task(cfg: DictConfig) -> Any:
     except (InputError, RunStopped) as error:
         _to_log_files(str(error))
         _fail(error)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        _to_log_files(disk_full(error))
+        sys.stderr.write(f"error: {disk_full(error)}\n")
+        sys.exit(1)
     except KeyboardInterrupt:
         _interrupted()
     except SystemExit as stop:  # Lightning exits with 1 after its Ctrl-C shutdown

@@ -218,7 +218,17 @@ def _bundle_of(value: Any) -> Path:
             found="unset (null)",
         )
     folder = Path(str(value)).expanduser().resolve()
-    if not (folder / CONFIG_NAME).is_file():
+    try:
+        found = (folder / CONFIG_NAME).is_file()
+    except OSError as error:
+        raise InputError(
+            folder,
+            "cannot read the bundle folder",
+            key="data.bundle",
+            expected="a folder this user can read",
+            found=error.strerror,
+        ) from None
+    if not found:
         raise InputError(
             folder,
             "not a bundle folder",

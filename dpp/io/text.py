@@ -21,7 +21,13 @@ TEXT_EXPANSION = 4
 
 
 def _require_file(path: Path) -> None:
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as error:  # e.g. a folder on the way this user may not enter
+        raise InputError(
+            path, "cannot read the file", expected="a readable file", found=error.strerror
+        ) from None
+    if not found:
         found = "a folder" if path.is_dir() else "no such file"
         raise InputError(path, "file not found", expected="an existing file", found=found)
 
@@ -41,7 +47,13 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         hint="check the file: a text table this large cannot be read into memory",
     )
     number = 0
-    with path.open("rb") as stream:
+    try:
+        stream = path.open("rb")
+    except OSError as error:
+        raise InputError(
+            path, "cannot read the file", expected="a readable file", found=error.strerror
+        ) from None
+    with stream:
         for chunk in iter(lambda: stream.readline(MAX_LINE + 1), b""):
             if len(chunk) > MAX_LINE:
                 raise InputError(
