@@ -119,8 +119,9 @@ def _task(cfg: DictConfig) -> Any:
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        _to_log_files(disk_full(error))
-        sys.stderr.write(f"error: {disk_full(error)}\n")
+        message = disk_full(error)
+        _to_log_files(message)
+        sys.stderr.write(f"error: {message}\n")
         sys.exit(1)
     except KeyboardInterrupt:
         _interrupted()

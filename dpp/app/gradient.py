@@ -204,14 +204,7 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         optimizer_state=adam_state,
     )
     holder["module"] = module
-    trainer_cfg = cfg.trainer
-    strategy = trainer_cfg.get("strategy")
-    check_devices(
-        trainer_cfg.get("accelerator"),
-        trainer_cfg.get("devices"),
-        strategy.get("_target_", strategy) if OmegaConf.is_dict(strategy) else strategy,
-        origins,
-    )
+    check_devices(cfg.trainer.get("accelerator"), cfg.trainer.get("devices"), origins)
     trainer = _trainer(cfg, origins, callbacks, loggers) if epochs > 0 else None
     if trainer is not None:
         _check_parallel(settings.loss.reorder, trainer, origins)

@@ -90,7 +90,7 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fittin
         )
 
 
-def check_devices(accelerator: object, devices: object, strategy: object, origins: Origins) -> None:
+def check_devices(accelerator: object, devices: object, origins: Origins) -> None:
     """DDP on CPUs asks for no more processes than the cores this process may use (each rank
     is a process; more would oversubscribe the machine or exhaust it while spawning)."""
     if str(accelerator) != "cpu" or not isinstance(devices, int) or isinstance(devices, bool):
@@ -101,7 +101,7 @@ def check_devices(accelerator: object, devices: object, strategy: object, origin
             "trainer.devices",
             f"more processes than the {cores} CPU cores available",
             expected=f"trainer.devices <= {cores} with accelerator cpu",
-            found=f"{devices} ({strategy})",
+            found=devices,
         )
 
 
