@@ -15,6 +15,8 @@ from dpp.errors import InputError
 
 COMPLEX_BYTES = 16
 """Bytes of one complex128 matrix element."""
+INDEX_BYTES = 8
+"""Bytes of one int64 index."""
 
 
 def _meminfo_available(path: Path = Path("/proc/meminfo")) -> int | None:
@@ -69,20 +71,30 @@ DENSE_COPIES = 3
 LAPACK's workspace (a lower bound: batches of k-points and gradients add to it)."""
 
 
-def eigensolve_bytes(volume: float, max_ke: float, spinor: bool) -> float:
-    """Estimated memory (bytes) of one dense eigensolve at cutoff `max_ke` (Hartree) in a cell
-    of `volume` Bohr³; the dimension doubles with spinors."""
-    dimension = plane_waves(volume, max_ke) * (2 if spinor else 1)
-    return DENSE_COPIES * COMPLEX_BYTES * dimension**2
+def hamiltonian_bytes(volume: float, max_ke: float, spinor: bool, n_species: int = 1) -> float:
+    """Estimated memory (bytes) of one system at cutoff `max_ke` (Hartree) in a cell of
+    `volume` Bohr³: one dense eigensolve (the dimension doubles with spinors) and the fixed
+    N×N tables of the geometry (a structure factor per species and the |ΔG| index)."""
+    n_basis = plane_waves(volume, max_ke)
+    dimension = n_basis * (2 if spinor else 1)
+    tables = (COMPLEX_BYTES * n_species + INDEX_BYTES) * n_basis**2
+    return DENSE_COPIES * COMPLEX_BYTES * dimension**2 + tables
 
 
 def check_cutoff(
-    volume: float, max_ke: float, spinor: bool, *, file: str | Path | None, key: str, hint: str
+    volume: float,
+    max_ke: float,
+    spinor: bool,
+    *,
+    n_species: int = 1,
+    file: str | Path | None,
+    key: str,
+    hint: str,
 ) -> None:
-    """Refuse a cutoff whose dense eigensolve would not fit in the available memory."""
+    """Refuse a cutoff whose Hamiltonian would not fit in the available memory."""
     dimension = plane_waves(volume, max_ke) * (2 if spinor else 1)
     check_fits(
-        eigensolve_bytes(volume, max_ke, spinor),
+        hamiltonian_bytes(volume, max_ke, spinor, n_species),
         f"the Hamiltonian at maxKE {max_ke:g} Hartree ({dimension:.3g} plane waves)",
         file=file,
         key=key,

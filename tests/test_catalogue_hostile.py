@@ -31,7 +31,10 @@ from dpp.app.compose import RESOLVED_CONFIG, prepare
 from dpp.app.lock import RunLock
 from dpp.app.run import within_run_dir
 from dpp.errors import InputError
+from dpp.io.system import read_system
 from dpp.models import build_model
+from dpp.physics.basis import plane_wave_basis
+from dpp.physics.lattice import Lattice
 from dpp.tools.charge_density import main as charge_density
 from dpp.tools.convert_bands import main as convert_bands
 from dpp.tools.kpath import main as kpath
@@ -568,3 +571,11 @@ def test_a_full_disk_is_one_line_naming_the_folder(
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert stop.value.code == 1 and len(lines) == 1, lines
     assert str(tmp_path / "run") in lines[0] and "free" in lines[0], lines
+
+
+@pytest.mark.parametrize("max_ke", [6.0, 20.0])
+def test_the_plane_wave_estimate_matches_the_basis(max_ke: float) -> None:
+    lattice = Lattice.from_crystal(read_system(CDSE / "system_0.par"))
+    labels, _ = plane_wave_basis(lattice.reciprocal, max_ke)
+    estimate = memory.plane_waves(lattice.volume, max_ke)
+    assert estimate == pytest.approx(len(labels), rel=0.1)

@@ -72,6 +72,7 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fittin
             abs(float(np.linalg.det(system.crystal.lattice))),
             system.settings.max_ke,
             physics.spin_orbit,
+            n_species=bundle.n_species,
             file=system.files.get("input"),
             key="maxKE",
             hint=f"lower maxKE in {name}, or run on a machine with more memory",

@@ -215,6 +215,7 @@ def load_system_bundle(folder: Path, index: int, max_ke: float | None = None) ->
         abs(float(np.linalg.det(system.crystal.lattice))),
         system.settings.max_ke,
         False,
+        n_species=bundle.n_species,
         file=None if max_ke is not None else system.files.get("input"),
         key="--max-ke" if max_ke is not None else "maxKE",
         hint="lower --max-ke",
