@@ -448,6 +448,7 @@ def test_more_ddp_processes_than_cores_are_refused_before_spawning(
 SHARED_FOLDERS = {
     "fixed_subdir": ["seed=0,1", "hydra.sweep.subdir=same"],
     "subdir_of_one_swept_key": ["seed=0,1", "learning_rate=1,2", "hydra.sweep.subdir=s${seed}"],
+    "group_sweep": ["recipe=legacy", "optimizer=adam,sgd", "hydra.sweep.subdir=same"],
 }
 
 

@@ -26,6 +26,7 @@ def job_folders(cfg: DictConfig, overrides: list[str]) -> list[str]:
     parser = OverridesParser.create()
     jobs = BasicSweeper.split_arguments(parser.parse_overrides(_task_overrides(overrides)), None)
     dirname = cfg.hydra.job.config.override_dirname
+    groups = set(OmegaConf.select(cfg, "hydra.runtime.choices", default={}) or {})
     folders = []
     for number, job in enumerate(jobs[0]):
         parsed = parser.parse_overrides(job)
@@ -33,7 +34,8 @@ def job_folders(cfg: DictConfig, overrides: list[str]) -> list[str]:
         with open_dict(job_cfg):
             for override in parsed:
                 key = override.key_or_group
-                if "/" not in key and OmegaConf.select(job_cfg, key) is not None:
+                group = key in groups or "/" in key or "@" in key
+                if not group and OmegaConf.select(job_cfg, key) is not None:
                     OmegaConf.update(job_cfg, key, override.value(), force_add=True)
             job_cfg.hydra.job.num = number
             job_cfg.hydra.job.override_dirname = get_overrides_dirname(
