@@ -55,8 +55,8 @@ class RunLock:
 
     Re-entrant: the pre-pass takes it before Hydra writes into the folder and the run enters
     it again. `created` says whether the folder did not exist before the lock was taken (so a
-    run stopped by bad input may remove it); a refused run creates and removes nothing but
-    the folder itself when it was missing."""
+    run stopped by bad input may remove it); a run refused by the lock removes nothing (the
+    folder exists: the holder's lock file is in it)."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)

@@ -34,8 +34,7 @@ def job_folders(cfg: DictConfig, overrides: list[str]) -> list[str]:
         with open_dict(job_cfg):
             for override in parsed:
                 key = override.key_or_group
-                group = key in groups or "/" in key or "@" in key
-                if not group and OmegaConf.select(job_cfg, key) is not None:
+                if not (key in groups or "/" in key or "@" in key):
                     OmegaConf.update(job_cfg, key, override.value(), force_add=True)
             job_cfg.hydra.job.num = number
             job_cfg.hydra.job.override_dirname = get_overrides_dirname(
