@@ -216,7 +216,7 @@ def test_an_optimiser_state_of_other_shapes_is_skipped_with_a_warning(tmp_path: 
 def _task_outcome(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, error: BaseException
 ) -> tuple[int, str]:
-    def fail(cfg: object, prepared: object = None) -> float:
+    def fail(cfg: object, prepared: object = None, lock: object = None) -> float:
         raise error
 
     monkeypatch.setattr("dpp.app.run.run", fail)

@@ -10,9 +10,12 @@ launchers and sweepers all work on the full configuration). Every refusal is one
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import sys
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,11 @@ from dpp.app import compose
 from dpp.app.lock import RunLock
 from dpp.app.origins import parse_override
 from dpp.errors import InputError, RunStopped
+from dpp.memory import format_bytes
 
 log = logging.getLogger("dpp")
 _PREPARED: dict[str, compose.Prepared] = {}
+_LOCK: dict[str, RunLock] = {}
 
 QUIET_LOGGERS = (
     "pytorch_lightning.utilities.rank_zero",
@@ -71,6 +76,23 @@ def _explicit_run_dir(overrides: list[str]) -> Path | None:
     return None
 
 
+def disk_full(error: OSError) -> str:
+    """One line for a write that found the disk (or quota) full: the folder and its free
+    space; what was written before is complete (every result is written atomically)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else Path.cwd()
+    folder = Path(error.filename).parent if error.filename else Path(run_dir)
+    try:
+        free = format_bytes(shutil.disk_usage(folder).free)
+    except OSError:
+        free = "unknown"
+    return (
+        f"no space left writing into {folder} ({free} free): the files written so far are "
+        f"complete; free space, then rerun with hydra.run.dir={run_dir} resume=true"
+    )
+
+
 def _interrupted() -> None:
     """Ctrl-C, in training (Lightning's graceful shutdown) or Monte Carlo: one line, exit 130;
     the checkpoints written so far stay in the run directory."""
@@ -90,10 +112,17 @@ def _task(cfg: DictConfig) -> Any:
     from dpp.app.run import run
 
     try:
-        return run(cfg, prepared=_PREPARED.get("run"))
+        return run(cfg, prepared=_PREPARED.get("run"), lock=_LOCK.get("run"))
     except (InputError, RunStopped) as error:
         _to_log_files(str(error))
         _fail(error)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        message = disk_full(error)
+        _to_log_files(message)
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(1)
     except KeyboardInterrupt:
         _interrupted()
     except SystemExit as stop:  # Lightning exits with 1 after its Ctrl-C shutdown
@@ -108,19 +137,22 @@ def main(config_name: str = "train") -> None:
     args = get_args_parser().parse_args()
     name = args.config_name or config_name
     dirs = [Path(args.config_dir).resolve()] if args.config_dir else []
-    try:
-        _PREPARED["run"] = compose.prepare(
-            name, list(args.overrides), dirs, multirun=bool(args.multirun)
-        )
-        run_dir = _explicit_run_dir(list(args.overrides))
-        from dpp.training.strategy import is_global_zero
+    with ExitStack() as held:
+        try:
+            _PREPARED["run"] = compose.prepare(
+                name, list(args.overrides), dirs, multirun=bool(args.multirun)
+            )
+            run_dir = _explicit_run_dir(list(args.overrides))
+            from dpp.training.strategy import is_global_zero
 
-        if run_dir is not None and not args.multirun and is_global_zero():
-            with RunLock(run_dir):  # refuse a held run directory before Hydra writes into it
-                pass
-    except InputError as error:
-        _fail(error)
-    hydra.main(version_base="1.3", config_path=str(compose.config_dir()), config_name=name)(_task)()
+            if run_dir is not None and not args.multirun and is_global_zero():
+                # held for the whole run, taken before Hydra writes into the folder
+                _LOCK["run"] = held.enter_context(RunLock(run_dir))
+        except InputError as error:
+            _fail(error)
+        hydra.main(version_base="1.3", config_path=str(compose.config_dir()), config_name=name)(
+            _task
+        )()
 
 
 def train() -> None:

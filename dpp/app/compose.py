@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
@@ -29,6 +30,7 @@ from omegaconf.errors import (
 from dpp.app import sources
 from dpp.app.lock import check_writable
 from dpp.app.origins import Origins, override_key, parse_override
+from dpp.app.sweep_folders import check_job_folders
 from dpp.errors import InputError
 from dpp.io.bundle import CONFIG_NAME
 from dpp.io.keys import did_you_mean
@@ -216,7 +218,17 @@ def _bundle_of(value: Any) -> Path:
             found="unset (null)",
         )
     folder = Path(str(value)).expanduser().resolve()
-    if not (folder / CONFIG_NAME).is_file():
+    try:
+        found = (folder / CONFIG_NAME).is_file()
+    except OSError as error:
+        raise InputError(
+            folder,
+            "cannot read the bundle folder",
+            key="data.bundle",
+            expected="a folder this user can read",
+            found=error.strerror,
+        ) from None
+    if not found:
         raise InputError(
             folder,
             "not a bundle folder",
@@ -227,8 +239,31 @@ def _bundle_of(value: Any) -> Path:
     return folder
 
 
+def _section_target(section: str) -> str:
+    """The `_target_` that conf/ gives config section `section` (dpp's own settings class)."""
+    return str(OmegaConf.load(config_dir() / section / "default.yaml")["_target_"])
+
+
+def _saved_value(file: Path, key: str, value: Any) -> Any:
+    """A value of a saved run configuration as data: scalars and lists of scalars, no
+    interpolation, resolver or object to build (the folder may come from someone else)."""
+    if isinstance(value, list):
+        return [_saved_value(file, f"{key}[{i}]", item) for i, item in enumerate(value)]
+    if isinstance(value, dict) or (isinstance(value, str) and "${" in value):
+        raise InputError(
+            file,
+            "a saved setting that the configuration would evaluate",
+            key=key,
+            expected="a literal value (numbers, text, lists)",
+            found=repr(value),
+        )
+    return value
+
+
 def _run_settings(run: Path) -> dict[str, Any]:
-    """The sections of an earlier run's resolved configuration that evaluation reuses."""
+    """The sections of an earlier run's resolved configuration that evaluation reuses, as
+    literal values checked against the sections' own settings classes (conf/): a section
+    naming another `_target_` is refused, so the folder never chooses what is built."""
     file = run / RESOLVED_CONFIG
     if not file.is_file():
         raise InputError(
@@ -238,8 +273,41 @@ def _run_settings(run: Path) -> dict[str, Any]:
             expected=f"{RESOLVED_CONFIG} written by train.py",
             found="no such file",
         )
-    saved = OmegaConf.to_container(OmegaConf.load(file), resolve=False)
-    return {section: saved[section] for section in RUN_SECTIONS if section in saved}
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(file), resolve=False)
+    except (OmegaConfBaseException, ValueError, yaml.YAMLError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+        raise InputError(file, "unreadable run configuration", found=first) from None
+    settings: dict[str, Any] = {}
+    for section in RUN_SECTIONS:
+        values = saved.get(section) if isinstance(saved, dict) else None
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise InputError(
+                file, "not a settings section", key=section, expected="a mapping", found=values
+            )
+        values = dict(values)
+        target, allowed = values.pop("_target_", None), _section_target(section)
+        if target not in (None, allowed):
+            raise InputError(
+                file,
+                "a saved setting names another class to build",
+                key=f"{section}._target_",
+                expected=allowed,
+                found=repr(target),
+            )
+        for key in values:
+            if str(key).startswith("_"):
+                raise InputError(
+                    file,
+                    "a saved setting that the configuration would evaluate",
+                    key=f"{section}.{key}",
+                    expected="a setting of " + allowed,
+                    found=repr(key),
+                )
+        settings[section] = {k: _saved_value(file, f"{section}.{k}", v) for k, v in values.items()}
+    return settings
 
 
 def prepare(
@@ -283,7 +351,19 @@ def prepare(
             found=epochs,
         )
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    check_writable(Path(str(OmegaConf.select(prepared.config, key))).expanduser().resolve(), key)
+    folder = OmegaConf.select(prepared.config, key)
+    if folder is None or not str(folder).strip():
+        raise InputError(
+            "command line",
+            "empty run directory (results, checkpoints and the lock would go into the "
+            "current folder)",
+            key=key,
+            expected="a folder path",
+            found=repr(folder),
+        )
+    check_writable(Path(str(folder)).expanduser().resolve(), key)
+    if multirun:
+        check_job_folders(prepared.config, overrides)
     return prepared
 
 

@@ -27,7 +27,7 @@ from dpp.fitting.bands import BandTerm
 from dpp.io.params import read_species_params
 from dpp.io.records import Bundle, SystemData
 from dpp.io.writers import write_band_file
-from dpp.models import is_zero_function, load_checkpoint, safe_torch_load
+from dpp.models import check_finite_state, is_zero_function, load_checkpoint, safe_torch_load
 from dpp.models.subset import SpeciesColumns
 from dpp.outputs import plots
 from dpp.outputs.band_panels import bands_figure
@@ -83,6 +83,7 @@ def _load_network(model: torch.nn.Module, path: Path) -> None:
             expected="a dpp training .ckpt",
             found=f"{len(state)} other tensors",
         )
+    check_finite_state(network, path)
     model.load_state_dict(
         {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in network.items()},
         strict=True,

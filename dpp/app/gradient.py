@@ -18,12 +18,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 
+from dpp.app import fingerprint
 from dpp.app.compose import resolved_container
 from dpp.app.initialise import initialise, load_initial
 from dpp.app.origins import Origins
 from dpp.app.run import RunSettings, dpp_version, read_bundle
 from dpp.app.settings import call_checked, instantiate_checked, partial_of
-from dpp.app.validate import check_basis, check_run
+from dpp.app.validate import check_basis, check_devices, check_run
 from dpp.errors import InputError, RunStopped, SettingError
 from dpp.fitting.build import training_objective
 from dpp.fitting.objective import trainable
@@ -210,12 +211,19 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         optimizer_state=adam_state,
     )
     holder["module"] = module
+    check_devices(cfg.trainer.get("accelerator"), cfg.trainer.get("devices"), origins)
     trainer = _trainer(cfg, origins, callbacks, loggers) if epochs > 0 else None
     if trainer is not None:
         _check_parallel(settings.loss.reorder, trainer, origins)
     ckpt_path = cfg.get("ckpt_path")
-    if cfg.get("resume"):
+    resuming = bool(cfg.get("resume"))
+    identity = fingerprint.fingerprint(
+        bundle, [g.n_basis for g in hamiltonian.geometries], settings
+    )
+    if resuming:
         ckpt_path = str(run_dir / LAST_CHECKPOINT)
+        if Path(ckpt_path).is_file():
+            fingerprint.check_resume(run_dir, identity)
     if ckpt_path is not None:
         _check_resume(Path(ckpt_path), module)
     device = _stage_device(cfg)
@@ -223,6 +231,8 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     show = bool(OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True))
     # -- checks done: work starts --------------------------------------------------------
     _log_hyperparameters(loggers, cfg)
+    if lead and not resuming:
+        fingerprint.record(run_dir, identity)
     if ckpt_path is None and lead:
         chosen = initialise(
             network, bundle, settings.init, run_dir, generator, loaded=loaded, show_progress=show

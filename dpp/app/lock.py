@@ -16,6 +16,7 @@ from types import TracebackType
 from filelock import FileLock, Timeout
 
 from dpp.errors import InputError
+from dpp.io.writers import write_text_atomic
 
 LOCK_NAME = ".dpp.lock"
 OWNER_NAME = ".dpp.lock.owner"
@@ -50,13 +51,27 @@ def check_writable(folder: Path, key: str = "hydra.run.dir") -> None:
 
 
 class RunLock:
-    """Context manager: take `<run_dir>/.dpp.lock` or raise an InputError naming the holder."""
+    """Context manager: take `<run_dir>/.dpp.lock` or raise an InputError naming the holder.
+
+    Re-entrant: the pre-pass takes it before Hydra writes into the folder and the run enters
+    it again. `created` says whether the folder did not exist before the lock was taken (so a
+    run stopped by bad input may remove it); a run refused by the lock removes nothing (the
+    folder exists: the holder's lock file is in it)."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self.lock = FileLock(str(self.run_dir / LOCK_NAME), timeout=0)
+        self.created = False
+        self.depth = 0
 
     def __enter__(self) -> RunLock:
+        if self.depth == 0:
+            self._acquire()
+        self.depth += 1
+        return self
+
+    def _acquire(self) -> None:
+        missing = not self.run_dir.exists()
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.lock.acquire()
@@ -71,9 +86,9 @@ class RunLock:
             ) from None
         except OSError as error:
             raise unwritable(self.run_dir, f"{error.strerror} ({error.filename})") from None
+        self.created = missing
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.ctime()}
-        (self.run_dir / OWNER_NAME).write_text(json.dumps(owner) + "\n")
-        return self
+        write_text_atomic(self.run_dir / OWNER_NAME, json.dumps(owner) + "\n")
 
     def _holder(self) -> str:
         try:
@@ -88,5 +103,7 @@ class RunLock:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        (self.run_dir / OWNER_NAME).unlink(missing_ok=True)
-        self.lock.release()
+        self.depth -= 1
+        if self.depth == 0:
+            (self.run_dir / OWNER_NAME).unlink(missing_ok=True)
+            self.lock.release()

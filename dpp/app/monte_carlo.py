@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from dpp.app import fingerprint
 from dpp.app.initialise import load_initial
 from dpp.app.origins import Origins
-from dpp.app.run import RunSettings, read_bundle
+from dpp.app.run import MAX_SEED, RunSettings, read_bundle
 from dpp.app.settings import build
 from dpp.app.validate import check_basis, check_run
 from dpp.errors import SettingError
@@ -21,7 +22,7 @@ from dpp.fitting.build import analytic_objective, training_objective
 from dpp.fitting.perturb import MODES
 from dpp.io.montecarlo import McOptions, read_beta_schedule, read_mc_options, read_param_steps
 from dpp.io.records import Bundle
-from dpp.mc.runner import MonteCarloRunner
+from dpp.mc.runner import CHECKPOINT_NAME, MonteCarloRunner
 from dpp.mc.settings import MonteCarloSettings
 from dpp.outputs.reporter import Reporter
 from dpp.physics import build_hamiltonian
@@ -92,6 +93,10 @@ class McConfig:
                 "not a probability",
                 expected="0 < p < 1",
                 found=self.target_acceptance,
+            )
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise SettingError(
+                "seed", "invalid seed", expected=f"an integer from 0 to {MAX_SEED}", found=self.seed
             )
         if self.burn_in < 0:
             raise SettingError("burn_in", "negative", expected=">= 0", found=self.burn_in)
@@ -259,6 +264,13 @@ def run_monte_carlo(
         chain.n_replicas,
         chain.workers,
     )
+    identity = fingerprint.fingerprint(
+        bundle, [g.n_basis for g in hamiltonian.geometries], settings
+    )
+    if mc.resume and (run_dir / CHECKPOINT_NAME).is_file():
+        fingerprint.check_resume(run_dir, identity)
+    else:
+        fingerprint.record(run_dir, identity)
     reporter = Reporter(run_dir, bundle, settings.outputs)
     runner = MonteCarloRunner(
         bundle, hamiltonian, objective, chain, reporter, plot_every=mc.plot_every

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
@@ -32,6 +32,9 @@ from dpp.training.strategy import is_global_zero
 
 log = logging.getLogger("dpp")
 WORKFLOWS = ("gradient", "monte_carlo", "evaluate")
+T = TypeVar("T")
+MAX_SEED = 2**32 - 1
+"""The largest seed numpy's generators accept."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,10 @@ def dpp_version() -> str:
 def run_settings(cfg: DictConfig, origins: Origins) -> RunSettings:
     """Every typed section of `cfg`, checked; the first problem is one InputError."""
     seed = OmegaConf.select(cfg, "seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise origins.error("seed", "invalid seed", expected="an integer", found=seed)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise origins.error(
+            "seed", "invalid seed", expected=f"an integer from 0 to {MAX_SEED}", found=seed
+        )
     try:
         threads = parse_threads(OmegaConf.select(cfg, "num_threads"))
     except SettingError as error:
@@ -133,11 +138,13 @@ def run(
     choices: Mapping[str, Any] | None = None,
     config_dirs: Iterable[str | Path] = (),
     prepared: compose.Prepared | None = None,
+    lock: RunLock | None = None,
 ) -> float:
     """Run the workflow of the composed `cfg` in `run_dir`; returns its final loss (eV²).
 
     Inside a Hydra app the overrides, choices and run directory come from Hydra; `prepared`
-    is what the pre-pass read (dpp.app.cli)."""
+    is what the pre-pass read and `lock` the run directory's lock it already holds
+    (dpp.app.cli); the run holds it throughout (`within_run_dir`)."""
     hydra_overrides, hydra_choices, hydra_dir, hydra_dirs = _hydra_context()
     overrides = hydra_overrides if overrides is None else list(overrides)
     choices = hydra_choices if choices is None else dict(choices)
@@ -147,17 +154,24 @@ def run(
     origins = Origins.build(
         overrides, _experiment_file(choices, dirs), prepared.nn_config, prepared.translation
     )
-    created = not run_dir.exists()
-    lead = is_global_zero()
-    try:
-        if not lead:
-            return _dispatch(cfg, origins, run_dir)
-        with RunLock(run_dir):
-            return _dispatch(cfg, origins, run_dir)
-    except InputError:
-        if lead and run_dir.is_dir() and (created or _only_hydra_files(run_dir)):
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+    if not is_global_zero():
+        return _dispatch(cfg, origins, run_dir)
+    return within_run_dir(run_dir, lambda: _dispatch(cfg, origins, run_dir), lock)
+
+
+def within_run_dir(run_dir: Path, work: Callable[[], T], lock: RunLock | None = None) -> T:
+    """`work()` holding the lock of `run_dir` (`lock`, when the caller already holds it). A run
+    refused by the lock removes nothing; work stopped by bad input (InputError) removes the
+    run directory when this run created it, or when it holds only what Hydra and the lock
+    wrote (no other run can be writing there: the lock is held)."""
+    held = lock if lock is not None and lock.run_dir == run_dir.resolve() else RunLock(run_dir)
+    with held:  # refused: raised here, before anything is written or removed
+        try:
+            return work()
+        except InputError:
+            if held.created or _only_hydra_files(run_dir):
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
 
 
 def _dispatch(cfg: DictConfig, origins: Origins, run_dir: Path) -> float:

@@ -7,10 +7,11 @@ import dataclasses
 import functools
 import inspect
 import logging
+import math
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,7 @@ class DataSettings:
             )
 
 
-_EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_EXPECTED = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
 
 
 def _describe(annotation: Any) -> str:
@@ -112,7 +113,7 @@ def _fits(value: Any, annotation: Any) -> bool:
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return _is_number(value) and math.isfinite(value)
     if annotation is str:
         return isinstance(value, str)
     return True  # callables and other objects are checked by their own constructors
@@ -148,7 +149,7 @@ def check_types(node: DictConfig, group: str, origins: Origins) -> None:
             continue
         if not _fits(value, hints[key]):
             raise origins.error(
-                f"{group}.{key}", "wrong type", expected=_describe(hints[key]), found=value
+                f"{group}.{key}", "invalid value", expected=_describe(hints[key]), found=value
             )
 
 
@@ -194,6 +195,11 @@ def partial_of(cfg: DictConfig, group: str, origins: Origins) -> Callable[..., A
     (trainer.max_epochs > 0): lr = 0, or a schedule's decay factor gamma <= 0."""
     node = OmegaConf.select(cfg, group)
     factory = instantiate_checked(node, group, origins)
+    bad = bad_argument(factory)
+    if bad is not None:
+        name, value, expected = bad
+        path = (None if "." in name else _source_of(node, name)) or f"{group}.{name}"
+        raise origins.error(path, "invalid value", expected=expected, found=value)
     epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=0)
     if _is_number(epochs) and epochs > 0:
         frozen = frozen_argument(factory)
@@ -202,6 +208,54 @@ def partial_of(cfg: DictConfig, group: str, origins: Origins) -> Callable[..., A
             path = _source_of(node, name) or f"{group}.{name}"
             raise origins.error(path, problem, expected=expected, found=value)
     return _without_foreign_keys(factory, group, origins)
+
+
+INTEGER_ANNOTATIONS = ("int", "int | None", "Optional[int]", "typing.Optional[int]")
+"""How the signatures of optimisers and schedules spell an integer argument."""
+
+
+def _expected_number(func: Any, name: str) -> str | None:
+    """ "an integer" or "a finite number" for an argument that the signature of `func` types
+    (or defaults) as a number, else None."""
+    try:
+        parameter = inspect.signature(func).parameters.get(name)
+    except (TypeError, ValueError):
+        return None
+    if parameter is None:
+        return None
+    annotation = parameter.annotation
+    if annotation in (int, int | None) or (
+        isinstance(annotation, str) and annotation in INTEGER_ANNOTATIONS
+    ):
+        return "an integer"
+    if "float" in str(annotation) or _is_number(parameter.default):
+        return "a finite number"
+    return None
+
+
+def bad_argument(factory: Any, prefix: str = "") -> tuple[str, Any, str] | None:
+    """(name, value, expected) of the first argument of an optimiser or schedule partial
+    (nested partials included, e.g. a fallback optimiser) that is NaN or infinite, or not a
+    number (an integer) where the signature asks for one; None when all are fine."""
+    func = getattr(factory, "func", None)
+    for name, value in getattr(factory, "keywords", {}).items():
+        if isinstance(value, functools.partial):
+            nested = bad_argument(value, f"{prefix}{name}.")
+            if nested is not None:
+                return nested
+            continue
+        if isinstance(value, Sequence) and not isinstance(value, str):  # ListConfig too
+            if any(_is_number(v) and not math.isfinite(v) for v in value):
+                return f"{prefix}{name}", value, "finite numbers"
+            continue
+        if _is_number(value) and not math.isfinite(value):
+            return f"{prefix}{name}", value, "a finite number"
+        expected = None if func is None or value is None else _expected_number(func, name)
+        if expected is None:
+            continue
+        if not _is_number(value) or (expected == "an integer" and not isinstance(value, int)):
+            return f"{prefix}{name}", value, expected
+    return None
 
 
 def frozen_argument(factory: Any) -> tuple[str, Any, str, str] | None:

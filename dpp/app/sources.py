@@ -9,6 +9,8 @@ experiment < command line.
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 from hydra.core.object_type import ObjectType
@@ -20,17 +22,32 @@ from omegaconf import OmegaConf
 SCHEME = "dpp-settings"
 GROUP, OPTION = "nn_config", "bundle"
 
+ENVIRONMENT = "DPP_SETTINGS_SOURCE"
+"""Environment variable carrying the active settings (JSON) to the processes a launcher
+starts (joblib workers compose each job themselves)."""
+
 _ACTIVE: dict[str, Any] = {"name": None, "tree": None}
 
 
 def activate(name: str, tree: dict[str, Any]) -> None:
     """Serve `tree` (a `# @package _global_` config with an optional defaults list) as
-    `nn_config: bundle` to every Hydra composition from now on; `name` labels it."""
+    `nn_config: bundle` to every Hydra composition from now on, in this process and the
+    processes it starts; `name` labels it."""
     _ACTIVE.update(name=name, tree=tree)
+    os.environ[ENVIRONMENT] = json.dumps({"name": name, "tree": tree})
 
 
 def deactivate() -> None:
     _ACTIVE.update(name=None, tree=None)
+    os.environ.pop(ENVIRONMENT, None)
+
+
+def _active_tree() -> dict[str, Any] | None:
+    """The active tree, else the one a parent process activated (see ENVIRONMENT)."""
+    if _ACTIVE["tree"] is None and ENVIRONMENT in os.environ:
+        inherited = json.loads(os.environ[ENVIRONMENT])
+        _ACTIVE.update(name=inherited["name"], tree=inherited["tree"])
+    return _ACTIVE["tree"]
 
 
 class SettingsSource(ConfigSource):
@@ -44,7 +61,7 @@ class SettingsSource(ConfigSource):
         if not self.is_config(config_path):
             raise ConfigLoadError(f"Config not found: {config_path}")
         return ConfigResult(
-            config=OmegaConf.create(_ACTIVE["tree"]),
+            config=OmegaConf.create(_active_tree()),
             path=f"{SCHEME}://{_ACTIVE['name']}",
             provider=self.provider,
             header={"package": "_global_"},
@@ -57,13 +74,13 @@ class SettingsSource(ConfigSource):
         return config_path in ("", GROUP)
 
     def is_config(self, config_path: str) -> bool:
-        active = _ACTIVE["tree"] is not None
+        active = _active_tree() is not None
         return active and config_path.removesuffix(".yaml") == f"{GROUP}/{OPTION}"
 
     def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
         if (
             config_path == GROUP
-            and _ACTIVE["tree"] is not None
+            and _active_tree() is not None
             and results_filter != ObjectType.GROUP
         ):
             return [OPTION]

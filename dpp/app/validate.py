@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
+
+import numpy as np
 
 from dpp.app.origins import Origins
 from dpp.app.run import RunSettings
-from dpp.app.settings import frozen_argument
+from dpp.app.settings import bad_argument, frozen_argument
 from dpp.errors import InputError
 from dpp.io.records import Bundle
+from dpp.memory import check_cutoff
 from dpp.physics.bands import needed_eigenvalues
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.threads import available_cores
 from dpp.training.optimizers import read_optimizer_state
 
 log = logging.getLogger(__name__)
@@ -28,6 +33,12 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fittin
     if fitting and bundle.init_optimizer_path is not None:
         read_optimizer_state(bundle.init_optimizer_path)
     init = settings.init
+    bad = None if init.optimizer is None else bad_argument(init.optimizer)
+    if bad is not None:
+        name, value, expected = bad
+        raise origins.error(
+            f"init.optimizer.{name}", "pre-fit: invalid value", expected=expected, found=value
+        )
     frozen = frozen_argument(init.optimizer) if fitting and init.num_epochs > 0 else None
     if frozen is not None:
         name, value, problem, expected = frozen
@@ -55,6 +66,17 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fittin
                 found=loss.relE_bIdx,
             )
     physics = settings.physics
+    for system in bundle.systems:
+        name = Path(system.files.get("input") or "input_X.par").name
+        check_cutoff(
+            abs(float(np.linalg.det(system.crystal.lattice))),
+            system.settings.max_ke,
+            physics.spin_orbit,
+            n_species=bundle.n_species,
+            file=system.files.get("input"),
+            key="maxKE",
+            hint=f"lower maxKE in {name}, or run on a machine with more memory",
+        )
     if not physics.spin_orbit and origins.override_of("hamiltonian.cache_projectors"):
         warnings.warn("hamiltonian.cache_projectors has no effect without spin-orbit", stacklevel=2)
     if settings.model.gradient_checkpointing:
@@ -66,6 +88,21 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fittin
         warnings.warn(
             f"loss.penalize_mag_threshold = {threshold:g} > {LOOSE_MAGNITUDE:g} is very loose",
             stacklevel=2,
+        )
+
+
+def check_devices(accelerator: object, devices: object, origins: Origins) -> None:
+    """DDP on CPUs asks for no more processes than the cores this process may use (each rank
+    is a process; more would oversubscribe the machine or exhaust it while spawning)."""
+    if str(accelerator) != "cpu" or not isinstance(devices, int) or isinstance(devices, bool):
+        return
+    cores = available_cores()
+    if devices > cores:
+        raise origins.error(
+            "trainer.devices",
+            f"more processes than the {cores} CPU cores available",
+            expected=f"trainer.devices <= {cores} with accelerator cpu",
+            found=devices,
         )
 
 

@@ -6,6 +6,7 @@ translated into the run configuration by `dpp.io.nnconfig`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def load_bundle(
         systems=systems,
         species=species,
         pp_params=pp_params,
-        qspace_prior=read_qspace_table(qspace, species) if qspace.is_file() else None,
+        qspace_prior=read_qspace_table(qspace, species) if _optional(qspace) else None,
         init_model_path=_optional(folder / MODEL_NAME),
         init_optimizer_path=_optional(folder / OPTIMIZER_NAME),
     )
@@ -171,16 +172,16 @@ def read_system_data(
     n_k, n_bands = kpoints.shape[0], settings.n_bands
     order_file = order_matrix_path(files["kpoints"])
     order_matrix = None
-    if order_file.is_file():
+    if _optional(order_file):
         files["order_matrix"] = order_file
         order_matrix = read_order_matrix(order_file, n_k, n_bands)
     ref_path = ref_bands = None
     reference = folder / f"expBandStruct_{index}.par"
-    if reference.is_file() or require_reference:
+    if _optional(reference) or require_reference:
         files["reference"] = reference
         ref_path, ref_bands = read_reference_bands(reference, n_bands, n_k)
     weights_file = folder / f"bandWeights_{index}.par"
-    if weights_file.is_file():
+    if _optional(weights_file):
         files["band_weights"] = weights_file
     band_weights = read_band_weights(weights_file, n_bands)
     if require_reference:
@@ -285,4 +286,13 @@ def _check_states(
 
 
 def _optional(path: Path) -> Path | None:
+    """`path` when that optional file is there, else None; a symbolic link to nothing is an
+    error (it names a file meant to be read)."""
+    if path.is_symlink() and not path.exists():
+        raise InputError(
+            path,
+            "broken symbolic link",
+            expected="a link to an existing file",
+            found=f"a link to {os.readlink(path)}",
+        )
     return path if path.is_file() else None

@@ -10,12 +10,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dpp.errors import InputError
+from dpp.memory import check_fits, format_bytes
 
 BOM = b"\xef\xbb\xbf"
+MAX_LINE = 1 << 24
+"""Longest line read (bytes): a band row of thousands of energies is far shorter; a file
+without line breaks (e.g. a sparse file of NUL bytes) is refused instead of read whole."""
+TEXT_EXPANSION = 4
+"""Memory per byte of a numeric text file once parsed into Python numbers (an estimate)."""
 
 
 def _require_file(path: Path) -> None:
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as error:  # e.g. a folder on the way this user may not enter
+        raise InputError(
+            path, "cannot read the file", expected="a readable file", found=error.strerror
+        ) from None
+    if not found:
         found = "a folder" if path.is_dir() else "no such file"
         raise InputError(path, "file not found", expected="an existing file", found=found)
 
@@ -25,9 +37,32 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     non-UTF-8 input is an InputError naming the line."""
     path = Path(path)
     _require_file(path)
+    size = path.stat().st_size
+    check_fits(
+        size * TEXT_EXPANSION,
+        f"reading {path.name} ({format_bytes(size)})",
+        file=path,
+        key=None,
+        found=f"a file of {format_bytes(size)}",
+        hint="check the file: a text table this large cannot be read into memory",
+    )
     number = 0
-    with path.open("rb") as stream:
-        for chunk in stream:
+    try:
+        stream = path.open("rb")
+    except OSError as error:
+        raise InputError(
+            path, "cannot read the file", expected="a readable file", found=error.strerror
+        ) from None
+    with stream:
+        for chunk in iter(lambda: stream.readline(MAX_LINE + 1), b""):
+            if len(chunk) > MAX_LINE:
+                raise InputError(
+                    path,
+                    "line too long",
+                    line=number + 1,
+                    expected=f"text lines shorter than {format_bytes(MAX_LINE)}",
+                    found="a longer line (binary or sparse data?)",
+                )
             if number == 0:
                 chunk = chunk.removeprefix(BOM)
             for raw in chunk.splitlines():

@@ -10,7 +10,12 @@ from dpp.models.catalog import (
     has_batchnorm,
     is_zero_function,
 )
-from dpp.models.checkpoint import load_checkpoint, model_state, safe_torch_load
+from dpp.models.checkpoint import (
+    check_finite_state,
+    load_checkpoint,
+    model_state,
+    safe_torch_load,
+)
 from dpp.models.gates import CutoffGate, DecayGate, GatedNet, GaussianGate, ZeroFunction
 from dpp.models.mlp import INITIALISERS, MLP, BodySpec
 from dpp.models.settings import ModelSettings
@@ -33,4 +38,5 @@ __all__ = [
     "load_checkpoint",
     "model_state",
     "safe_torch_load",
+    "check_finite_state",
 ]

@@ -52,12 +52,25 @@ def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
+def check_finite_state(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse a network state with NaN or infinite parameters (it evaluates to NaN bands)."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(
+                path,
+                "checkpoint holds NaN or infinite values",
+                key=key,
+                expected="finite network parameters",
+                found=f"{int((~torch.isfinite(tensor)).sum())} non-finite of {tensor.numel()}",
+            )
+
+
 def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     """Load a state_dict file strictly into ``model`` and return the model.
 
     Loads on the CPU (some originals were saved on CUDA) with ``weights_only=True``;
     floating tensors (float32 in some originals) are cast to the model's dtype. Raises
-    InputError naming the file and the missing, unexpected or mis-shaped keys.
+    InputError naming the file and the missing, unexpected, mis-shaped or non-finite keys.
     """
     state = safe_torch_load(
         path, what="a torch checkpoint saved by dpp or DeepPseudopot (a network state_dict)"
@@ -109,6 +122,7 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
                 found=_shape(state[key]),
                 hint="check model.hidden_layers and the number of species",
             )
+    check_finite_state(state, path)
     cast = {k: v.to(target[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(cast, strict=True)
     return model

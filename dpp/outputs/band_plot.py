@@ -381,7 +381,7 @@ def band_figure(
     # one legend, right of the last panel: never over the bands
     axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
     if title:
-        figure.suptitle(title)
+        figure.suptitle(title, parse_math=False)
     return figure
 
 
@@ -463,7 +463,7 @@ def _draw_panel(
     ax.set_xlabel(layout.xlabel)
     ax.set_ylabel(zero.label)
     if panel.name:
-        ax.set_title(panel.name)
+        ax.set_title(panel.name, parse_math=False)  # a systemName is text, never mathtext
     return handles
 
 

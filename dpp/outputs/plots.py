@@ -64,7 +64,7 @@ def potentials_figure(
     axes[2].set(xlabel="r (Bohr)", ylabel="v(r) (Hartree)", title="v(r)")
     for ax in axes:
         ax.legend(fontsize=7)
-    fig.suptitle(title)
+    fig.suptitle(title, parse_math=False)
     fig.tight_layout()
     return fig
 

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from dpp.errors import InputError
 from dpp.io.records import Crystal
+from dpp.memory import COMPLEX_BYTES, check_fits
 from dpp.physics import PseudopotentialHamiltonian
 from dpp.tools.common import (
     add_model_arguments,
@@ -36,6 +37,8 @@ from dpp.tools.common import (
 )
 
 PROG = "dpp-charge-density"
+GRID_COPIES = 4
+"""Complex FFT grids held at once (the state's coefficients, its FFT, |u|² and the sum)."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ def density_figure(
     line_ax.set_xlabel("distance along the bond line (Bohr); dashed: atoms")
     line_ax.set_ylabel("ρ (electrons/Bohr³)")
     line_ax.set_title("nearest-neighbour bond")
-    figure.suptitle(title)
+    figure.suptitle(title, parse_math=False)
     return figure
 
 
@@ -206,6 +209,14 @@ def _run(args: argparse.Namespace) -> None:
     geometry = hamiltonian.geometries[0]
     labels = np.asarray(geometry.labels)
     shape = grid_shape(labels, args.grid)
+    check_fits(
+        GRID_COPIES * COMPLEX_BYTES * float(np.prod(shape, dtype=np.float64)),
+        f"an FFT grid of {' x '.join(map(str, shape))} points",
+        file=None,
+        key="--grid",
+        found=" ".join(map(str, shape)),
+        hint="ask for a coarser --grid",
+    )
     volume = abs(geometry.lattice.volume)
     k_indices = args.kpoints or [0]
     if args.occupied is not None and args.occupied < 1:

@@ -6,6 +6,7 @@ Lengths are in Bohr, k-points fractional on the reciprocal basis b_j, energies i
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ import numpy as np
 from dpp.errors import InputError, SettingError
 from dpp.io.records import Bundle, Crystal
 from dpp.io.writers import write_text_atomic
+from dpp.memory import check_cutoff
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -42,11 +44,30 @@ def run_tool(
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
+        check_finite(parser, args)
         action(args)
     except InputError as error:
         sys.stderr.write(f"{parser.prog}: {error}\n")
         return 2
     return 0
+
+
+def check_finite(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every number of the command line is finite (argparse's float takes nan and inf)."""
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            option = max(action.option_strings, key=len) if action.option_strings else action.dest
+            raise InputError(
+                None, "not a finite number", key=option, expected="a finite number", found=value
+            )
+
+
+def require(ok: bool, key: str, problem: str, expected: str, found: object) -> None:
+    """InputError about option `key` unless `ok`."""
+    if not ok:
+        raise InputError(None, problem, key=key, expected=expected, found=str(found))
 
 
 def description(doc: str) -> str:
@@ -104,11 +125,11 @@ def energy_reference(text: str) -> str | float:
     if text in ("none", "vbm"):
         return text
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise InputError(
-            None, "bad energy reference", key="--align", expected="none, vbm or eV", found=text
-        ) from None
+        value = math.nan
+    require(math.isfinite(value), "--align", "bad energy reference", "none, vbm or eV", text)
+    return value
 
 
 def ase_atoms(crystal: Crystal) -> Atoms:
@@ -190,6 +211,15 @@ def load_system_bundle(folder: Path, index: int, max_ke: float | None = None) ->
         if max_ke <= 0:
             raise InputError(None, "bad cutoff", key="--max-ke", expected="> 0", found=f"{max_ke}")
         system = replace(system, settings=replace(system.settings, max_ke=max_ke))
+    check_cutoff(
+        abs(float(np.linalg.det(system.crystal.lattice))),
+        system.settings.max_ke,
+        False,
+        n_species=bundle.n_species,
+        file=None if max_ke is not None else system.files.get("input"),
+        key="--max-ke" if max_ke is not None else "maxKE",
+        hint="lower --max-ke",
+    )
     return replace(bundle, systems=[system])
 
 

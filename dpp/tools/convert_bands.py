@@ -40,6 +40,7 @@ from dpp.io.records import Crystal
 from dpp.io.system import read_system
 from dpp.io.tables import read_table
 from dpp.io.text import read_text
+from dpp.memory import check_cutoff
 from dpp.outputs.band_plot import path_distance
 from dpp.physics.lattice import reciprocal_vectors
 from dpp.tools.band_selection import CONDUCTION_BANDS, default_selection
@@ -48,6 +49,7 @@ from dpp.tools.common import (
     energy_reference,
     points_text,
     refuse_overwrite,
+    require,
     right_handed,
     run_tool,
     system_text,
@@ -431,6 +433,8 @@ def convert(
     kfrac = source.kpoints @ vectors.T / (2.0 * np.pi)
     volume = abs(float(np.linalg.det(vectors)))
     cutoff = max_ke or suggested_max_ke(volume, len(crystal.symbols), count, pw_per_atom)
+    require(cutoff > 0, "--max-ke", "bad cutoff", "> 0 Hartree", cutoff)
+    check_cutoff(volume, cutoff, spinor, file=None, key="--max-ke", hint="lower --max-ke")
     return Conversion(
         crystal=crystal,
         kpoints=kfrac,

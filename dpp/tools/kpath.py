@@ -18,17 +18,21 @@ import numpy as np
 from dpp.errors import InputError
 from dpp.io.records import Crystal
 from dpp.io.system import read_system
+from dpp.memory import check_fits
 from dpp.tools.common import (
     description,
     points_text,
     quiet_spglib,
     refuse_overwrite,
+    require,
     run_tool,
     spglib_cell,
     write_text,
 )
 
 PROG = "dpp-kpath"
+KPOINT_BYTES = 1000
+"""Memory per k-point of building and writing a path (coordinates, labels and text)."""
 CONVENTIONS = ("setyawan-curtarolo", "hpkot")
 _MATCH_TOLERANCE = 1e-9
 
@@ -91,6 +95,16 @@ def hpkot_path(crystal: Crystal, npoints: int, symprec: float = 1e-5) -> KPath:
 
 
 def _write_path(args: argparse.Namespace) -> None:
+    require(args.symprec > 0, "--symprec", "bad tolerance", "a distance > 0 (Bohr)", args.symprec)
+    require(args.weight >= 0, "--weight", "negative k-point weight", "a weight >= 0", args.weight)
+    check_fits(
+        args.npoints * KPOINT_BYTES,
+        f"a path of {args.npoints} k-points",
+        file=None,
+        key="--npoints",
+        found=str(args.npoints),
+        hint="ask for fewer k-points",
+    )
     if args.npoints < 2:
         raise InputError(
             None, "too few k-points", key="--npoints", expected=">= 2", found=str(args.npoints)

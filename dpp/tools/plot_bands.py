@@ -21,15 +21,20 @@ import numpy as np
 from dpp.errors import InputError
 from dpp.io.bundle import read_system_data
 from dpp.io.tables import read_table
+from dpp.memory import check_fits
 from dpp.outputs.band_plot import BandPanel, band_figure
 from dpp.tools.common import (
     description,
     energy_reference,
     refuse_overwrite,
+    require,
     run_tool,
 )
 
 PROG = "dpp-plot-bands"
+DEFAULT_IMAGE = "bands.png"
+PIXEL_BYTES = 8
+"""Bytes per pixel of the image being drawn and written (RGBA canvas and its copy)."""
 _INDEX = re.compile(r"(?:sys|_)(\d+)(?:\.\w+)?$")
 
 
@@ -95,6 +100,13 @@ def _plot(args: argparse.Namespace) -> None:
             found=f"{len(references)} references, {len(indices)} indices",
         )
     align = energy_reference(args.align)
+    if args.window is not None:
+        low, high = args.window
+        found = f"{low:g} {high:g}"
+        require(low < high, "--window", "empty energy window", "LOW < HIGH (eV)", found)
+    require(args.dpi >= 1, "--dpi", "bad resolution", "dots per inch >= 1", args.dpi)
+    if args.output.is_dir():
+        args.output = args.output / DEFAULT_IMAGE
     if align == "vbm" and args.valence_bands is None:
         raise InputError(None, "--align vbm needs --valence-bands", key="--valence-bands")
     refuse_overwrite([args.output], args.force)
@@ -133,6 +145,15 @@ def _plot(args: argparse.Namespace) -> None:
         )
     except ValueError as error:  # inconsistent tables, or a VBM column that does not exist
         raise InputError(None, str(error), key="--valence-bands") from None
+    width, height = figure.get_size_inches() * args.dpi
+    check_fits(
+        width * height * PIXEL_BYTES,
+        f"a {width:.0f} x {height:.0f} pixel image",
+        file=None,
+        key="--dpi",
+        found=str(args.dpi),
+        hint="lower --dpi",
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.output, dpi=args.dpi)
     print(f"wrote {args.output}")
@@ -166,7 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--distance-unit", default="1/Bohr", help="unit of column 0 when there is no bundle"
     )
     parser.add_argument("--dpi", type=int, default=150, help="resolution of the image")
-    parser.add_argument("-o", "--output", type=Path, default=Path("bands.png"), help="image file")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path(DEFAULT_IMAGE),
+        help=f"image file (a folder: {DEFAULT_IMAGE} in it)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing image")
     return parser
 

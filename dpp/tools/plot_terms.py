@@ -33,6 +33,7 @@ from dpp.tools.common import (
     description,
     hamiltonian_from_arguments,
     refuse_overwrite,
+    require,
     run_tool,
 )
 
@@ -116,7 +117,9 @@ def terms_figure(
     figure.colorbar(
         ScalarMappable(norm=norm, cmap="viridis"), ax=axes, label="state index (ascending E)"
     )
-    figure.suptitle(f"{title}: parts of H per band (E = ⟨T⟩ + ⟨V_loc⟩ + ⟨V_SO⟩ + ⟨V_NL⟩)")
+    figure.suptitle(
+        f"{title}: parts of H per band (E = ⟨T⟩ + ⟨V_loc⟩ + ⟨V_SO⟩ + ⟨V_NL⟩)", parse_math=False
+    )
     return figure
 
 
@@ -137,6 +140,7 @@ def form_factor_figure(
 
 
 def _run(args: argparse.Namespace) -> None:
+    require(args.q_max > 0, "--q-max", "empty q range", "q_max > 0 (1/Bohr)", args.q_max)
     bundle, hamiltonian = hamiltonian_from_arguments(args)
     system = bundle.systems[0]
     n_states = args.states or spatial_columns(system.n_bands, hamiltonian.options.spin_orbit)

@@ -24,6 +24,7 @@ from dpp.tools.common import (
     points_text,
     quiet_spglib,
     refuse_overwrite,
+    require,
     right_handed,
     run_tool,
     spglib_cell,
@@ -93,6 +94,7 @@ def map_kpoints(kpoints: np.ndarray, old: Crystal, new: Crystal) -> np.ndarray:
 
 
 def _reduce(args: argparse.Namespace) -> None:
+    require(args.symprec > 0, "--symprec", "bad tolerance", "a distance > 0 (Bohr)", args.symprec)
     crystal = read_system(args.system)
     reduction = primitive_cell(crystal, args.symprec)
     folder = args.output or args.system.parent

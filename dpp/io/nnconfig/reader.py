@@ -35,14 +35,36 @@ def is_upstream_key(name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in UPSTREAM_KEYS)
 
 
+CODE_MARKS = ("${", "_target_")
+"""Text that OmegaConf or Hydra would evaluate (an interpolation or resolver, an object to
+build): NN_config.par values are literals, so a value holding one is refused."""
+
+
+def check_literal(path: Path, key: str, text: str, line: int | None) -> None:
+    """Refuse a value that the Hydra configuration would evaluate instead of keeping."""
+    for mark in CODE_MARKS:
+        if mark in text:
+            raise InputError(
+                path,
+                "a value that the configuration would evaluate",
+                line=line,
+                key=key,
+                expected=f"a literal value (no '{mark}': NN_config.par values are data, "
+                "never interpolations, resolvers or objects to build)",
+                found=repr(text),
+            )
+
+
 def read_nn_config(path: str | Path) -> NNConfigFile:
-    """Parse NN_config.par: every key typed and checked against the schema, unknown keys an
-    error suggesting the closest known key, upstream keys a warning; then the rules that
-    concern the file alone (required keys, exclusive switches)."""
+    """Parse NN_config.par: every value a literal (`check_literal`), every key typed and
+    checked against the schema, unknown keys an error suggesting the closest known key,
+    upstream keys a warning; then the rules that concern the file alone (required keys,
+    exclusive switches)."""
     path = Path(path)
     values: dict[str, Any] = {}
     lines: dict[str, int] = {}
     for key, (text, line) in read_key_values(path).items():
+        check_literal(path, key, text, line)
         if key in KEYS:
             values[key] = parse_value(KEYS[key].spec, text, path, line)
             lines[key] = line

@@ -1,0 +1,126 @@
+"""The identity of a run: its bundle (the files' SHA-256, species, k-point counts, basis
+sizes) and the settings that shape its model. Recorded in `<run dir>/fingerprint.json` when
+a run starts; a resume with another identity is refused, naming what differs."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dpp.errors import InputError
+from dpp.io.bundle import CONFIG_NAME
+from dpp.io.records import Bundle
+from dpp.io.writers import write_text_atomic
+
+if TYPE_CHECKING:
+    from dpp.app.run import RunSettings
+
+log = logging.getLogger("dpp")
+FINGERPRINT_NAME = "fingerprint.json"
+SHAPING_PHYSICS = (
+    "spin_orbit",
+    "basis_search",
+    "long_range_with_nn",
+    "nonlocal_without_soc",
+    "legacy_batchnorm",
+)
+"""The PhysicsOptions that change the model (not how fast it is computed)."""
+UNSHAPING_MODEL = ("gradient_checkpointing",)
+"""ModelSettings fields that change only memory and time."""
+SHOWN = 3
+"""Differences named in a refusal."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundle_hashes(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file of the bundle folder but NN_config.par (whose settings count
+    through the run's settings: a resume may change the number of epochs)."""
+    return {
+        path.name: _sha256(path)
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.name != CONFIG_NAME
+    }
+
+
+def fingerprint(bundle: Bundle, basis_sizes: list[int], settings: RunSettings) -> dict[str, Any]:
+    """The identity of a run as JSON-ready values."""
+    model = dataclasses.asdict(settings.model)
+    physics = dataclasses.asdict(settings.physics)
+    identity = {
+        "files": bundle_hashes(bundle.path),
+        "species": list(bundle.species),
+        "kpoints": [system.n_kpoints for system in bundle.systems],
+        "basis_sizes": list(basis_sizes),
+        "model": {k: v for k, v in model.items() if k not in UNSHAPING_MODEL},
+        "physics": {k: physics[k] for k in SHAPING_PHYSICS},
+        "n_system": settings.data.n_system,
+        "legacy_fifth_param": settings.data.legacy_fifth_param,
+    }
+    return json.loads(json.dumps(identity, default=str))
+
+
+def record(run_dir: Path, identity: dict[str, Any]) -> None:
+    """Write `<run_dir>/fingerprint.json`."""
+    write_text_atomic(run_dir / FINGERPRINT_NAME, json.dumps(identity, indent=2) + "\n")
+
+
+def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs, the bundle's facts and the settings first, then the changed files."""
+    found = []
+    for key, value in now.items():
+        if key == "files":
+            continue
+        then = saved.get(key)
+        if isinstance(value, dict) and isinstance(then, dict):
+            found += [
+                f"{key}.{k} {then.get(k)!r} -> {v!r}" for k, v in value.items() if then.get(k) != v
+            ]
+        elif then != value:
+            found.append(f"{key} {then!r} -> {value!r}")
+    files_then, files_now = saved.get("files", {}), now["files"]
+    for name in sorted(set(files_then) | set(files_now)):
+        if name not in files_now:
+            found.append(f"bundle file {name} missing")
+        elif name not in files_then:
+            found.append(f"bundle file {name} added")
+        elif files_then[name] != files_now[name]:
+            found.append(f"bundle file {name} changed")
+    return found
+
+
+def check_resume(run_dir: Path, identity: dict[str, Any]) -> None:
+    """Refuse to resume the run of `run_dir` with another bundle or model; a run directory
+    without a fingerprint (an older dpp) resumes with a warning."""
+    file = run_dir / FINGERPRINT_NAME
+    if not file.is_file():
+        log.warning("%s has no %s: the resume cannot check its bundle", run_dir, FINGERPRINT_NAME)
+        return
+    try:
+        saved = json.loads(file.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(
+            file, "unreadable run fingerprint", expected="JSON written by dpp", found=str(error)
+        ) from None
+    differences = _differences(saved if isinstance(saved, dict) else {}, identity)
+    if differences:
+        more = len(differences) - SHOWN
+        found = "; ".join(differences[:SHOWN]) + (f"; and {more} more" if more > 0 else "")
+        raise InputError(
+            run_dir,
+            "resume with another bundle or model",
+            key="resume",
+            expected="the bundle and model settings of the run being resumed",
+            found=found,
+            hint="resume with the same bundle and settings, or start a new hydra.run.dir",
+        )
