@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import shrink_bundle
+from bundle_support import shrink_bundle
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from training_support import CDSE, _set_key, run_app, small_bundle
 
