@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,7 +16,9 @@ from dpp.fitting.build import training_objective
 from dpp.fitting.linearisation import (
     degenerate_mean,
     linearise,
+    model_bytes,
     model_loss,
+    model_size,
     store_gradient,
     unsupported,
 )
@@ -152,8 +153,8 @@ def _worse_after(linearise, honest: int):
     at each call), so that every trial is rejected."""
     calls = []
 
-    def worse(objective, hamiltonian):
-        result = linearise(objective, hamiltonian)
+    def worse(objective, hamiltonian, *where):
+        result = linearise(objective, hamiltonian, *where)
         calls.append(1)
         if len(calls) > honest:
             result.per_system = result.per_system + 1e6 * len(calls)
@@ -201,8 +202,8 @@ def test_a_step_without_decrease_restores_the_parameters(bundle, monkeypatch):
     assert optimizer.evaluate()[1] == 0  # the same point: no new pass
     real = gauss_newton.linearise
 
-    def worse(objective, hamiltonian):
-        result = real(objective, hamiltonian)
+    def worse(objective, hamiltonian, *where):
+        result = real(objective, hamiltonian, *where)
         result.per_system = result.per_system + 1e6
         return result
 
@@ -250,12 +251,52 @@ def test_an_unsupported_fit_trains_with_the_fallback(bundle, caplog):
         module.configure_optimizers()
 
 
-def test_ddp_trains_with_the_fallback(bundle, caplog):
-    """The linearisation covers every k-point of a system at once: with the k-points split
-    over ranks the fallback trains (the same optimiser on every rank)."""
+def test_ranks_models_sum_to_the_one_process_models(bundle):
+    """Two ranks' linearisations of their own k-points, each summed with the other's
+    zero-padded bands and Jacobians, are the one-process models, so both ranks step alike."""
+    module = make_module(bundle, 7, relative=True, penalties=True)
+    objective, hamiltonian = module.objective, module.hamiltonian
+    whole = linearise(objective, hamiltonian)
+    n_systems = len(bundle.systems)
+    shares = [[torch.tensor([1, 2, 5])] * n_systems, [torch.tensor([0, 3, 4, 6])] * n_systems]
+    sent: list[list[list[torch.Tensor]]] = [[], []]
+    for rank, share in enumerate(shares):
+        linearise(
+            objective, hamiltonian, share, lambda t, r=rank: sent[r].append([x.clone() for x in t])
+        )
+
+    def receive(rank: int):
+        parts = iter(sent[1 - rank])
+
+        def add(tensors: list[torch.Tensor]) -> None:
+            for tensor, other in zip(tensors, next(parts), strict=True):
+                tensor += other
+
+        return add
+
+    for rank, share in enumerate(shares):
+        assert all(float(parts[1].abs().sum()) > 0 for parts in sent[rank])
+        ranked = linearise(objective, hamiltonian, share, receive(rank))
+        assert ranked.total == pytest.approx(whole.total, rel=1e-13)
+        for mine, expected in zip(ranked.models, whole.models, strict=True):
+            assert mine.loss == pytest.approx(expected.loss, rel=1e-13)
+            torch.testing.assert_close(mine.gradient, expected.gradient, rtol=1e-12, atol=0)
+            torch.testing.assert_close(mine.curvature, expected.curvature, rtol=1e-12, atol=0)
+
+
+def test_models_above_the_memory_limit_train_with_the_fallback(bundle, caplog):
+    """The models' memory (curvature and band Jacobian per system) is bounded: above
+    max_memory_gib the fallback trains and the log says how to lower it."""
     module = gauss_newton_module(bundle, fallback=torch.optim.LBFGS)
-    module._trainer = SimpleNamespace(world_size=2)
+    n_values = [model_size(module.hamiltonian, s) for s in range(len(bundle.systems))]
+    expected = sum(
+        8 * n * (n + s.n_kpoints * s.n_bands) for n, s in zip(n_values, bundle.systems, strict=True)
+    )
+    assert model_bytes(module.hamiltonian) == expected
+    module.optimizer_factory = functools.partial(
+        FunctionSpaceGaussNewton, fallback=torch.optim.LBFGS, max_memory_gib=expected / 2**31
+    )
     with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
         optimizer = module.configure_optimizers()["optimizer"]
     assert isinstance(optimizer, torch.optim.LBFGS)
-    assert "split over DDP ranks" in caplog.text
+    assert "above optimizer.max_memory_gib" in caplog.text and "lower maxKE" in caplog.text

@@ -10,6 +10,7 @@ diagonalise nothing (the v(q) penalties) are not modelled: the model evaluates t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -107,9 +108,16 @@ def degenerate_mean(eigenvalues: torch.Tensor, derivatives: torch.Tensor) -> tor
     return torch.gather(means, 1, groups[..., None].expand_as(flat)).reshape(derivatives.shape)
 
 
-def _system_model(
-    objective: Objective, hamiltonian: PseudopotentialHamiltonian, system: int
-) -> SystemModel:
+Combine = Callable[[list[torch.Tensor]], None]
+"""Sums tensors over the processes of a distributed fit, in place (a no-op in one process)."""
+
+
+def _band_jacobian(
+    objective: Objective, hamiltonian: PseudopotentialHamiltonian, system: int, k: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bands (len(k), nBands) of `system` at the k-indices `k` (eV) and their
+    Hellmann–Feynman derivatives by the form factors (len(k), nBands, n_values), eV per
+    Hartree·Bohr³, without gradients."""
     term = objective.primary
     assert isinstance(term, BandTerm)
     geometry = hamiltonian.geometries[system]
@@ -117,20 +125,44 @@ def _system_model(
     spin_orbit = hamiltonian.options.spin_orbit
     rows = term.targets[system].reordering.order_rows(hamiltonian, system)
     n_eig = min(needed_eigenvalues(n_bands, spin_orbit, rows), hamiltonian.dimension(system))
-    k_all = torch.arange(geometry.n_kpoints, device=geometry.kpoints.device)
+    rows = None if rows is None else rows[k]
     with torch.no_grad():
-        eigenvalues, vectors = hamiltonian.eigenpairs(system, k_all, n_eig)
+        eigenvalues, vectors = hamiltonian.eigenpairs(system, k, n_eig)
         derivatives = hamiltonian.local_expectation_gradient(system, vectors)
         derivatives = derivatives[..., geometry.species_present]
-        n_k, n_values = len(k_all), derivatives[0, 0].numel()
+        n_k, n_values = len(k), derivatives[0, 0].numel()
         derivatives = degenerate_mean(eigenvalues, derivatives.reshape(n_k, n_eig, n_values))
         # (nK, n_eig, n_values) -> the bands' derivatives (nK, nBands, n_values), eV per v
         columns = derivatives.reshape(n_k, n_eig, n_values).transpose(1, 2).reshape(-1, n_eig)
         picked_rows = None if rows is None else rows.repeat_interleave(n_values, 0)
         jacobian = process_bands(columns, n_bands, spin_orbit, picked_rows)
         jacobian = jacobian.reshape(n_k, n_values, n_bands).transpose(1, 2)
+        bands = process_bands(eigenvalues, n_bands, spin_orbit, rows)
+    return bands, jacobian
+
+
+def _system_model(
+    objective: Objective,
+    hamiltonian: PseudopotentialHamiltonian,
+    system: int,
+    own: torch.Tensor,
+    combine: Combine | None,
+) -> SystemModel:
+    """The model of one system from its bands and band Jacobian at every k-point: this
+    process solves the k-indices `own`, `combine` sums the zero-padded parts of all
+    processes (exact: every entry is one process's value plus zeros)."""
+    geometry = hamiltonian.geometries[system]
+    n_bands, n_values = hamiltonian.systems[system].n_bands, model_size(hamiltonian, system)
+    device = geometry.kpoints.device
+    bands = torch.zeros(geometry.n_kpoints, n_bands, dtype=torch.float64, device=device)
+    jacobian = torch.zeros(*bands.shape, n_values, dtype=torch.float64, device=device)
+    if len(own):
+        bands[own], jacobian[own] = _band_jacobian(objective, hamiltonian, system, own)
+    if combine is not None:
+        combine([bands, jacobian])
+    k_all = torch.arange(geometry.n_kpoints, device=device)
     with torch.enable_grad():
-        bands = process_bands(eigenvalues, n_bands, spin_orbit, rows).requires_grad_(True)
+        bands.requires_grad_(True)
         loss = objective.batch(hamiltonian, system, k_all, bands)
         (band_gradient,) = torch.autograd.grad(loss, bands, create_graph=True)
         (hessian_jacobian,) = torch.autograd.grad(
@@ -148,11 +180,44 @@ def _system_model(
     return SystemModel(float(loss.detach()), values, gradient, curvature)
 
 
-def linearise(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -> Linearisation:
+def model_size(hamiltonian: PseudopotentialHamiltonian, system: int) -> int:
+    """The form factors a system's model has: n_unique_q · n_present_species."""
+    geometry = hamiltonian.geometries[system]
+    return len(geometry.unique_q) * int(geometry.species_present.sum())
+
+
+def model_bytes(hamiltonian: PseudopotentialHamiltonian) -> int:
+    """Bytes of the models' float64 tensors on every process: per system the curvature
+    (n_values²) and the band Jacobian at every k-point (nK · nBands · n_values), n_values =
+    n_unique_q · n_present_species."""
+    total = 0
+    for system, data in enumerate(hamiltonian.systems):
+        n_values = model_size(hamiltonian, system)
+        total += 8 * n_values * (n_values + data.n_kpoints * data.n_bands)
+    return total
+
+
+def linearise(
+    objective: Objective,
+    hamiltonian: PseudopotentialHamiltonian,
+    kpoints: Sequence[torch.Tensor] | None = None,
+    combine: Combine | None = None,
+) -> Linearisation:
     """Evaluate the objective at the present parameters with one solve per k-point (no
-    backward pass through the solver) and model every system's band loss."""
+    backward pass through the solver) and model every system's band loss.
+
+    In a distributed fit `kpoints` are this process's k-indices of every system (None: all)
+    and `combine` sums over the processes: each process solves its k-points and every
+    process builds the same models from the summed bands and Jacobians."""
     parameters = [p.detach().clone() for _, p in trainable(hamiltonian)]
-    models = [_system_model(objective, hamiltonian, s) for s in range(len(hamiltonian.systems))]
+    if kpoints is None:
+        kpoints = [
+            torch.arange(g.n_kpoints, device=g.kpoints.device) for g in hamiltonian.geometries
+        ]
+    models = [
+        _system_model(objective, hamiltonian, system, own, combine)
+        for system, own in enumerate(kpoints)
+    ]
     per_system = torch.tensor([model.loss for model in models], dtype=torch.float64)
     return Linearisation(parameters, per_system, objective.global_loss(hamiltonian), models)
 
