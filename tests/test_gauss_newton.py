@@ -22,6 +22,7 @@ from dpp.fitting.linearisation import (
     store_gradient,
     unsupported,
 )
+from dpp.fitting.objective import trainable
 from dpp.fitting.terms import GlobalTerm
 from dpp.io import load_bundle
 from dpp.models import build_model
@@ -99,9 +100,12 @@ def test_degenerate_states_share_their_mean_derivative():
     torch.testing.assert_close(mean, expected)
 
 
-def test_spin_orbit_linearisation_gradient(tmp_path):
-    """With spinors (CsPbI3, spin–orbit and nonlocal terms fixed) the model's slope is the
-    autograd gradient too."""
+@pytest.mark.parametrize("slots", [(), (4, 5, 6, 7, 8)])
+def test_spin_orbit_linearisation_gradient(tmp_path, slots: tuple[int, ...]):
+    """With spinors (CsPbI3, spin–orbit and nonlocal terms) the model's slope is the
+    autograd gradient too, with the analytic slots `slots` trained beside the network as
+    extra columns (spin–orbit a5, nonlocal a6/a7 at fixed v; long range a4 and strain a8
+    also through v)."""
     data = load_bundle(small_bundle(tmp_path, REPO_DATA / "CsPbI3_soc", n_k=2, max_ke=2.0))
     network = build_model(
         "Net_celu_HeInit_decayGaussian",
@@ -110,19 +114,40 @@ def test_spin_orbit_linearisation_gradient(tmp_path):
         gaussian_std=2.0,
         generator=torch.Generator().manual_seed(1),
     )
-    hamiltonian = build_hamiltonian(data, network, PhysicsOptions(spin_orbit=True))
+    options = PhysicsOptions(spin_orbit=True)
+    hamiltonian = build_hamiltonian(data, network, options, train_slots=slots)
     objective = training_objective(data, LossSettings())
     assert unsupported(objective, hamiltonian) is None
     loss = sum(objective.batch(hamiltonian, s, torch.arange(2)) for s in range(len(data.systems)))
     loss.backward()
-    expected = [p.grad.clone() for p in network.parameters()]
+    trained = [p for _, p in trainable(hamiltonian)]
+    assert len(trained) == len(list(network.parameters())) + bool(slots)
+    expected = [p.grad.clone() for p in trained]
     linearisation = linearise(objective, hamiltonian)
     assert linearisation.total == pytest.approx(float(loss.detach()), rel=1e-12)
     store_gradient(linearisation, objective, hamiltonian)
-    scale = max(float(g.abs().max()) for g in expected)
-    for parameter, reference in zip(network.parameters(), expected, strict=True):
+    for parameter, reference in zip(trained, expected, strict=True):
         # FFT and dense sums round differently: agreement to 1e-7 of the largest component
+        scale = float(reference.abs().max())
         torch.testing.assert_close(parameter.grad, reference, rtol=0, atol=1e-7 * scale)
+    if slots:
+        assert float(hamiltonian.pp_free.grad.abs().max()) > 0
+
+
+def test_analytic_parameters_train_with_gauss_newton(bundle):
+    """Trained analytic slots (nonlocal strengths without spinors) are extra columns of the
+    model: the Gauss–Newton fit moves them and lowers the loss, without the fallback."""
+    module = gauss_newton_module(bundle, inner_iterations=50)
+    options = PhysicsOptions(nonlocal_without_soc=True)
+    module.hamiltonian = build_hamiltonian(
+        bundle, module.hamiltonian.model, options, train_slots=(6, 7)
+    )
+    start = module.hamiltonian.pp_free.detach().clone()
+    train(module, 3)
+    assert isinstance(module.optimizers().optimizer, FunctionSpaceGaussNewton)
+    losses = [value for _, value in module.train_history]
+    assert losses[-1] < losses[0]
+    assert not torch.equal(module.hamiltonian.pp_free.detach(), start)
 
 
 def gauss_newton_module(bundle, **options):

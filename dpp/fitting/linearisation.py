@@ -1,6 +1,13 @@
 """The objective as a quadratic model in function space: per system, the loss as a function of
-the form factors v_s(q_u) at the system's unique |G − G'| (Gauss–Newton curvature from the
-Hellmann–Feynman band derivatives), for `dpp.training.gauss_newton`.
+the form factors v_s(q_u) at the system's unique |G − G'| and of the analytic parameters
+trained beside the network (`pp_free`: spin–orbit, nonlocal, … strengths), with Gauss–Newton
+curvature from the Hellmann–Feynman band derivatives, for `dpp.training.gauss_newton`.
+
+The derivatives by v_s(q_u) are FFT autocorrelations of the eigenvectors
+(`local_expectation_gradient`); those by `pp_free` are ⟨ψ|∂H/∂p|ψ⟩ over the other operator
+terms at fixed v, with ∂H/∂p assembled from the terms' coefficients' forward-mode autograd
+Jacobian–vector products (one per free parameter). A parameter that also enters v(q) (long
+range a4, strain a8) reaches the model through v as well, so the chain rule is complete.
 
 Band losses are quadratic in the bands (the weights, windows included, are fixed), so the
 model's only approximation is first-order perturbation theory for the bands; the states of a
@@ -14,20 +21,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch.autograd import forward_ad
 
 from dpp.fitting.bands import BandTerm
 from dpp.fitting.objective import Objective, same_tensors, trainable
 from dpp.models.batchnorm import repeatable
 from dpp.physics.bands import needed_eigenvalues, process_bands
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.physics.terms.assembly import assemble
+from dpp.physics.terms.base import Parameters
+from dpp.physics.terms.local import LocalPotential
 
 
 @dataclass
 class SystemModel:
     """The k-point loss of one system to second order in δv = v − `values` (eV²):
-    loss + gradient·δv + δv·curvature·δv, over the present species' form factors at the
-    unique q (flattened (n_unique, n_present), Hartree·Bohr³); `scale` is the curvature's
-    diagonal (floored at 1e-12), the metric of the Levenberg–Marquardt damping."""
+    loss + gradient·δv + δv·curvature·δv, over the system's `model_variables` (the present
+    species' form factors at the unique q, then `pp_free` when trained); `scale` is the
+    curvature's diagonal (floored at 1e-12), the metric of the Levenberg–Marquardt damping."""
 
     loss: float
     values: torch.Tensor
@@ -67,8 +78,6 @@ def unsupported(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -
     network = hamiltonian.model
     if network is None or not hamiltonian.uses_network:
         return "there is no network form factor"
-    if hamiltonian.pp_free.requires_grad:
-        return "analytic parameters are trained beside the network"
     if not repeatable(network):
         return "the network's output depends on more than its parameters (batch norm, dropout)"
     if len(objective.kpoint_terms) != 1 or not isinstance(objective.primary, BandTerm):
@@ -87,6 +96,61 @@ def form_factors_at_unique_q(hamiltonian: PseudopotentialHamiltonian, system: in
     geometry = hamiltonian.geometries[system]
     values = hamiltonian.form_factors(geometry.unique_q, volume_ratio=geometry.volume_ratio)
     return values[:, geometry.species_present].reshape(-1)
+
+
+def model_variables(hamiltonian: PseudopotentialHamiltonian, system: int) -> torch.Tensor:
+    """The variables of a system's model, differentiable in the trainable tensors: the
+    `form_factors_at_unique_q`, then `pp_free` (its slots' units) when it is trained."""
+    values = form_factors_at_unique_q(hamiltonian, system)
+    if hamiltonian.pp_free.requires_grad:
+        values = torch.cat([values, hamiltonian.pp_free])
+    return values
+
+
+def parameter_derivatives(
+    hamiltonian: PseudopotentialHamiltonian, system: int, k: torch.Tensor, vectors: torch.Tensor
+) -> torch.Tensor:
+    """d⟨ψ_j|H(k)|ψ_j⟩/d`pp_free` at fixed form factors of eigenvectors (len(k), dim, m) of
+    `system`: (len(k), m, n_free), Hartree per unit of each slot. The operator terms with
+    coefficients other than the local potential are linear in their coefficients, so
+    ∂H/∂p_i is those terms assembled from the coefficients' forward-mode derivative by p_i."""
+    table = hamiltonian.pp_fixed
+    terms = [
+        term
+        for term in hamiltonian.terms(system)
+        if not isinstance(term, LocalPotential) and term.coefficients(Parameters(table))
+    ]
+    free = hamiltonian.pp_free.detach()
+    basis = torch.eye(len(free), dtype=free.dtype, device=free.device)
+    columns = []
+    for direction in basis:
+        with forward_ad.dual_level():
+            table = hamiltonian.pp_fixed.clone()
+            table[hamiltonian.pp_mask] = forward_ad.make_dual(free, direction)
+            tangents = [
+                tuple(_tangent(c) for c in term.coefficients(Parameters(table))) for term in terms
+            ]
+        derivative = [
+            torch.einsum(
+                "bim,bij,bjm->bm",
+                chunk_vectors.conj(),
+                assemble(terms, chunk, hamiltonian.dimension(system), tangents),
+                chunk_vectors,
+            ).real
+            for chunk, chunk_vectors in zip(
+                torch.split(k, hamiltonian.k_chunk(system)),
+                torch.split(vectors, hamiltonian.k_chunk(system)),
+                strict=True,
+            )
+        ]
+        columns.append(torch.cat(derivative))
+    return torch.stack(columns, dim=-1)
+
+
+def _tangent(coefficient: torch.Tensor) -> torch.Tensor:
+    """The forward-mode tangent of a coefficient (zeros where it does not depend on p)."""
+    tangent = forward_ad.unpack_dual(coefficient).tangent
+    return torch.zeros_like(coefficient) if tangent is None else tangent
 
 
 DEGENERATE = 1e-7
@@ -129,9 +193,12 @@ def _band_jacobian(
     with torch.no_grad():
         eigenvalues, vectors = hamiltonian.eigenpairs(system, k, n_eig)
         derivatives = hamiltonian.local_expectation_gradient(system, vectors)
-        derivatives = derivatives[..., geometry.species_present]
-        n_k, n_values = len(k), derivatives[0, 0].numel()
-        derivatives = degenerate_mean(eigenvalues, derivatives.reshape(n_k, n_eig, n_values))
+        derivatives = derivatives[..., geometry.species_present].reshape(len(k), n_eig, -1)
+        if hamiltonian.pp_free.requires_grad:
+            free = parameter_derivatives(hamiltonian, system, k, vectors)
+            derivatives = torch.cat([derivatives, free], dim=-1)
+        n_k, n_values = len(k), derivatives.shape[-1]
+        derivatives = degenerate_mean(eigenvalues, derivatives)
         # (nK, n_eig, n_values) -> the bands' derivatives (nK, nBands, n_values), eV per v
         columns = derivatives.reshape(n_k, n_eig, n_values).transpose(1, 2).reshape(-1, n_eig)
         picked_rows = None if rows is None else rows.repeat_interleave(n_values, 0)
@@ -176,20 +243,22 @@ def _system_model(
         + hessian_jacobian.reshape(n_values, -1) @ flat_jacobian
     )
     gradient = flat_jacobian.T @ band_gradient.detach().reshape(-1)
-    values = form_factors_at_unique_q(hamiltonian, system).detach()
+    values = model_variables(hamiltonian, system).detach()
     return SystemModel(float(loss.detach()), values, gradient, curvature)
 
 
 def model_size(hamiltonian: PseudopotentialHamiltonian, system: int) -> int:
-    """The form factors a system's model has: n_unique_q · n_present_species."""
+    """The variables of a system's model: n_unique_q · n_present_species form factors, plus
+    the trained analytic parameters."""
     geometry = hamiltonian.geometries[system]
-    return len(geometry.unique_q) * int(geometry.species_present.sum())
+    free = hamiltonian.pp_free.numel() if hamiltonian.pp_free.requires_grad else 0
+    return len(geometry.unique_q) * int(geometry.species_present.sum()) + free
 
 
 def model_bytes(hamiltonian: PseudopotentialHamiltonian) -> int:
     """Bytes of the models' float64 tensors on every process: per system the curvature
     (n_values²) and the band Jacobian at every k-point (nK · nBands · n_values), n_values =
-    n_unique_q · n_present_species."""
+    n_unique_q · n_present_species + n_free (`model_size`)."""
     total = 0
     for system, data in enumerate(hamiltonian.systems):
         n_values = model_size(hamiltonian, system)
@@ -231,7 +300,7 @@ def store_gradient(
         parameter.grad = None
     with torch.enable_grad():
         slope = sum(
-            model.gradient @ form_factors_at_unique_q(hamiltonian, system)
+            model.gradient @ model_variables(hamiltonian, system)
             for system, model in enumerate(linearisation.models)
         )
         slope.backward()
@@ -249,7 +318,7 @@ def model_loss(
     Levenberg–Marquardt distance Σ diag(curvature)·δv²."""
     total = sum(objective.global_values(hamiltonian).values(), torch.zeros((), dtype=torch.float64))
     for system, model in enumerate(linearisation.models):
-        values = form_factors_at_unique_q(hamiltonian, system)
+        values = model_variables(hamiltonian, system)
         total = total + model(values)
         if damping > 0.0:
             step = values - model.values
