@@ -8,6 +8,7 @@ import logging
 
 import pytest
 import torch
+from test_training_observables import add_couplings, add_defpot
 from test_training_units import make_module, train
 from training_support import INGAASP, small_bundle
 
@@ -242,6 +243,40 @@ def test_a_step_without_decrease_restores_the_parameters(bundle, monkeypatch):
     assert optimizer.converged
 
 
+def observable_fit(tmp_path, add_targets):
+    """A module on a tiny CdSe bundle with the targets `add_targets` writes, and its loss
+    and autograd gradient at the start."""
+    folder = small_bundle(tmp_path, n_k=3, max_ke=1.5)
+    add_targets(folder)
+    module = make_module(load_bundle(folder), 3, relative=True)
+    total, _, terms = module.full_pass(backward=True)
+    return module, total, terms, [p.grad.clone() for _, p in module.trainable()]
+
+
+@pytest.mark.parametrize("targets", ["defpot", "coupling"])
+def test_solving_terms_are_residual_models(tmp_path, targets: str):
+    """Deformation potentials and couplings (terms that solve strained or shifted
+    Hamiltonians) are modelled by their residuals' Jacobians in the form factors they
+    evaluate: the model equals the loss at its point and its slope is the autograd
+    gradient (couplings: their degenerate edge sets' basis differs between solves, 1e-7)."""
+    add = {"defpot": add_defpot, "coupling": add_couplings}[targets]
+    module, total, terms, expected = observable_fit(tmp_path, add)
+    assert unsupported(module.objective, module.hamiltonian) is None
+    linearisation = linearise(module.objective, module.hamiltonian)
+    assert f"{targets}_sys0" in linearisation.terms
+    assert linearisation.terms == pytest.approx(terms, rel=1e-12)
+    assert linearisation.total == pytest.approx(total, rel=1e-12)
+    (solved,) = linearisation.solved
+    assert solved.jacobian.shape[0] == len(solved.residuals) > 0
+    assert float(solved.jacobian.abs().max()) > 0
+    store_gradient(linearisation, module.objective, module.hamiltonian)
+    for (name, parameter), reference in zip(module.trainable(), expected, strict=True):
+        atol = (1e-12 if targets == "defpot" else 1e-7) * float(reference.abs().max())
+        torch.testing.assert_close(parameter.grad, reference, rtol=0, atol=atol, msg=name)
+    at_point = model_loss(linearisation, module.objective, module.hamiltonian, damping=1.0)
+    assert float(at_point.detach()) == pytest.approx(total, rel=1e-12)
+
+
 class SolvingTerm(GlobalTerm):
     name = "strained"
 
@@ -269,7 +304,7 @@ def test_an_unsupported_fit_trains_with_the_fallback(bundle, caplog):
     with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
         train(module, 2)
     assert isinstance(module.optimizers().optimizer, torch.optim.LBFGS)
-    assert "loss terms strained solve other Hamiltonians" in caplog.text
+    assert "loss terms strained solve and are no sums of squares" in caplog.text
     module = gauss_newton_module(bundle)
     module.objective.global_terms.append(SolvingTerm())
     with pytest.raises(ValueError, match="cannot train this fit"):

@@ -12,7 +12,9 @@ range a4, strain a8) reaches the model through v as well, so the chain rule is c
 Band losses are quadratic in the bands (the weights, windows included, are fixed), so the
 model's only approximation is first-order perturbation theory for the bands; the states of a
 degenerate group share the derivative of their mean, the only one they have. Global terms that
-diagonalise nothing (the v(q) penalties) are not modelled: the model evaluates them exactly.
+diagonalise nothing (the v(q) penalties) are not modelled: the model evaluates them exactly;
+those that solve (deformation potentials, couplings) are Gauss–Newton models of their
+residuals (`dpp.fitting.solved_terms`), evaluated in full on every DDP rank.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from torch.autograd import forward_ad
 
 from dpp.fitting.bands import BandTerm
 from dpp.fitting.objective import Objective, same_tensors, trainable
+from dpp.fitting.solved_terms import ResidualModel, residual_models
+from dpp.fitting.terms import GlobalTerm
 from dpp.models.batchnorm import repeatable
 from dpp.physics.bands import needed_eigenvalues, process_bands
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
@@ -57,12 +61,14 @@ class SystemModel:
 @dataclass
 class Linearisation:
     """A full evaluation at `parameters`: the k-point loss per system (eV²), the global terms
-    by label and each system's quadratic model."""
+    by label, each system's quadratic model and those of the global terms that solve
+    (`dpp.fitting.solved_terms`)."""
 
     parameters: list[torch.Tensor]
     per_system: torch.Tensor
     terms: dict[str, float]
     models: list[SystemModel]
+    solved: list[ResidualModel] = field(default_factory=list)
 
     @property
     def total(self) -> float:
@@ -84,9 +90,13 @@ def unsupported(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -
         return "the k-point loss is not the band loss alone"
     if any(t.reordering.mode == "smooth" for t in objective.primary.targets):
         return "smooth band reordering permutes bands after the solve"
-    solving = [term.name for term in objective.global_terms if term.solves]
-    if solving:
-        return f"the loss terms {', '.join(solving)} solve other Hamiltonians"
+    unmodelled = [
+        term.name
+        for term in objective.global_terms
+        if term.solves and type(term).residuals is GlobalTerm.residuals
+    ]
+    if unmodelled:
+        return f"the loss terms {', '.join(unmodelled)} solve and are no sums of squares"
     return None
 
 
@@ -288,23 +298,45 @@ def linearise(
         for system, own in enumerate(kpoints)
     ]
     per_system = torch.tensor([model.loss for model in models], dtype=torch.float64)
-    return Linearisation(parameters, per_system, objective.global_loss(hamiltonian), models)
+    terms: dict[str, float] = {}
+    solved: list[ResidualModel] = []
+    for term in objective.global_terms:
+        if term.solves:
+            term_models = residual_models(term, hamiltonian)
+            terms.update((model.label, model.loss) for model in term_models)
+            solved.extend(term_models)
+        else:
+            with torch.no_grad():
+                values = term.values(hamiltonian)
+            terms.update((label, float(term.weight * value)) for label, value in values.items())
+    return Linearisation(parameters, per_system, terms, models, solved)
+
+
+def _exact_terms(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -> torch.Tensor:
+    """The weighted sum of the global terms that solve nothing (differentiable)."""
+    total = torch.zeros((), dtype=torch.float64, device=hamiltonian.pp_fixed.device)
+    for term in objective.global_terms:
+        if not term.solves:
+            for value in term.values(hamiltonian).values():
+                total = total + term.weight * value
+    return total
 
 
 def store_gradient(
     linearisation: Linearisation, objective: Objective, hamiltonian: PseudopotentialHamiltonian
 ) -> None:
     """Leave the exact loss gradient at the linearisation's parameters (the present ones) in
-    the trainable tensors' `.grad`: the models' slopes and the global terms, no eigensolves."""
+    the trainable tensors' `.grad`: the models' slopes and the global terms that solve
+    nothing, no eigensolves."""
     for _, parameter in trainable(hamiltonian):
         parameter.grad = None
     with torch.enable_grad():
-        slope = sum(
-            model.gradient @ model_variables(hamiltonian, system)
-            for system, model in enumerate(linearisation.models)
-        )
+        slope = _exact_terms(objective, hamiltonian)
+        for system, model in enumerate(linearisation.models):
+            slope = slope + model.gradient @ model_variables(hamiltonian, system)
+        for solved in linearisation.solved:
+            slope = slope + solved.gradient @ solved.variables(hamiltonian)
         slope.backward()
-        objective.global_loss(hamiltonian, torch.Tensor.backward)
 
 
 def model_loss(
@@ -314,11 +346,12 @@ def model_loss(
     damping: float = 0.0,
 ) -> torch.Tensor:
     """The model of the objective at the present parameters (eV²), differentiable: each
-    system's quadratic model, the global terms exactly, plus `damping` times the
-    Levenberg–Marquardt distance Σ diag(curvature)·δv²."""
-    total = sum(objective.global_values(hamiltonian).values(), torch.zeros((), dtype=torch.float64))
-    for system, model in enumerate(linearisation.models):
-        values = model_variables(hamiltonian, system)
+    system's quadratic model, those of the global terms that solve, the other global terms
+    exactly, plus `damping` times the Levenberg–Marquardt distance Σ diag(curvature)·δx²."""
+    total = _exact_terms(objective, hamiltonian)
+    pairs = [(m, model_variables(hamiltonian, s)) for s, m in enumerate(linearisation.models)]
+    pairs += [(m, m.variables(hamiltonian)) for m in linearisation.solved]
+    for model, values in pairs:
         total = total + model(values)
         if damping > 0.0:
             step = values - model.values
