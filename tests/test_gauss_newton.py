@@ -277,6 +277,20 @@ def test_solving_terms_are_residual_models(tmp_path, targets: str):
     assert float(at_point.detach()) == pytest.approx(total, rel=1e-12)
 
 
+def test_a_coupling_fit_trains_with_gauss_newton(tmp_path, caplog):
+    """With coupling targets the default optimiser steps (no fallback) and lowers the loss."""
+    module, *_ = observable_fit(tmp_path, add_couplings)
+    module.optimizer_factory = functools.partial(
+        FunctionSpaceGaussNewton, inner_iterations=50, fallback=torch.optim.LBFGS
+    )
+    with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
+        train(module, 3)
+    assert "does not apply" not in caplog.text
+    assert isinstance(module.optimizers().optimizer, FunctionSpaceGaussNewton)
+    losses = [value for _, value in module.train_history]
+    assert losses[-1] < losses[0]
+
+
 class SolvingTerm(GlobalTerm):
     name = "strained"
 
