@@ -11,8 +11,9 @@ Under DDP every rank solves its own k-points; the bands and their Jacobians are 
 the ranks (zero-padded, so the sum is exact), every rank builds the same models from them
 and takes the same step, and rank 0's parameters are broadcast after each model fit against
 round-off. Memory of the models on every rank (`dpp.fitting.linearisation.model_bytes`): per
-system the curvature, (n_unique_q · n_species)² float64, and the band Jacobian,
-nK · nBands · n_unique_q · n_species float64; above `max_memory_gib` the fallback trains.
+system the curvature, n² float64, and the band Jacobian, nK · nBands · n float64, with
+n = n_unique_q · n_species (+ the trained analytic parameters); above `max_memory_gib` the
+fallback trains.
 """
 
 from __future__ import annotations
@@ -105,8 +106,9 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
             return None
         return (
             f"its models need {needed:.3g} GiB per process (per system the curvature"
-            " (n_unique_q * n_species)^2 and the band Jacobian nK * nBands * n_unique_q *"
-            f" n_species, float64), above optimizer.max_memory_gib={self.max_memory_gib:g}:"
+            " n^2 and the band Jacobian nK * nBands * n, float64, n = n_unique_q * n_species"
+            " + trained analytic parameters), above"
+            f" optimizer.max_memory_gib={self.max_memory_gib:g}:"
             " lower maxKE (fewer unique |G - G'|) or the k-points, or raise"
             " optimizer.max_memory_gib"
         )
