@@ -92,7 +92,6 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
         """The Hamiltonian (whose network holds this optimiser's parameters), the objective
         and, under DDP, this rank's k-indices of every system (None: all)."""
         self.hamiltonian, self.objective, self.kpoints = hamiltonian, objective, kpoints
-        self.linearisation = None
 
     def _linearise(self) -> Linearisation:
         """The linearisation at the present parameters, from every rank's k-points."""
