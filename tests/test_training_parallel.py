@@ -30,7 +30,7 @@ DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 
 
 def _train(args: list[str], cwd: Path) -> str:
-    """Run `python train.py args` in `cwd`; its stderr (the log)."""
+    """Run `python train.py args` in `cwd`; its output (the log is on stdout)."""
     result = subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args],
         cwd=cwd,
@@ -39,7 +39,7 @@ def _train(args: list[str], cwd: Path) -> str:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return result.stderr
+    return result.stdout + result.stderr
 
 
 def _assert_same_parameters(a: Path, b: Path, rtol: float = 1e-10, atol: float = 0.0) -> None:
@@ -96,6 +96,7 @@ def test_two_gloo_processes_equal_one_with_gauss_newton(tmp_path: Path, caplog):
     run_app(single, args)
     log = _train([*args, *DDP, f"hydra.run.dir={ddp}"], tmp_path)
     assert "does not apply" not in log + caplog.text
+    assert "damping" in log  # the epoch log of a Gauss–Newton fit
     _assert_same_parameters(single / "final_PPmodel.pth", ddp / "final_PPmodel.pth")
     expected = [v for _, v in cost_rows(single / "final_training_cost.dat")]
     assert len(expected) == 3 and expected[-1] < expected[0]
