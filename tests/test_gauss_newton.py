@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from types import SimpleNamespace
 
 import pytest
 import torch
+from test_training_observables import add_couplings, add_defpot
 from test_training_units import make_module, train
 from training_support import INGAASP, small_bundle
 
@@ -17,10 +17,13 @@ from dpp.fitting.build import training_objective
 from dpp.fitting.linearisation import (
     degenerate_mean,
     linearise,
+    model_bytes,
     model_loss,
+    model_size,
     store_gradient,
     unsupported,
 )
+from dpp.fitting.objective import trainable
 from dpp.fitting.terms import GlobalTerm
 from dpp.io import load_bundle
 from dpp.models import build_model
@@ -98,9 +101,12 @@ def test_degenerate_states_share_their_mean_derivative():
     torch.testing.assert_close(mean, expected)
 
 
-def test_spin_orbit_linearisation_gradient(tmp_path):
-    """With spinors (CsPbI3, spin–orbit and nonlocal terms fixed) the model's slope is the
-    autograd gradient too."""
+@pytest.mark.parametrize("slots", [(), (4, 5, 6, 7, 8)])
+def test_spin_orbit_linearisation_gradient(tmp_path, slots: tuple[int, ...]):
+    """With spinors (CsPbI3, spin–orbit and nonlocal terms) the model's slope is the
+    autograd gradient too, with the analytic slots `slots` trained beside the network as
+    extra columns (spin–orbit a5, nonlocal a6/a7 at fixed v; long range a4 and strain a8
+    also through v)."""
     data = load_bundle(small_bundle(tmp_path, REPO_DATA / "CsPbI3_soc", n_k=2, max_ke=2.0))
     network = build_model(
         "Net_celu_HeInit_decayGaussian",
@@ -109,19 +115,40 @@ def test_spin_orbit_linearisation_gradient(tmp_path):
         gaussian_std=2.0,
         generator=torch.Generator().manual_seed(1),
     )
-    hamiltonian = build_hamiltonian(data, network, PhysicsOptions(spin_orbit=True))
+    options = PhysicsOptions(spin_orbit=True)
+    hamiltonian = build_hamiltonian(data, network, options, train_slots=slots)
     objective = training_objective(data, LossSettings())
     assert unsupported(objective, hamiltonian) is None
     loss = sum(objective.batch(hamiltonian, s, torch.arange(2)) for s in range(len(data.systems)))
     loss.backward()
-    expected = [p.grad.clone() for p in network.parameters()]
+    trained = [p for _, p in trainable(hamiltonian)]
+    assert len(trained) == len(list(network.parameters())) + bool(slots)
+    expected = [p.grad.clone() for p in trained]
     linearisation = linearise(objective, hamiltonian)
     assert linearisation.total == pytest.approx(float(loss.detach()), rel=1e-12)
     store_gradient(linearisation, objective, hamiltonian)
-    scale = max(float(g.abs().max()) for g in expected)
-    for parameter, reference in zip(network.parameters(), expected, strict=True):
+    for parameter, reference in zip(trained, expected, strict=True):
         # FFT and dense sums round differently: agreement to 1e-7 of the largest component
+        scale = float(reference.abs().max())
         torch.testing.assert_close(parameter.grad, reference, rtol=0, atol=1e-7 * scale)
+    if slots:
+        assert float(hamiltonian.pp_free.grad.abs().max()) > 0
+
+
+def test_analytic_parameters_train_with_gauss_newton(bundle):
+    """Trained analytic slots (nonlocal strengths without spinors) are extra columns of the
+    model: the Gauss–Newton fit moves them and lowers the loss, without the fallback."""
+    module = gauss_newton_module(bundle, inner_iterations=50)
+    options = PhysicsOptions(nonlocal_without_soc=True)
+    module.hamiltonian = build_hamiltonian(
+        bundle, module.hamiltonian.model, options, train_slots=(6, 7)
+    )
+    start = module.hamiltonian.pp_free.detach().clone()
+    train(module, 3)
+    assert isinstance(module.optimizers().optimizer, FunctionSpaceGaussNewton)
+    losses = [value for _, value in module.train_history]
+    assert losses[-1] < losses[0]
+    assert not torch.equal(module.hamiltonian.pp_free.detach(), start)
 
 
 def gauss_newton_module(bundle, **options):
@@ -152,8 +179,8 @@ def _worse_after(linearise, honest: int):
     at each call), so that every trial is rejected."""
     calls = []
 
-    def worse(objective, hamiltonian):
-        result = linearise(objective, hamiltonian)
+    def worse(objective, hamiltonian, *where):
+        result = linearise(objective, hamiltonian, *where)
         calls.append(1)
         if len(calls) > honest:
             result.per_system = result.per_system + 1e6 * len(calls)
@@ -201,8 +228,8 @@ def test_a_step_without_decrease_restores_the_parameters(bundle, monkeypatch):
     assert optimizer.evaluate()[1] == 0  # the same point: no new pass
     real = gauss_newton.linearise
 
-    def worse(objective, hamiltonian):
-        result = real(objective, hamiltonian)
+    def worse(objective, hamiltonian, *where):
+        result = real(objective, hamiltonian, *where)
         result.per_system = result.per_system + 1e6
         return result
 
@@ -214,6 +241,54 @@ def test_a_step_without_decrease_restores_the_parameters(bundle, monkeypatch):
     assert optimizer.param_groups[0]["damping"] == pytest.approx(1e-2 * 2 * 4 * 8)
     assert optimizer.linearisation is start
     assert optimizer.converged
+
+
+def observable_fit(tmp_path, add_targets):
+    """A module on a tiny CdSe bundle with the targets `add_targets` writes, and its loss
+    and autograd gradient at the start."""
+    folder = small_bundle(tmp_path, n_k=3, max_ke=1.5)
+    add_targets(folder)
+    module = make_module(load_bundle(folder), 3, relative=True)
+    total, _, terms = module.full_pass(backward=True)
+    return module, total, terms, [p.grad.clone() for _, p in module.trainable()]
+
+
+@pytest.mark.parametrize("targets", ["defpot", "coupling"])
+def test_solving_terms_are_residual_models(tmp_path, targets: str):
+    """Deformation potentials and couplings (terms that solve strained or shifted
+    Hamiltonians) are modelled by their residuals' Jacobians in the form factors they
+    evaluate: the model equals the loss at its point and its slope is the autograd
+    gradient (couplings: their degenerate edge sets' basis differs between solves, 1e-7)."""
+    add = {"defpot": add_defpot, "coupling": add_couplings}[targets]
+    module, total, terms, expected = observable_fit(tmp_path, add)
+    assert unsupported(module.objective, module.hamiltonian) is None
+    linearisation = linearise(module.objective, module.hamiltonian)
+    assert f"{targets}_sys0" in linearisation.terms
+    assert linearisation.terms == pytest.approx(terms, rel=1e-12)
+    assert linearisation.total == pytest.approx(total, rel=1e-12)
+    (solved,) = linearisation.solved
+    assert solved.jacobian.shape[0] == len(solved.residuals) > 0
+    assert float(solved.jacobian.abs().max()) > 0
+    store_gradient(linearisation, module.objective, module.hamiltonian)
+    for (name, parameter), reference in zip(module.trainable(), expected, strict=True):
+        atol = (1e-12 if targets == "defpot" else 1e-7) * float(reference.abs().max())
+        torch.testing.assert_close(parameter.grad, reference, rtol=0, atol=atol, msg=name)
+    at_point = model_loss(linearisation, module.objective, module.hamiltonian, damping=1.0)
+    assert float(at_point.detach()) == pytest.approx(total, rel=1e-12)
+
+
+def test_a_coupling_fit_trains_with_gauss_newton(tmp_path, caplog):
+    """With coupling targets the default optimiser steps (no fallback) and lowers the loss."""
+    module, *_ = observable_fit(tmp_path, add_couplings)
+    module.optimizer_factory = functools.partial(
+        FunctionSpaceGaussNewton, inner_iterations=50, fallback=torch.optim.LBFGS
+    )
+    with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
+        train(module, 3)
+    assert "does not apply" not in caplog.text
+    assert isinstance(module.optimizers().optimizer, FunctionSpaceGaussNewton)
+    losses = [value for _, value in module.train_history]
+    assert losses[-1] < losses[0]
 
 
 class SolvingTerm(GlobalTerm):
@@ -243,19 +318,59 @@ def test_an_unsupported_fit_trains_with_the_fallback(bundle, caplog):
     with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
         train(module, 2)
     assert isinstance(module.optimizers().optimizer, torch.optim.LBFGS)
-    assert "loss terms strained solve other Hamiltonians" in caplog.text
+    assert "loss terms strained solve and are no sums of squares" in caplog.text
     module = gauss_newton_module(bundle)
     module.objective.global_terms.append(SolvingTerm())
     with pytest.raises(ValueError, match="cannot train this fit"):
         module.configure_optimizers()
 
 
-def test_ddp_trains_with_the_fallback(bundle, caplog):
-    """The linearisation covers every k-point of a system at once: with the k-points split
-    over ranks the fallback trains (the same optimiser on every rank)."""
+def test_ranks_models_sum_to_the_one_process_models(bundle):
+    """Two ranks' linearisations of their own k-points, each summed with the other's
+    zero-padded bands and Jacobians, are the one-process models, so both ranks step alike."""
+    module = make_module(bundle, 7, relative=True, penalties=True)
+    objective, hamiltonian = module.objective, module.hamiltonian
+    whole = linearise(objective, hamiltonian)
+    n_systems = len(bundle.systems)
+    shares = [[torch.tensor([1, 2, 5])] * n_systems, [torch.tensor([0, 3, 4, 6])] * n_systems]
+    sent: list[list[list[torch.Tensor]]] = [[], []]
+    for rank, share in enumerate(shares):
+        linearise(
+            objective, hamiltonian, share, lambda t, r=rank: sent[r].append([x.clone() for x in t])
+        )
+
+    def receive(rank: int):
+        parts = iter(sent[1 - rank])
+
+        def add(tensors: list[torch.Tensor]) -> None:
+            for tensor, other in zip(tensors, next(parts), strict=True):
+                tensor += other
+
+        return add
+
+    for rank, share in enumerate(shares):
+        assert all(float(parts[1].abs().sum()) > 0 for parts in sent[rank])
+        ranked = linearise(objective, hamiltonian, share, receive(rank))
+        assert ranked.total == pytest.approx(whole.total, rel=1e-13)
+        for mine, expected in zip(ranked.models, whole.models, strict=True):
+            assert mine.loss == pytest.approx(expected.loss, rel=1e-13)
+            torch.testing.assert_close(mine.gradient, expected.gradient, rtol=1e-12, atol=0)
+            torch.testing.assert_close(mine.curvature, expected.curvature, rtol=1e-12, atol=0)
+
+
+def test_models_above_the_memory_limit_train_with_the_fallback(bundle, caplog):
+    """The models' memory (curvature and band Jacobian per system) is bounded: above
+    max_memory_gib the fallback trains and the log says how to lower it."""
     module = gauss_newton_module(bundle, fallback=torch.optim.LBFGS)
-    module._trainer = SimpleNamespace(world_size=2)
+    n_values = [model_size(module.hamiltonian, s) for s in range(len(bundle.systems))]
+    expected = sum(
+        8 * n * (n + s.n_kpoints * s.n_bands) for n, s in zip(n_values, bundle.systems, strict=True)
+    )
+    assert model_bytes(module.hamiltonian) == expected
+    module.optimizer_factory = functools.partial(
+        FunctionSpaceGaussNewton, fallback=torch.optim.LBFGS, max_memory_gib=expected / 2**31
+    )
     with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
         optimizer = module.configure_optimizers()["optimizer"]
     assert isinstance(optimizer, torch.optim.LBFGS)
-    assert "split over DDP ranks" in caplog.text
+    assert "above optimizer.max_memory_gib" in caplog.text and "lower maxKE" in caplog.text

@@ -17,20 +17,20 @@ from dpp.training.datamodule import ShardedBatchSampler
 
 # 5 k-points (odd), batches of 2 per process: rank 1 serves an empty last batch
 TINY = {"n_k": 5, "max_ke": 2.5, "init_Zunger_num_epochs": 0, "plotEvery": 1, "hiddenLayers": 4}
-# the L-BFGS recipe: under DDP the default (Gauss–Newton) trains with it, see test_gauss_newton
-RUN = [
+LOSS = [
     *QUIET,
-    "recipe=lbfgs",
     "logger=none",
     "data.kpt_batch_size=2",
     "loss.penalize_starting=2.0",
     "loss.penalize_lambda=1.0",
     "loss.relE_bIdx=3",
 ]
+RUN = [*LOSS, "recipe=lbfgs"]
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 
 
-def _train(args: list[str], cwd: Path) -> None:
+def _train(args: list[str], cwd: Path) -> str:
+    """Run `python train.py args` in `cwd`; its output (the log is on stdout)."""
     result = subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args],
         cwd=cwd,
@@ -39,6 +39,7 @@ def _train(args: list[str], cwd: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
 
 
 def _assert_same_parameters(a: Path, b: Path, rtol: float = 1e-10, atol: float = 0.0) -> None:
@@ -83,6 +84,23 @@ def test_two_gloo_processes_equal_one_and_resume_on_one(tmp_path: Path):
     _assert_same_parameters(single / "final_PPmodel.pth", ddp / "final_PPmodel.pth")
     assert [x for x, _ in cost_rows(ddp / "final_training_cost.dat")] == [1, 2]
     assert _costs(ddp) == pytest.approx([v for _, v in expected], rel=1e-10)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_equal_one_with_gauss_newton(tmp_path: Path, caplog):
+    """The default recipe under DDP: each rank solves its k-points, the bands and their
+    Jacobians are summed, and both ranks take the one-process Gauss–Newton steps."""
+    bundle = small_bundle(tmp_path, max_num_epochs=3, **TINY)
+    args = [f"data.bundle={bundle}", *LOSS, "optimizer.inner_iterations=50"]
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    run_app(single, args)
+    log = _train([*args, *DDP, f"hydra.run.dir={ddp}"], tmp_path)
+    assert "does not apply" not in log + caplog.text
+    assert "damping" in log  # the epoch log of a Gauss–Newton fit
+    _assert_same_parameters(single / "final_PPmodel.pth", ddp / "final_PPmodel.pth")
+    expected = [v for _, v in cost_rows(single / "final_training_cost.dat")]
+    assert len(expected) == 3 and expected[-1] < expected[0]
+    assert _costs(ddp) == pytest.approx(expected, rel=1e-10)
 
 
 def _costs(run_dir: Path) -> list[float]:

@@ -1,32 +1,48 @@
 """The objective as a quadratic model in function space: per system, the loss as a function of
-the form factors v_s(q_u) at the system's unique |G − G'| (Gauss–Newton curvature from the
-Hellmann–Feynman band derivatives), for `dpp.training.gauss_newton`.
+the form factors v_s(q_u) at the system's unique |G − G'| and of the analytic parameters
+trained beside the network (`pp_free`: spin–orbit, nonlocal, … strengths), with Gauss–Newton
+curvature from the Hellmann–Feynman band derivatives, for `dpp.training.gauss_newton`.
+
+The derivatives by v_s(q_u) are FFT autocorrelations of the eigenvectors
+(`local_expectation_gradient`); those by `pp_free` are ⟨ψ|∂H/∂p|ψ⟩ over the other operator
+terms at fixed v, with ∂H/∂p assembled from the terms' coefficients' forward-mode autograd
+Jacobian–vector products (one per free parameter). A parameter that also enters v(q) (long
+range a4, strain a8) reaches the model through v as well, so the chain rule is complete.
 
 Band losses are quadratic in the bands (the weights, windows included, are fixed), so the
 model's only approximation is first-order perturbation theory for the bands; the states of a
 degenerate group share the derivative of their mean, the only one they have. Global terms that
-diagonalise nothing (the v(q) penalties) are not modelled: the model evaluates them exactly.
+diagonalise nothing (the v(q) penalties) are not modelled: the model evaluates them exactly;
+those that solve (deformation potentials, couplings) are Gauss–Newton models of their
+residuals (`dpp.fitting.solved_terms`), evaluated in full on every DDP rank.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch.autograd import forward_ad
 
 from dpp.fitting.bands import BandTerm
 from dpp.fitting.objective import Objective, same_tensors, trainable
+from dpp.fitting.solved_terms import ResidualModel, residual_models
+from dpp.fitting.terms import GlobalTerm
 from dpp.models.batchnorm import repeatable
 from dpp.physics.bands import needed_eigenvalues, process_bands
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.physics.terms.assembly import assemble
+from dpp.physics.terms.base import Parameters
+from dpp.physics.terms.local import LocalPotential
 
 
 @dataclass
 class SystemModel:
     """The k-point loss of one system to second order in δv = v − `values` (eV²):
-    loss + gradient·δv + δv·curvature·δv, over the present species' form factors at the
-    unique q (flattened (n_unique, n_present), Hartree·Bohr³); `scale` is the curvature's
-    diagonal (floored at 1e-12), the metric of the Levenberg–Marquardt damping."""
+    loss + gradient·δv + δv·curvature·δv, over the system's `model_variables` (the present
+    species' form factors at the unique q, then `pp_free` when trained); `scale` is the
+    curvature's diagonal (floored at 1e-12), the metric of the Levenberg–Marquardt damping."""
 
     loss: float
     values: torch.Tensor
@@ -45,12 +61,14 @@ class SystemModel:
 @dataclass
 class Linearisation:
     """A full evaluation at `parameters`: the k-point loss per system (eV²), the global terms
-    by label and each system's quadratic model."""
+    by label, each system's quadratic model and those of the global terms that solve
+    (`dpp.fitting.solved_terms`)."""
 
     parameters: list[torch.Tensor]
     per_system: torch.Tensor
     terms: dict[str, float]
     models: list[SystemModel]
+    solved: list[ResidualModel] = field(default_factory=list)
 
     @property
     def total(self) -> float:
@@ -66,17 +84,19 @@ def unsupported(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -
     network = hamiltonian.model
     if network is None or not hamiltonian.uses_network:
         return "there is no network form factor"
-    if hamiltonian.pp_free.requires_grad:
-        return "analytic parameters are trained beside the network"
     if not repeatable(network):
         return "the network's output depends on more than its parameters (batch norm, dropout)"
     if len(objective.kpoint_terms) != 1 or not isinstance(objective.primary, BandTerm):
         return "the k-point loss is not the band loss alone"
     if any(t.reordering.mode == "smooth" for t in objective.primary.targets):
         return "smooth band reordering permutes bands after the solve"
-    solving = [term.name for term in objective.global_terms if term.solves]
-    if solving:
-        return f"the loss terms {', '.join(solving)} solve other Hamiltonians"
+    unmodelled = [
+        term.name
+        for term in objective.global_terms
+        if term.solves and type(term).residuals is GlobalTerm.residuals
+    ]
+    if unmodelled:
+        return f"the loss terms {', '.join(unmodelled)} solve and are no sums of squares"
     return None
 
 
@@ -86,6 +106,61 @@ def form_factors_at_unique_q(hamiltonian: PseudopotentialHamiltonian, system: in
     geometry = hamiltonian.geometries[system]
     values = hamiltonian.form_factors(geometry.unique_q, volume_ratio=geometry.volume_ratio)
     return values[:, geometry.species_present].reshape(-1)
+
+
+def model_variables(hamiltonian: PseudopotentialHamiltonian, system: int) -> torch.Tensor:
+    """The variables of a system's model, differentiable in the trainable tensors: the
+    `form_factors_at_unique_q`, then `pp_free` (its slots' units) when it is trained."""
+    values = form_factors_at_unique_q(hamiltonian, system)
+    if hamiltonian.pp_free.requires_grad:
+        values = torch.cat([values, hamiltonian.pp_free])
+    return values
+
+
+def parameter_derivatives(
+    hamiltonian: PseudopotentialHamiltonian, system: int, k: torch.Tensor, vectors: torch.Tensor
+) -> torch.Tensor:
+    """d⟨ψ_j|H(k)|ψ_j⟩/d`pp_free` at fixed form factors of eigenvectors (len(k), dim, m) of
+    `system`: (len(k), m, n_free), Hartree per unit of each slot. The operator terms with
+    coefficients other than the local potential are linear in their coefficients, so
+    ∂H/∂p_i is those terms assembled from the coefficients' forward-mode derivative by p_i."""
+    table = hamiltonian.pp_fixed
+    terms = [
+        term
+        for term in hamiltonian.terms(system)
+        if not isinstance(term, LocalPotential) and term.coefficients(Parameters(table))
+    ]
+    free = hamiltonian.pp_free.detach()
+    basis = torch.eye(len(free), dtype=free.dtype, device=free.device)
+    columns = []
+    for direction in basis:
+        with forward_ad.dual_level():
+            table = hamiltonian.pp_fixed.clone()
+            table[hamiltonian.pp_mask] = forward_ad.make_dual(free, direction)
+            tangents = [
+                tuple(_tangent(c) for c in term.coefficients(Parameters(table))) for term in terms
+            ]
+        derivative = [
+            torch.einsum(
+                "bim,bij,bjm->bm",
+                chunk_vectors.conj(),
+                assemble(terms, chunk, hamiltonian.dimension(system), tangents),
+                chunk_vectors,
+            ).real
+            for chunk, chunk_vectors in zip(
+                torch.split(k, hamiltonian.k_chunk(system)),
+                torch.split(vectors, hamiltonian.k_chunk(system)),
+                strict=True,
+            )
+        ]
+        columns.append(torch.cat(derivative))
+    return torch.stack(columns, dim=-1)
+
+
+def _tangent(coefficient: torch.Tensor) -> torch.Tensor:
+    """The forward-mode tangent of a coefficient (zeros where it does not depend on p)."""
+    tangent = forward_ad.unpack_dual(coefficient).tangent
+    return torch.zeros_like(coefficient) if tangent is None else tangent
 
 
 DEGENERATE = 1e-7
@@ -107,9 +182,16 @@ def degenerate_mean(eigenvalues: torch.Tensor, derivatives: torch.Tensor) -> tor
     return torch.gather(means, 1, groups[..., None].expand_as(flat)).reshape(derivatives.shape)
 
 
-def _system_model(
-    objective: Objective, hamiltonian: PseudopotentialHamiltonian, system: int
-) -> SystemModel:
+Combine = Callable[[list[torch.Tensor]], None]
+"""Sums tensors over the processes of a distributed fit, in place (a no-op in one process)."""
+
+
+def _band_jacobian(
+    objective: Objective, hamiltonian: PseudopotentialHamiltonian, system: int, k: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bands (len(k), nBands) of `system` at the k-indices `k` (eV) and their
+    Hellmann–Feynman derivatives by the form factors (len(k), nBands, n_values), eV per
+    Hartree·Bohr³, without gradients."""
     term = objective.primary
     assert isinstance(term, BandTerm)
     geometry = hamiltonian.geometries[system]
@@ -117,20 +199,47 @@ def _system_model(
     spin_orbit = hamiltonian.options.spin_orbit
     rows = term.targets[system].reordering.order_rows(hamiltonian, system)
     n_eig = min(needed_eigenvalues(n_bands, spin_orbit, rows), hamiltonian.dimension(system))
-    k_all = torch.arange(geometry.n_kpoints, device=geometry.kpoints.device)
+    rows = None if rows is None else rows[k]
     with torch.no_grad():
-        eigenvalues, vectors = hamiltonian.eigenpairs(system, k_all, n_eig)
+        eigenvalues, vectors = hamiltonian.eigenpairs(system, k, n_eig)
         derivatives = hamiltonian.local_expectation_gradient(system, vectors)
-        derivatives = derivatives[..., geometry.species_present]
-        n_k, n_values = len(k_all), derivatives[0, 0].numel()
-        derivatives = degenerate_mean(eigenvalues, derivatives.reshape(n_k, n_eig, n_values))
+        derivatives = derivatives[..., geometry.species_present].reshape(len(k), n_eig, -1)
+        if hamiltonian.pp_free.requires_grad:
+            free = parameter_derivatives(hamiltonian, system, k, vectors)
+            derivatives = torch.cat([derivatives, free], dim=-1)
+        n_k, n_values = len(k), derivatives.shape[-1]
+        derivatives = degenerate_mean(eigenvalues, derivatives)
         # (nK, n_eig, n_values) -> the bands' derivatives (nK, nBands, n_values), eV per v
         columns = derivatives.reshape(n_k, n_eig, n_values).transpose(1, 2).reshape(-1, n_eig)
         picked_rows = None if rows is None else rows.repeat_interleave(n_values, 0)
         jacobian = process_bands(columns, n_bands, spin_orbit, picked_rows)
         jacobian = jacobian.reshape(n_k, n_values, n_bands).transpose(1, 2)
+        bands = process_bands(eigenvalues, n_bands, spin_orbit, rows)
+    return bands, jacobian
+
+
+def _system_model(
+    objective: Objective,
+    hamiltonian: PseudopotentialHamiltonian,
+    system: int,
+    own: torch.Tensor,
+    combine: Combine | None,
+) -> SystemModel:
+    """The model of one system from its bands and band Jacobian at every k-point: this
+    process solves the k-indices `own`, `combine` sums the zero-padded parts of all
+    processes (exact: every entry is one process's value plus zeros)."""
+    geometry = hamiltonian.geometries[system]
+    n_bands, n_values = hamiltonian.systems[system].n_bands, model_size(hamiltonian, system)
+    device = geometry.kpoints.device
+    bands = torch.zeros(geometry.n_kpoints, n_bands, dtype=torch.float64, device=device)
+    jacobian = torch.zeros(*bands.shape, n_values, dtype=torch.float64, device=device)
+    if len(own):
+        bands[own], jacobian[own] = _band_jacobian(objective, hamiltonian, system, own)
+    if combine is not None:
+        combine([bands, jacobian])
+    k_all = torch.arange(geometry.n_kpoints, device=device)
     with torch.enable_grad():
-        bands = process_bands(eigenvalues, n_bands, spin_orbit, rows).requires_grad_(True)
+        bands.requires_grad_(True)
         loss = objective.batch(hamiltonian, system, k_all, bands)
         (band_gradient,) = torch.autograd.grad(loss, bands, create_graph=True)
         (hessian_jacobian,) = torch.autograd.grad(
@@ -144,33 +253,90 @@ def _system_model(
         + hessian_jacobian.reshape(n_values, -1) @ flat_jacobian
     )
     gradient = flat_jacobian.T @ band_gradient.detach().reshape(-1)
-    values = form_factors_at_unique_q(hamiltonian, system).detach()
+    values = model_variables(hamiltonian, system).detach()
     return SystemModel(float(loss.detach()), values, gradient, curvature)
 
 
-def linearise(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -> Linearisation:
+def model_size(hamiltonian: PseudopotentialHamiltonian, system: int) -> int:
+    """The variables of a system's model: n_unique_q · n_present_species form factors, plus
+    the trained analytic parameters."""
+    geometry = hamiltonian.geometries[system]
+    free = hamiltonian.pp_free.numel() if hamiltonian.pp_free.requires_grad else 0
+    return len(geometry.unique_q) * int(geometry.species_present.sum()) + free
+
+
+def model_bytes(hamiltonian: PseudopotentialHamiltonian) -> int:
+    """Bytes of the models' float64 tensors on every process: per system the curvature
+    (n_values²) and the band Jacobian at every k-point (nK · nBands · n_values), n_values =
+    n_unique_q · n_present_species + n_free (`model_size`)."""
+    total = 0
+    for system, data in enumerate(hamiltonian.systems):
+        n_values = model_size(hamiltonian, system)
+        total += 8 * n_values * (n_values + data.n_kpoints * data.n_bands)
+    return total
+
+
+def linearise(
+    objective: Objective,
+    hamiltonian: PseudopotentialHamiltonian,
+    kpoints: Sequence[torch.Tensor] | None = None,
+    combine: Combine | None = None,
+) -> Linearisation:
     """Evaluate the objective at the present parameters with one solve per k-point (no
-    backward pass through the solver) and model every system's band loss."""
+    backward pass through the solver) and model every system's band loss.
+
+    In a distributed fit `kpoints` are this process's k-indices of every system (None: all)
+    and `combine` sums over the processes: each process solves its k-points and every
+    process builds the same models from the summed bands and Jacobians."""
     parameters = [p.detach().clone() for _, p in trainable(hamiltonian)]
-    models = [_system_model(objective, hamiltonian, s) for s in range(len(hamiltonian.systems))]
+    if kpoints is None:
+        kpoints = [
+            torch.arange(g.n_kpoints, device=g.kpoints.device) for g in hamiltonian.geometries
+        ]
+    models = [
+        _system_model(objective, hamiltonian, system, own, combine)
+        for system, own in enumerate(kpoints)
+    ]
     per_system = torch.tensor([model.loss for model in models], dtype=torch.float64)
-    return Linearisation(parameters, per_system, objective.global_loss(hamiltonian), models)
+    terms: dict[str, float] = {}
+    solved: list[ResidualModel] = []
+    for term in objective.global_terms:
+        if term.solves:
+            term_models = residual_models(term, hamiltonian)
+            terms.update((model.label, model.loss) for model in term_models)
+            solved.extend(term_models)
+        else:
+            with torch.no_grad():
+                values = term.values(hamiltonian)
+            terms.update((label, float(term.weight * value)) for label, value in values.items())
+    return Linearisation(parameters, per_system, terms, models, solved)
+
+
+def _exact_terms(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -> torch.Tensor:
+    """The weighted sum of the global terms that solve nothing (differentiable)."""
+    total = torch.zeros((), dtype=torch.float64, device=hamiltonian.pp_fixed.device)
+    for term in objective.global_terms:
+        if not term.solves:
+            for value in term.values(hamiltonian).values():
+                total = total + term.weight * value
+    return total
 
 
 def store_gradient(
     linearisation: Linearisation, objective: Objective, hamiltonian: PseudopotentialHamiltonian
 ) -> None:
     """Leave the exact loss gradient at the linearisation's parameters (the present ones) in
-    the trainable tensors' `.grad`: the models' slopes and the global terms, no eigensolves."""
+    the trainable tensors' `.grad`: the models' slopes and the global terms that solve
+    nothing, no eigensolves."""
     for _, parameter in trainable(hamiltonian):
         parameter.grad = None
     with torch.enable_grad():
-        slope = sum(
-            model.gradient @ form_factors_at_unique_q(hamiltonian, system)
-            for system, model in enumerate(linearisation.models)
-        )
+        slope = _exact_terms(objective, hamiltonian)
+        for system, model in enumerate(linearisation.models):
+            slope = slope + model.gradient @ model_variables(hamiltonian, system)
+        for solved in linearisation.solved:
+            slope = slope + solved.gradient @ solved.variables(hamiltonian)
         slope.backward()
-        objective.global_loss(hamiltonian, torch.Tensor.backward)
 
 
 def model_loss(
@@ -180,11 +346,12 @@ def model_loss(
     damping: float = 0.0,
 ) -> torch.Tensor:
     """The model of the objective at the present parameters (eV²), differentiable: each
-    system's quadratic model, the global terms exactly, plus `damping` times the
-    Levenberg–Marquardt distance Σ diag(curvature)·δv²."""
-    total = sum(objective.global_values(hamiltonian).values(), torch.zeros((), dtype=torch.float64))
-    for system, model in enumerate(linearisation.models):
-        values = form_factors_at_unique_q(hamiltonian, system)
+    system's quadratic model, those of the global terms that solve, the other global terms
+    exactly, plus `damping` times the Levenberg–Marquardt distance Σ diag(curvature)·δx²."""
+    total = _exact_terms(objective, hamiltonian)
+    pairs = [(m, model_variables(hamiltonian, s)) for s, m in enumerate(linearisation.models)]
+    pairs += [(m, m.variables(hamiltonian)) for m in linearisation.solved]
+    for model, values in pairs:
         total = total + model(values)
         if damping > 0.0:
             step = values - model.values

@@ -17,7 +17,7 @@ from dpp.io.observables import DefPotTarget
 from dpp.io.records import SystemData
 from dpp.physics.couplings import coupling_loss, electron_phonon_couplings
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.physics.observables import deformation_loss
+from dpp.physics.observables import deformation_loss, deformation_potentials
 
 COUPLING_REDUCTIONS = ("sum", "mean")
 
@@ -42,6 +42,18 @@ class DefPotTerm(GlobalTerm):
             f"defpot_sys{index}": deformation_loss(hamiltonian, index, rows)
             for index, rows in self.rows.items()
         }
+
+    def residuals(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:
+        """√ω (D − D_ref) of every row (eV), by label."""
+        out = {}
+        for index, rows in self.rows.items():
+            values = deformation_potentials(hamiltonian, index, rows)
+            reference, weights = (
+                torch.tensor(column, dtype=values.dtype, device=values.device)
+                for column in zip(*((row.d_ref, row.weight) for row in rows), strict=True)
+            )
+            out[f"defpot_sys{index}"] = weights.sqrt() * (values - reference)
+        return out
 
 
 class CouplingTerm(GlobalTerm):
@@ -82,4 +94,27 @@ class CouplingTerm(GlobalTerm):
                 shared = sum(key in system.couplings.values for key in values)
                 loss = loss / max(shared, 1)
             out[f"coupling_sys{index}"] = loss
+        return out
+
+    def residuals(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:
+        """√w_q (|g| − |g_ref|) of every key in both sets (eV/Bohr), divided by √(keys)
+        with the mean, by label."""
+        out = {}
+        for index, system in self.systems.items():
+            values = self.couplings(hamiltonian, index)
+            reference = system.couplings.values
+            keys = [key for key in values if key in reference]
+            weights = torch.tensor(
+                [float(system.qweights[key[2]]) for key in keys], dtype=torch.float64
+            )
+            if self.reduction == "mean":
+                weights = weights / max(len(keys), 1)
+            residuals = [values[key].abs() - abs(reference[key]) for key in keys]
+            device = hamiltonian.pp_fixed.device
+            stacked = (
+                torch.stack(residuals)
+                if residuals
+                else torch.zeros(0, dtype=torch.float64, device=device)
+            )
+            out[f"coupling_sys{index}"] = weights.to(stacked.device).sqrt() * stacked
         return out

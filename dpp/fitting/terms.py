@@ -52,3 +52,9 @@ class GlobalTerm(ABC):
     def values(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:
         """Unweighted values by label (e.g. `defpot_sys0`), differentiable; none when the
         term does not apply to this Hamiltonian."""
+
+    def residuals(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor] | None:
+        """The unweighted values as sums of squares by label: residuals r (n,) with
+        Σ r² = values()[label], differentiable; None when the term is no such sum (then
+        Gauss–Newton cannot model it when it `solves`)."""
+        return None

@@ -104,25 +104,32 @@ class _SetVectors(torch.autograd.Function):
     Backward: the parallel-transported first-order response over the whole complement,
     dv_a = Σ_{j∉D} v_j ⟨v_j|dH|v_a⟩ / (E_a − E_j), computed exactly as the solve
     (E_a − H + P_D) x_a = Q ∂L/∂v_a (P_D = V Vᴴ, Q = 1 − P_D); then ∂L/∂H = herm(Σ_a x_a v_aᴴ).
+    The LU factors of those matrices are kept for later backward passes through the same
+    graph (Gauss–Newton takes one per residual): O(dim²) per state after the first.
     """
 
     @staticmethod
     def forward(ctx, matrix: torch.Tensor, values: torch.Tensor, vectors: torch.Tensor):
         ctx.save_for_backward(matrix.detach(), values, vectors)
+        ctx.factors = None
         return vectors.clone()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         matrix, values, vectors = ctx.saved_tensors
-        projector = vectors @ vectors.mH
-        shifted = projector - matrix
+        if ctx.factors is None:
+            shifted = vectors @ vectors.mH - matrix
+            diagonal = torch.arange(matrix.shape[-1], device=matrix.device)
+            ctx.factors = []
+            for value in values:
+                system = shifted.clone()
+                system[diagonal, diagonal] += value
+                ctx.factors.append(torch.linalg.lu_factor(system))
         rhs = grad - vectors @ (vectors.mH @ grad)
-        diagonal = torch.arange(matrix.shape[-1], device=matrix.device)
-        solutions = []
-        for a in range(vectors.shape[-1]):
-            system = shifted.clone()
-            system[diagonal, diagonal] += values[a]
-            solutions.append(torch.linalg.solve(system, rhs[:, a]))
+        solutions = [
+            torch.linalg.lu_solve(lu, pivots, rhs[:, a, None])[:, 0]
+            for a, (lu, pivots) in enumerate(ctx.factors)
+        ]
         gradient = torch.stack(solutions, dim=-1) @ vectors.mH
         return 0.5 * (gradient + gradient.mH), None, None
 

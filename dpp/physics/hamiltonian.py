@@ -174,6 +174,11 @@ class PseudopotentialHamiltonian(nn.Module):
     def _parameters_for(self, table: torch.Tensor | None) -> Parameters:
         return Parameters(self.pp_table() if table is None else table, self.model)
 
+    @property
+    def form_factor_chain(self) -> FormFactorChain:
+        """The form-factor terms behind every v_s(q) of this Hamiltonian and its views."""
+        return self._chain
+
     def form_factors(
         self, q: torch.Tensor, table: torch.Tensor | None = None, volume_ratio: float = 1.0
     ) -> torch.Tensor:

@@ -6,6 +6,14 @@ Levenberg–Marquardt damping by L-BFGS on the model alone (no eigensolves), and
 new network when the true loss falls; otherwise the damping grows and the fit is redone.
 A step in the network's parameters crosses the kinks of a ReLU network freely, because the
 model is quadratic in the potential, not in the parameters.
+
+Under DDP every rank solves its own k-points; the bands and their Jacobians are summed over
+the ranks (zero-padded, so the sum is exact), every rank builds the same models from them
+and takes the same step, and rank 0's parameters are broadcast after each model fit against
+round-off. Memory of the models on every rank (`dpp.fitting.linearisation.model_bytes`): per
+system the curvature, n² float64, and the band Jacobian, nK · nBands · n float64, with
+n = n_unique_q · n_species (+ the trained analytic parameters); above `max_memory_gib` the
+fallback trains.
 """
 
 from __future__ import annotations
@@ -17,9 +25,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from dpp.fitting.linearisation import Linearisation, linearise, model_loss, store_gradient
+from dpp.fitting.linearisation import (
+    Linearisation,
+    linearise,
+    model_bytes,
+    model_loss,
+    store_gradient,
+)
 from dpp.fitting.objective import Objective
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
+from dpp.training.strategy import broadcast_from_zero, sum_over_ranks
 
 MIN_DAMPING, MAX_DAMPING = 1e-8, 1e10  # bounds of λ (relative to the curvature's diagonal)
 
@@ -30,7 +45,8 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
     `damping` is the initial λ (relative to the curvature's diagonal), `inner_iterations` the
     L-BFGS iterations of each model fit, `trials` the most model fits (each followed by a full
     loss evaluation) one step may take. `fallback(params)` builds the optimiser used instead
-    when the model cannot represent the fit (see `dpp.fitting.linearisation.unsupported`).
+    when the model cannot represent the fit (see `dpp.fitting.linearisation.unsupported`)
+    or its models would need more than `max_memory_gib` GiB (`model_bytes`).
     """
 
     def __init__(
@@ -41,9 +57,12 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
         inner_history: int = 100,
         trials: int = 8,
         fallback: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None,
+        max_memory_gib: float = 8.0,
     ) -> None:
         if not damping > 0:
             raise ValueError(f"damping must be > 0, got {damping}")
+        if not max_memory_gib > 0:
+            raise ValueError(f"max_memory_gib must be > 0, got {max_memory_gib}")
         for name, count in (
             ("inner_iterations", inner_iterations),
             ("inner_history", inner_history),
@@ -57,14 +76,41 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
         self.inner_history = inner_history
         self.trials = trials
         self.fallback = fallback
+        self.max_memory_gib = max_memory_gib
+        self.kpoints: list[torch.Tensor] | None = None
         self.hamiltonian: PseudopotentialHamiltonian | None = None
         self.objective: Objective | None = None
         self.linearisation: Linearisation | None = None
         self.converged = False
 
-    def attach(self, hamiltonian: PseudopotentialHamiltonian, objective: Objective) -> None:
-        """The Hamiltonian (whose network holds this optimiser's parameters) and objective."""
-        self.hamiltonian, self.objective = hamiltonian, objective
+    def attach(
+        self,
+        hamiltonian: PseudopotentialHamiltonian,
+        objective: Objective,
+        kpoints: list[torch.Tensor] | None = None,
+    ) -> None:
+        """The Hamiltonian (whose network holds this optimiser's parameters), the objective
+        and, under DDP, this rank's k-indices of every system (None: all)."""
+        self.hamiltonian, self.objective, self.kpoints = hamiltonian, objective, kpoints
+
+    def _linearise(self) -> Linearisation:
+        """The linearisation at the present parameters, from every rank's k-points."""
+        assert self.hamiltonian is not None and self.objective is not None
+        return linearise(self.objective, self.hamiltonian, self.kpoints, sum_over_ranks)
+
+    def memory_problem(self, hamiltonian: PseudopotentialHamiltonian) -> str | None:
+        """Why the models of `hamiltonian`'s systems are too large, or None."""
+        needed = model_bytes(hamiltonian) / 2**30
+        if needed <= self.max_memory_gib:
+            return None
+        return (
+            f"its models need {needed:.3g} GiB per process (per system the curvature"
+            " n^2 and the band Jacobian nK * nBands * n, float64, n = n_unique_q * n_species"
+            " + trained analytic parameters), above"
+            f" optimizer.max_memory_gib={self.max_memory_gib:g}:"
+            " lower maxKE (fewer unique |G - G'|) or the k-points, or raise"
+            " optimizer.max_memory_gib"
+        )
 
     @property
     def parameters(self) -> list[nn.Parameter]:
@@ -88,7 +134,7 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
             if self.converged:  # moved off the stationary point (a perturbation kick)
                 self.converged = False
                 self.param_groups[0]["damping"] = self.initial_damping
-            self.linearisation = linearise(self.objective, self.hamiltonian)
+            self.linearisation = self._linearise()
             passes = 1
         store_gradient(self.linearisation, self.objective, self.hamiltonian)
         return self.linearisation, passes
@@ -116,6 +162,7 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
 
         with torch.enable_grad():
             inner.step(closure)
+        broadcast_from_zero(self.parameters)
         with torch.no_grad():
             return float(model_loss(start, self.objective, self.hamiltonian))
 
@@ -139,7 +186,7 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
         assert self.hamiltonian is not None and self.objective is not None
         for trial in range(1, self.trials + 1):
             predicted = self._fit_model(start, damping)
-            trial_point = linearise(self.objective, self.hamiltonian)
+            trial_point = self._linearise()
             actual = trial_point.total
             if math.isfinite(actual) and actual < start.total:
                 # Madsen–Nielsen update from the ratio of actual to predicted decrease

@@ -8,9 +8,11 @@ evaluated, so it takes that evaluation's loss and gradient instead of computing 
 (networks without batch norm or active dropout, whose loss depends on the parameters
 alone). Gauss–Newton (`dpp.training.gauss_newton`) evaluates and steps by itself: its epochs
 skip the batches, and it falls back to its L-BFGS optimiser for the fits its model does not
-cover. Under DDP (`dpp.training.strategy`) every rank evaluates its share of
-the k-points; gradients and per-system losses are summed over ranks before the step, and the
-global terms enter the gradient on global rank 0 only, so the step is the single-process one.
+cover. Under DDP (`dpp.training.strategy`) every rank evaluates its share of the k-points;
+gradients and per-system losses are summed over ranks before the step, and the global terms
+enter the gradient on global rank 0 only, so the step is the single-process one (Gauss–Newton
+sums the bands and band Jacobians of the ranks' k-points instead, and every rank models the
+whole loss).
 
 Every logged value is per epoch, at TensorBoard step = epoch (1-based, as the file names).
 """
@@ -148,10 +150,10 @@ class PseudopotentialModule(pl.LightningModule):
         self, optimizer: FunctionSpaceGaussNewton, parameters: list[nn.Parameter]
     ) -> torch.optim.Optimizer:
         """The Gauss–Newton optimiser attached to this fit, or its fallback (logged) when its
-        function-space model cannot represent the fit or the k-points are split over ranks."""
+        function-space model cannot represent the fit or would not fit in memory."""
         reason = unsupported(self.objective, self.hamiltonian)
-        if reason is None and self._trainer is not None and self.trainer.world_size > 1:
-            reason = "the k-points are split over DDP ranks"
+        if reason is None:
+            reason = optimizer.memory_problem(self.hamiltonian)
         if reason is None:
             optimizer.attach(self.hamiltonian, self.objective)
             return optimizer
@@ -214,6 +216,17 @@ class PseudopotentialModule(pl.LightningModule):
         whether the loss is repeatable is fixed by the network, so it is decided once here."""
         self.batches = self.trainer.datamodule.batches()
         self._keep_evaluations = self._repeatable()
+        gauss_newton = self._gauss_newton
+        if gauss_newton is not None:
+            gauss_newton.attach(self.hamiltonian, self.objective, self._own_kpoints())
+
+    def _own_kpoints(self) -> list[torch.Tensor]:
+        """This rank's k-indices of every system (ascending, on the model's device)."""
+        items = torch.cat([torch.empty((0, 2), dtype=torch.long), *self.batches])
+        return [
+            items[items[:, 0] == system, 1].sort().values.to(self.device)
+            for system in range(self.n_systems)
+        ]
 
     def on_train_epoch_start(self) -> None:
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)

@@ -60,6 +60,15 @@ def sum_over_ranks(tensors: Iterable[torch.Tensor]) -> None:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
 
 
+def broadcast_from_zero(tensors: Iterable[torch.Tensor]) -> None:
+    """Overwrite every tensor in place with global rank 0's; a no-op in a single process."""
+    if not distributed():
+        return
+    with torch.no_grad():
+        for tensor in tensors:
+            dist.broadcast(tensor.detach(), src=0)
+
+
 def sum_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     """Sum the accumulated gradients of all ranks (missing gradients count as zero)."""
     if not distributed():
