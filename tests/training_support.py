@@ -99,3 +99,14 @@ class EpochMarker(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / str(trainer.current_epoch + 1)).touch()
+
+
+class InterruptAt(pl.Callback):
+    """Ctrl-C at the start of 1-based epoch `epoch` (after the checkpoint of the one before)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch + 1 == self.epoch:
+            raise KeyboardInterrupt

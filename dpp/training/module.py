@@ -111,6 +111,7 @@ class PseudopotentialModule(pl.LightningModule):
         self._reused: ClosureEvaluation | None = None
         self._keep_evaluations = False  # whether closure evaluations may stand for an epoch
         self.passes = 0  # loss-and-gradient passes over every k-point: epochs and closures
+        self._resumed: dict[str, Any] = {}  # solver and optimiser state of a resume checkpoint
 
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module signature
         """Device moves and casts also reach the reference tensors of the objective."""
@@ -211,6 +212,33 @@ class PseudopotentialModule(pl.LightningModule):
         whether the loss is repeatable is fixed by the network, so it is decided once here."""
         self.batches = self.trainer.datamodule.batches()
         self._keep_evaluations = self._repeatable()
+        self._restore_solver_state()
+
+    def _restore_solver_state(self) -> None:
+        """After a resume, once the Trainer moved the model to its device: the warm-start
+        eigenvectors, the Gauss–Newton cache and the L-BFGS evaluation the next epoch reuses,
+        as the interrupted fit left them (else the first solves are dense)."""
+        resumed, self._resumed = self._resumed, {}
+        if not resumed:
+            return
+        if resumed.get("warm") is None:
+            self.hamiltonian.invalidate()
+        else:
+            self.hamiltonian.load_warm_state(resumed["warm"])
+        gauss_newton = self._gauss_newton
+        if gauss_newton is not None and resumed.get("gauss_newton") is not None:
+            gauss_newton.load_checkpoint_state(resumed["gauss_newton"])
+        reusable = resumed.get("evaluation")
+        if reusable is not None:
+            parameters, per_system, terms, gradients = reusable
+            self._closure_evaluations = [
+                ClosureEvaluation(
+                    [p.to(self.device) for p in parameters],
+                    per_system,
+                    dict(terms),
+                    [None if g is None else g.to(self.device) for g in gradients],
+                )
+            ]
 
     def on_train_epoch_start(self) -> None:
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
@@ -463,6 +491,15 @@ class PseudopotentialModule(pl.LightningModule):
             "best_state": self.best_state,
             "passes": self.passes,
         }
+        gauss_newton = self._gauss_newton
+        reusable = self._evaluation_here()
+        checkpoint["dpp_solver"] = {
+            "warm": self.hamiltonian.warm_state(),
+            "gauss_newton": None if gauss_newton is None else gauss_newton.checkpoint_state(),
+            "evaluation": None
+            if reusable is None
+            else (reusable.parameters, reusable.per_system, reusable.terms, reusable.gradients),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         history = checkpoint.get("dpp_history", {})
@@ -472,4 +509,4 @@ class PseudopotentialModule(pl.LightningModule):
         self.best_epoch = int(history.get("best_epoch", 0))
         self.best_state = history.get("best_state")
         self.passes = int(history.get("passes", 0))
-        self.hamiltonian.invalidate()  # the first solves after a resume are dense
+        self._resumed = checkpoint.get("dpp_solver") or {"warm": None}
