@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -110,3 +111,18 @@ class InterruptAt(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch + 1 == self.epoch:
             raise KeyboardInterrupt
+
+
+class SignalAt(pl.Callback):
+    """Sends signal `signum` to this process within the optimiser step of 1-based epoch
+    `epoch` (after its evaluation), as `kill` would from outside."""
+
+    def __init__(self, epoch: int, signum: int) -> None:
+        self.epoch = epoch
+        self.signum = signum
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: object
+    ) -> None:
+        if trainer.current_epoch + 1 == self.epoch:
+            os.kill(os.getpid(), self.signum)

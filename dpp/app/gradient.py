@@ -22,6 +22,7 @@ from dpp.app.initialise import initialise, load_initial
 from dpp.app.origins import Origins
 from dpp.app.run import RunSettings, dpp_version, read_bundle
 from dpp.app.settings import call_checked, instantiate_checked, partial_of
+from dpp.app.signals import deferred, interrupt_of
 from dpp.app.validate import check_basis, check_run
 from dpp.errors import InputError, RunStopped, SettingError
 from dpp.fitting.build import training_objective
@@ -260,7 +261,15 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
                 on_move=lambda p: _pre_adjust_files(p, module, reporter),
             )
             module.train_history.extend(history)
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        except BaseException as error:
+            interrupt = interrupt_of(error)
+            if interrupt is None:
+                raise
+            with deferred():
+                _finish_interrupted(module, reporter)
+            raise interrupt from None
     final = _finish(module, reporter, loggers, cfg)
     if module.nonfinite is not None:
         if module.train_history:
@@ -303,45 +312,100 @@ def _state_files(prefix: str, hamiltonian: PseudopotentialHamiltonian, reporter:
     write_species_tables(run_dir, prefix, bundle.species, table, None)
 
 
-def _finish(
-    module: PseudopotentialModule, reporter: Reporter, loggers: list[Any], cfg: DictConfig
-) -> float:
-    """Final and best results (global rank 0); returns the final eval-mode loss, evaluated by
-    all ranks together after a DDP fit."""
+def _state_outputs(prefix: str, module: PseudopotentialModule, reporter: Reporter) -> None:
+    """Potentials, bands and state files of the Hamiltonian's present state as `prefix`."""
     ham = module.hamiltonian
-    if is_global_zero():
-        reporter.potentials("final", ham, converge=True, real_space_files=True)
-        reporter.bands(
-            "final", evaluate_bands(ham), tag="bands_final", term=module.objective.primary
-        )
-        _state_files("final", ham, reporter)
-        if module.train_history:
-            fig = plots.cost_figure(module.train_history, module.val_history, "training cost")
-            plots.save_figure(fig, reporter.run_dir / "final_train_cost.png")
-            plots.close(fig)
-        if module.best_state is not None:
-            final_state = copy.deepcopy(ham.state_dict())
-            ham.load_state_dict(module.best_state)
-            _state_files("best", ham, reporter)
-            reporter.bands(
-                "best", evaluate_bands(ham), tag="bands_best", term=module.objective.primary
-            )
-            reporter.potentials("best", ham, real_space_files=True)
-            ham.load_state_dict(final_state)
-            log.info(
-                "best training loss %.6g eV^2 at epoch %d (best_* files)",
-                module.best_loss,
-                module.best_epoch,
-            )
+    reporter.potentials(prefix, ham, converge=True, real_space_files=True)
+    reporter.bands(
+        prefix, evaluate_bands(ham), tag=f"bands_{prefix}", term=module.objective.primary
+    )
+    _state_files(prefix, ham, reporter)
+
+
+def _best_outputs(module: PseudopotentialModule, reporter: Reporter, final_is_best: bool) -> None:
+    """best_*: the lowest-loss state evaluated, the final one included (then the same files)."""
+    if final_is_best:
+        _state_outputs("best", module, reporter)
+    elif module.best_state is not None:
+        ham = module.hamiltonian
+        final_state = copy.deepcopy(ham.state_dict())
+        ham.load_state_dict(module.best_state)
+        _state_outputs("best", module, reporter)
+        ham.load_state_dict(final_state)
+    else:
+        return
+    log.info(
+        "best loss %.6g eV^2 %s (best_* files)",
+        module.best_loss,
+        "of the final state" if final_is_best else f"at epoch {module.best_epoch}",
+    )
+
+
+def _cost_outputs(module: PseudopotentialModule, reporter: Reporter) -> None:
+    """final_train_cost.png: the training and validation losses so far."""
+    if module.train_history:
+        fig = plots.cost_figure(module.train_history, module.val_history, "training cost")
+        plots.save_figure(fig, reporter.run_dir / "final_train_cost.png")
+        plots.close(fig)
+
+
+def _final_loss(module: PseudopotentialModule) -> float:
+    """The eval-mode loss of the present state (eV²), by all DDP ranks together."""
+    ham = module.hamiltonian
     was_training = ham.training
     ham.eval()
     with torch.no_grad():
         final, _, _ = module.full_pass(backward=False)
     ham.train(was_training)
+    return final
+
+
+def _finish(
+    module: PseudopotentialModule, reporter: Reporter, loggers: list[Any], cfg: DictConfig
+) -> float:
+    """Final and best results (global rank 0); returns the final eval-mode loss, evaluated by
+    all ranks together after a DDP fit. The final state is the best when its loss is at most
+    the lowest training loss seen."""
+    final = _final_loss(module)
+    final_is_best = math.isfinite(final) and final <= module.best_loss
+    if final_is_best:
+        module.best_loss, module.best_epoch = final, module.reached_epoch
+    if is_global_zero():
+        _state_outputs("final", module, reporter)
+        _cost_outputs(module, reporter)
+        _best_outputs(module, reporter, final_is_best)
     last = module.train_history[-1][0] if module.train_history else 0
     for logger in loggers:
         logger.log_metrics({"hp/final_loss": final, "hp/best_loss": module.best_loss}, step=last)
         logger.finalize("success")
     if is_global_zero():
-        log.info("final validation loss %.10g eV^2; results in %s", final, reporter.run_dir)
+        log.info(
+            "final validation loss %.10g eV^2, %d full passes in all; results in %s",
+            final,
+            module.passes,
+            reporter.run_dir,
+        )
     return final if math.isfinite(final) else float("nan")
+
+
+def _finish_interrupted(module: PseudopotentialModule, reporter: Reporter) -> None:
+    """After an interrupt (Ctrl-C, SIGTERM, SIGHUP) of the fit: final_* (the state after the
+    last whole step, though the interrupt may have come within a step) and best_* files on
+    global rank 0, no collective (the other ranks are stopping)."""
+    if not is_global_zero():
+        return
+    if module.reached is None:
+        log.info("interrupted before training started: no final_* files written")
+        return
+    ham = module.hamiltonian
+    ham.load_state_dict(module.reached)
+    ham.invalidate()
+    _state_outputs("final", module, reporter)
+    plots.write_cost_file(reporter.run_dir / "final_training_cost.dat", module.train_history)
+    _cost_outputs(module, reporter)
+    _best_outputs(module, reporter, final_is_best=False)
+    log.info(
+        "interrupted: final_* files hold the state after epoch %d, %d full passes in all",
+        module.reached_epoch,
+        module.passes,
+    )

@@ -18,12 +18,13 @@ from dpp.app import compose
 from dpp.app.lock import LOCK_NAME, OWNER_NAME, RunLock
 from dpp.app.origins import Origins
 from dpp.app.settings import DataSettings, build
+from dpp.app.signals import stop_on_signals
 from dpp.errors import InputError, SettingError
 from dpp.fitting.prefit import PrefitSettings
 from dpp.fitting.settings import LossSettings
 from dpp.io.bundle import load_bundle
 from dpp.io.records import Bundle
-from dpp.io.writers import write_text_atomic
+from dpp.io.writers import remove_stale_temporaries, write_text_atomic
 from dpp.models import ModelSettings
 from dpp.outputs.reporter import OutputSettings
 from dpp.physics import PhysicsOptions
@@ -149,14 +150,25 @@ def run(
     created = not run_dir.exists()
     lead = is_global_zero()
     try:
-        if not lead:
-            return _dispatch(cfg, origins, run_dir)
-        with RunLock(run_dir):
-            return _dispatch(cfg, origins, run_dir)
+        with stop_on_signals():
+            if not lead:
+                return _dispatch(cfg, origins, run_dir)
+            with RunLock(run_dir):
+                _remove_stale_temporaries(run_dir)
+                return _dispatch(cfg, origins, run_dir)
     except InputError:
         if lead and run_dir.is_dir() and (created or _only_hydra_files(run_dir)):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """The temporary files of atomic writes that a killed run left behind (this run holds
+    the lock, so no writer of them is alive)."""
+    stale = remove_stale_temporaries(run_dir)
+    if stale:
+        names = ", ".join(str(p.relative_to(run_dir)) for p in stale)
+        log.info("removed %d temporary files of an interrupted write: %s", len(stale), names)
 
 
 def _dispatch(cfg: DictConfig, origins: Origins, run_dir: Path) -> float:

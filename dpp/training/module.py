@@ -111,6 +111,9 @@ class PseudopotentialModule(pl.LightningModule):
         self._reused: ClosureEvaluation | None = None
         self._keep_evaluations = False  # whether closure evaluations may stand for an epoch
         self.passes = 0  # loss-and-gradient passes over every k-point: epochs and closures
+        self._passes_before_epoch = 0
+        self.reached: dict[str, torch.Tensor] | None = None  # state after the last whole step
+        self.reached_epoch = 0
         self._resumed: dict[str, Any] = {}  # solver and optimiser state of a resume checkpoint
 
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module signature
@@ -213,6 +216,18 @@ class PseudopotentialModule(pl.LightningModule):
         self.batches = self.trainer.datamodule.batches()
         self._keep_evaluations = self._repeatable()
         self._restore_solver_state()
+        self._mark_reached(max([0, *(epoch for epoch, _ in self.train_history)]))
+
+    def _mark_reached(self, epoch: int) -> None:
+        """The present state is the one reached after `epoch` whole steps (0: the start): what
+        an interrupt writes as final, since it may stop the fit in the middle of a step."""
+        self.reached = copy.deepcopy(self.hamiltonian.state_dict())
+        self.reached_epoch = epoch
+
+    @property
+    def epoch_passes(self) -> int:
+        """Full passes of the present epoch so far (its evaluation and the step's)."""
+        return self.passes - self._passes_before_epoch
 
     def _restore_solver_state(self) -> None:
         """After a resume, once the Trainer moved the model to its device: the warm-start
@@ -242,6 +257,7 @@ class PseudopotentialModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
+        self._passes_before_epoch = self.passes
         self.optimizers().zero_grad()
         self.update_batchnorm_statistics()
         self._reused = self._evaluation_here()
@@ -392,6 +408,7 @@ class PseudopotentialModule(pl.LightningModule):
             if not bool(torch.isfinite(parameter).all()):
                 self._stop(epoch, f"parameter {name} after the optimiser step")
                 return
+        self._mark_reached(epoch)
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

@@ -17,10 +17,11 @@ log = logging.getLogger("dpp.training")
 
 class EpochLog(AfterStep):
     """`epoch E/N: loss L eV^2 (sys0 …, terms …), best B (epoch e), lr η (Gauss–Newton:
-    damping λ), P passes, t s` after each step, with the peak resident memory (`memory`)
-    and the gradient norms (`gradients`, NN_config printGrad) when asked; at every
-    validation its loss and, per system, the RMS band error, the worst band and the
-    band-edge errors (eV)."""
+    damping λ), P passes, t s` after each step (P: the full passes over the k-points in that
+    epoch: its evaluation and the step's trials or line search), with the peak resident
+    memory (`memory`) and the gradient norms (`gradients`, NN_config printGrad) when asked;
+    at every validation its loss and, per system, the RMS band error, the worst band and
+    the band-edge errors (eV)."""
 
     def __init__(self, memory: bool = False, gradients: bool = False) -> None:
         self.memory = memory
@@ -46,7 +47,7 @@ class EpochLog(AfterStep):
         line = (
             f"epoch {epoch}/{trainer.max_epochs}: loss {m['train/loss']:.6g} eV^2 "
             f"({', '.join(parts)}), best {pl_module.best_loss:.6g} (epoch "
-            f"{pl_module.best_epoch}), {step}, {m['passes']} passes, "
+            f"{pl_module.best_epoch}), {step}, {pl_module.epoch_passes} passes, "
             f"{time.perf_counter() - self._start:.2f} s"
         )
         if self.memory:
