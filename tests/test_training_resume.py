@@ -73,6 +73,7 @@ def _signal_when(job: subprocess.Popen, marker: Path, signum: int) -> str:
     return err
 
 
+@pytest.mark.slow
 def test_sigterm_keeps_checkpoints_and_writes_the_final_files(tmp_path: Path) -> None:
     bundle = small_bundle(tmp_path, max_num_epochs=1000, plotEvery=1000)
     run_dir = tmp_path / "run"
@@ -91,6 +92,7 @@ def test_sigterm_keeps_checkpoints_and_writes_the_final_files(tmp_path: Path) ->
     assert "interrupted: final_* files hold the state after epoch" in log
 
 
+@pytest.mark.slow
 def test_sigterm_before_the_first_checkpoint_says_nothing_can_be_resumed(tmp_path: Path) -> None:
     bundle = small_bundle(tmp_path, init_Zunger_num_epochs=10**6)
     run_dir = tmp_path / "run"
@@ -115,3 +117,51 @@ def test_a_run_removes_the_temporary_files_of_a_killed_write(tmp_path: Path) -> 
     kept.write_text("a user's file")
     run_app(run_dir, [f"data.bundle={bundle}", "trainer.max_epochs=0", "init.num_epochs=0"])
     assert not any(path.exists() for path in stale) and kept.is_file()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Per recipe, the bundle and one uninterrupted run (made when first asked for)."""
+    return {"root": tmp_path_factory.mktemp("matrix")}
+
+
+def _straight(cache: dict[str, Path], recipe: str) -> tuple[Path, list[str]]:
+    root = cache["root"]
+    if "bundle" not in cache:
+        cache["bundle"] = small_bundle(root, max_ke=3.0, n_k=4)
+    overrides = [f"data.bundle={cache['bundle']}", *RUN, *ITERATIVE, f"recipe={recipe}"]
+    if recipe not in cache:
+        run_app(root / recipe, overrides)
+        cache[recipe] = root / recipe
+    return cache[recipe], overrides
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["gauss_newton", "lbfgs", "legacy"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("done", [1, 2, 5])
+def test_a_signal_after_any_epoch_of_any_recipe_resumes_bit_for_bit(
+    uninterrupted: dict[str, Path], tmp_path: Path, recipe: str, signum: int, done: int
+) -> None:
+    """A real signal within the step of epoch `done` + 1 (after `done` checkpointed epochs),
+    then `resume=true`: the cost file and the network equal the uninterrupted run's."""
+    straight, overrides = _straight(uninterrupted, recipe)
+    run_dir = tmp_path / "run"
+    job = _train(
+        run_dir,
+        [
+            *overrides,
+            "+callbacks.signal._target_=training_support.SignalAt",
+            f"+callbacks.signal.epoch={done + 1}",
+            f"+callbacks.signal.signum={int(signum)}",
+        ],
+    )
+    _, err = job.communicate(timeout=600)
+    assert job.returncode == 128 + signum, err[-3000:]
+    assert len((run_dir / "final_training_cost.dat").read_text().splitlines()) == done + 1
+    run_app(run_dir, [*overrides, "resume=true"])
+    cost = "final_training_cost.dat"
+    assert (run_dir / cost).read_text() == (straight / cost).read_text()
+    resumed = _network(run_dir)
+    for name, tensor in _network(straight).items():
+        assert torch.equal(resumed[name], tensor), name

@@ -233,6 +233,7 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         reporter.potentials(
             "initZunger", hamiltonian, tag="potentials", converge=True, real_space_files=True
         )
+        reporter.couplings("couplingBands", hamiltonian, objective)
         facts = run_facts(hamiltonian, bundle)
         info = {
             "dpp_version": dpp_version(),
@@ -323,14 +324,17 @@ def _state_outputs(prefix: str, module: PseudopotentialModule, reporter: Reporte
 
 
 def _best_outputs(module: PseudopotentialModule, reporter: Reporter, final_is_best: bool) -> None:
-    """best_*: the lowest-loss state evaluated, the final one included (then the same files)."""
+    """best_* and bestCoupling_X.dat: the lowest-loss state evaluated, the final one
+    included (then the same files as final_*)."""
+    ham = module.hamiltonian
     if final_is_best:
         _state_outputs("best", module, reporter)
+        reporter.couplings("bestCoupling", ham, module.objective)
     elif module.best_state is not None:
-        ham = module.hamiltonian
         final_state = copy.deepcopy(ham.state_dict())
         ham.load_state_dict(module.best_state)
         _state_outputs("best", module, reporter)
+        reporter.couplings("bestCoupling", ham, module.objective)
         ham.load_state_dict(final_state)
     else:
         return
