@@ -22,7 +22,7 @@ from dpp.app.initialise import initialise, load_initial
 from dpp.app.origins import Origins
 from dpp.app.run import RunSettings, dpp_version, read_bundle
 from dpp.app.settings import call_checked, instantiate_checked, partial_of
-from dpp.app.signals import deferred, interrupt_of
+from dpp.app.signals import OwnSignalHandlers, deferred, interrupt_of
 from dpp.app.validate import check_basis, check_run
 from dpp.errors import InputError, RunStopped, SettingError
 from dpp.fitting.build import training_objective
@@ -184,7 +184,7 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     reporter = Reporter(
         run_dir, bundle, settings.outputs, figure_sink=_figure_sink(loggers, holder)
     )
-    callbacks = _instantiate_all(cfg, "callbacks", origins)
+    callbacks = [*_instantiate_all(cfg, "callbacks", origins), OwnSignalHandlers()]
     for callback in callbacks:
         if isinstance(callback, RunAware):
             callback.attach(RunContext(run_dir, reporter))

@@ -1,8 +1,9 @@
 """SIGTERM (what SLURM and `kill` send) and SIGHUP (a closed terminal) stop a run as Ctrl-C
 does: each raises an `Interrupted` (a KeyboardInterrupt), so Lightning shuts down gracefully,
 the workflow writes the final files of the state reached and the command line exits with
-128 + the signal's number after one line (dpp.app.cli). Under DDP Lightning passes SIGTERM
-on to the other ranks, which stop the same way and write nothing."""
+128 + the signal's number after one line (dpp.app.cli). Under DDP every rank that receives
+one stops the same way (only global rank 0 writes files); Lightning's shutdown of rank 0
+kills the others."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+
+import pytorch_lightning as pl
 
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
 """Signals turned into an `Interrupted`; SIGINT raises KeyboardInterrupt by itself."""
@@ -44,6 +47,19 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+class OwnSignalHandlers(pl.Callback):
+    """When training starts, SIGTERM is ours again: Lightning installs its own handler at the
+    start of a fit, which signals the other DDP ranks and then broadcasts to them (a
+    collective inside a signal handler, which fails once they are gone). With ours, the rank
+    that receives the signal stops as after Ctrl-C, and Lightning's shutdown of rank 0 kills
+    the others; its teardown restores the handlers of before the fit."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum in HANDLED:
+                signal.signal(signum, _raise)
 
 
 @contextmanager

@@ -508,10 +508,13 @@ class PseudopotentialModule(pl.LightningModule):
             "best_state": self.best_state,
             "passes": self.passes,
         }
-        gauss_newton = self._gauss_newton
+        # the warm-start vectors and the Gauss–Newton cache are of this process's k-points:
+        # kept in one process only (a DDP resume starts them afresh, correct but not bit for
+        # bit); the L-BFGS evaluation is summed over ranks
+        gauss_newton = self._gauss_newton if self.trainer.world_size == 1 else None
         reusable = self._evaluation_here()
         checkpoint["dpp_solver"] = {
-            "warm": self.hamiltonian.warm_state(),
+            "warm": self.hamiltonian.warm_state() if self.trainer.world_size == 1 else None,
             "gauss_newton": None if gauss_newton is None else gauss_newton.checkpoint_state(),
             "evaluation": None
             if reusable is None
