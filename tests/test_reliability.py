@@ -19,6 +19,7 @@ from training_support import CDSE, QUIET, REPO, run_app, small_bundle
 
 from dpp.app import cli
 from dpp.app.lock import LOCK_NAME, RunLock
+from dpp.app.signals import Interrupted
 from dpp.errors import InputError, RunStopped
 from dpp.io import load_bundle
 from dpp.io.system import ELEMENTS, read_system
@@ -225,6 +226,9 @@ def _task_outcome(
     return info.value.code, capsys.readouterr().err
 
 
+NOTHING = "before the first checkpoint: nothing can be resumed"
+
+
 def _lightning_exit() -> SystemExit:
     """What Lightning raises after its Ctrl-C shutdown: exit 1 inside the interrupt."""
     try:
@@ -241,10 +245,12 @@ def _lightning_exit() -> SystemExit:
     [
         (RunStopped("training stopped at epoch 3"), 2, "error: training stopped at epoch 3"),
         (InputError("x.par", "bad", line=2, expected="1", found="2"), 2, "error: x.par, line 2"),
-        (KeyboardInterrupt(), 130, "error: interrupted; the checkpoints in"),
-        (_lightning_exit(), 130, "error: interrupted; the checkpoints in"),
+        (KeyboardInterrupt(), 130, f"error: interrupted (SIGINT) {NOTHING}"),
+        (_lightning_exit(), 130, f"error: interrupted (SIGINT) {NOTHING}"),
+        (Interrupted(signal.SIGTERM), 143, f"error: interrupted (SIGTERM) {NOTHING}"),
+        (Interrupted(signal.SIGHUP), 129, f"error: interrupted (SIGHUP) {NOTHING}"),
     ],
-    ids=["stopped", "input", "ctrl_c_monte_carlo", "ctrl_c_training"],
+    ids=["stopped", "input", "ctrl_c_monte_carlo", "ctrl_c_training", "sigterm", "sighup"],
 )
 def test_every_stop_is_one_line_on_stderr(
     monkeypatch: pytest.MonkeyPatch,

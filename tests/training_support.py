@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -99,3 +100,29 @@ class EpochMarker(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / str(trainer.current_epoch + 1)).touch()
+
+
+class InterruptAt(pl.Callback):
+    """Ctrl-C at the start of 1-based epoch `epoch` (after the checkpoint of the one before)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch + 1 == self.epoch:
+            raise KeyboardInterrupt
+
+
+class SignalAt(pl.Callback):
+    """Sends signal `signum` to this process within the optimiser step of 1-based epoch
+    `epoch` (after its evaluation), as `kill` would from outside."""
+
+    def __init__(self, epoch: int, signum: int) -> None:
+        self.epoch = epoch
+        self.signum = signum
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: object
+    ) -> None:
+        if trainer.current_epoch + 1 == self.epoch:
+            os.kill(os.getpid(), self.signum)

@@ -5,7 +5,8 @@ NN_config.par into the composed configuration, checks the overrides and that the
 directory can be written (and is not held by another run), so bad input stops with one line
 before any folder is written; then Hydra runs the job as usual (`--cfg job`, `--help`, `-m`,
 launchers and sweepers all work on the full configuration). Every refusal is one line
-`error: ...` on stderr with exit status 2; Ctrl-C exits with 130 and keeps the checkpoints.
+`error: ...` on stderr with exit status 2; Ctrl-C, SIGTERM and SIGHUP (dpp.app.signals)
+exit with 128 + the signal's number, keep the checkpoints and say whether the run can resume.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import shutil
+import signal
 import sys
 import warnings
 from contextlib import ExitStack
@@ -26,6 +28,7 @@ from omegaconf import DictConfig
 from dpp.app import compose
 from dpp.app.lock import RunLock
 from dpp.app.origins import parse_override
+from dpp.app.signals import interrupt_of, signal_number
 from dpp.errors import InputError, RunStopped
 from dpp.memory import format_bytes
 
@@ -93,19 +96,36 @@ def disk_full(error: OSError) -> str:
     )
 
 
-def _interrupted() -> None:
-    """Ctrl-C, in training (Lightning's graceful shutdown) or Monte Carlo: one line, exit 130;
-    the checkpoints written so far stay in the run directory."""
+def _resumable(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a checkpoint to resume from (training or Monte Carlo)."""
+    from dpp.app.gradient import LAST_CHECKPOINT
+    from dpp.mc.runner import CHECKPOINT_NAME
+
+    return (run_dir / LAST_CHECKPOINT).is_file() or (run_dir / CHECKPOINT_NAME).is_file()
+
+
+def _interrupted(interrupt: KeyboardInterrupt) -> None:
+    """Ctrl-C, SIGTERM or SIGHUP, in training (Lightning's graceful shutdown) or Monte Carlo:
+    one line, exit 128 + the signal's number; the checkpoints written so far stay in the run
+    directory, and without one the line says that nothing can be resumed."""
     from hydra.core.hydra_config import HydraConfig
 
-    run_dir = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "<run dir>"
-    message = (
-        f"interrupted; the checkpoints in {run_dir} are kept: rerun with the same overrides "
-        f"plus hydra.run.dir={run_dir} resume=true to continue"
-    )
+    signum = signal_number(interrupt)
+    name = signal.Signals(signum).name
+    if HydraConfig.initialized() and _resumable(Path(HydraConfig.get().runtime.output_dir)):
+        run_dir = HydraConfig.get().runtime.output_dir
+        message = (
+            f"interrupted ({name}); the checkpoints in {run_dir} are kept: rerun with the same "
+            f"overrides plus hydra.run.dir={run_dir} resume=true to continue"
+        )
+    else:
+        message = (
+            f"interrupted ({name}) before the first checkpoint: nothing can be resumed; rerun "
+            f"from the start"
+        )
     _to_log_files(message)
     sys.stderr.write(f"error: {message}\n")
-    sys.exit(130)
+    sys.exit(128 + signum)
 
 
 def _task(cfg: DictConfig) -> Any:
@@ -123,12 +143,11 @@ def _task(cfg: DictConfig) -> Any:
         _to_log_files(message)
         sys.stderr.write(f"error: {message}\n")
         sys.exit(1)
-    except KeyboardInterrupt:
-        _interrupted()
-    except SystemExit as stop:  # Lightning exits with 1 after its Ctrl-C shutdown
-        if isinstance(stop.__context__, KeyboardInterrupt):
-            _interrupted()
-        raise
+    except (KeyboardInterrupt, SystemExit) as stop:  # Lightning exits with 1 after Ctrl-C
+        interrupt = interrupt_of(stop)
+        if interrupt is None:
+            raise
+        _interrupted(interrupt)
 
 
 def main(config_name: str = "train") -> None:

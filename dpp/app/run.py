@@ -18,12 +18,13 @@ from dpp.app import compose
 from dpp.app.lock import LOCK_NAME, OWNER_NAME, RunLock
 from dpp.app.origins import Origins
 from dpp.app.settings import DataSettings, build
+from dpp.app.signals import stop_on_signals
 from dpp.errors import InputError, SettingError
 from dpp.fitting.prefit import PrefitSettings
 from dpp.fitting.settings import LossSettings
 from dpp.io.bundle import first_kpoints, load_bundle
 from dpp.io.records import Bundle
-from dpp.io.writers import write_text_atomic
+from dpp.io.writers import remove_stale_temporaries, write_text_atomic
 from dpp.models import ModelSettings
 from dpp.outputs.reporter import OutputSettings
 from dpp.physics import PhysicsOptions
@@ -154,24 +155,36 @@ def run(
     origins = Origins.build(
         overrides, _experiment_file(choices, dirs), prepared.nn_config, prepared.translation
     )
-    if not is_global_zero():
-        return _dispatch(cfg, origins, run_dir)
-    return within_run_dir(run_dir, lambda: _dispatch(cfg, origins, run_dir), lock)
+    with stop_on_signals():
+        if not is_global_zero():
+            return _dispatch(cfg, origins, run_dir)
+        return within_run_dir(run_dir, lambda: _dispatch(cfg, origins, run_dir), lock)
 
 
 def within_run_dir(run_dir: Path, work: Callable[[], T], lock: RunLock | None = None) -> T:
     """`work()` holding the lock of `run_dir` (`lock`, when the caller already holds it). A run
     refused by the lock removes nothing; work stopped by bad input (InputError) removes the
     run directory when this run created it, or when it holds only what Hydra and the lock
-    wrote (no other run can be writing there: the lock is held)."""
+    wrote (no other run can be writing there: the lock is held). Temporary files that a
+    killed writer left are removed first."""
     held = lock if lock is not None and lock.run_dir == run_dir.resolve() else RunLock(run_dir)
     with held:  # refused: raised here, before anything is written or removed
+        _remove_stale_temporaries(run_dir)
         try:
             return work()
         except InputError:
             if held.created or _only_hydra_files(run_dir):
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """The temporary files of atomic writes that a killed run left behind (this run holds
+    the lock, so no writer of them is alive)."""
+    stale = remove_stale_temporaries(run_dir)
+    if stale:
+        names = ", ".join(str(p.relative_to(run_dir)) for p in stale)
+        log.info("removed %d temporary files of an interrupted write: %s", len(stale), names)
 
 
 def _dispatch(cfg: DictConfig, origins: Origins, run_dir: Path) -> float:

@@ -36,6 +36,19 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     return path
 
 
+TEMPORARY_PATTERN = ".*.tmp"
+"""Names of `write_bytes_atomic`'s temporary files (`.<name>.<random>.tmp`)."""
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that a killed atomic write left in `folder` and below
+    (only while no other process writes there: under the run's lock); returns them."""
+    stale = sorted(p for p in Path(folder).rglob(TEMPORARY_PATTERN) if p.is_file())
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write `text` (UTF-8) to `path` atomically."""
     return write_bytes_atomic(path, text.encode("utf-8"))

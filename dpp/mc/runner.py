@@ -223,7 +223,8 @@ class MonteCarloRunner:
                 write_path_bands(
                     self.run_dir / f"bandStruct_{index}.dat", self.coordinates[index], bands
                 )
-        self._on_new_best(evaluation)
+        self.reporter.couplings("couplingBands", first.hamiltonian, first.objective)
+        self._on_new_best(evaluation, first)
         log.info("Monte Carlo start: cost %.8g", first.cost)
 
     def _iterate(self, trial: int, writer: object) -> None:
@@ -237,7 +238,7 @@ class MonteCarloRunner:
             first.beta = self.settings.options.betas[self.switch.index]
         elif not self.settings.replica_betas:
             first.beta = self._scheduled_beta(trial)
-        new_best_evaluation = None
+        new_best_evaluation, new_best_replica = None, first
         accepted = []
         for replica, evaluation in zip(self.replicas, evaluations, strict=True):
             u = float(replica.rng.random())
@@ -251,10 +252,10 @@ class MonteCarloRunner:
             replica.accepted += 1
             if evaluation.total < self.best_cost:
                 self.best, self.best_cost = capture(replica.hamiltonian), evaluation.total
-                new_best_evaluation = evaluation
+                new_best_evaluation, new_best_replica = evaluation, replica
         self.since_best = 0 if new_best_evaluation is not None else self.since_best + 1
         if new_best_evaluation is not None:
-            self._on_new_best(new_best_evaluation)
+            self._on_new_best(new_best_evaluation, new_best_replica)
         if len(self.replicas) > 1 and trial % self.settings.exchange_every == 0:
             self._exchange(trial // self.settings.exchange_every)
         self._record(trial, evaluations[0].total, accepted[0], writer)
@@ -366,8 +367,8 @@ class MonteCarloRunner:
         if self.exchanges[1]:
             writer.add_scalar("mc/exchange_rate", self.exchanges[0] / self.exchanges[1], trial)
 
-    def _on_new_best(self, evaluation: Evaluation) -> None:
-        """Files written at every new best (and for the start state)."""
+    def _on_new_best(self, evaluation: Evaluation, replica: Replica) -> None:
+        """Files written at every new best (and for the start state), which `replica` holds."""
         table = self.best.table.numpy()
         species = self.bundle.species
         write_species_tables(
@@ -382,6 +383,7 @@ class MonteCarloRunner:
                 )
         elif self.best.model:
             save_torch_atomic(self.best.model, self.run_dir / "best_PPmodel.pth")
+        self.reporter.couplings("bestCoupling", replica.hamiltonian, replica.objective)
         self.best_bands = [bands.detach().cpu().numpy() for bands in evaluation.bands]
         self.best_plotted = False
         if self.trial == 0:

@@ -16,8 +16,11 @@ import torch
 from matplotlib.figure import Figure
 
 from dpp.errors import SettingError
+from dpp.fitting.objective import Objective
+from dpp.fitting.observables import CouplingTerm
 from dpp.fitting.penalties import prior_curve
 from dpp.fitting.terms import KPointTerm
+from dpp.io.coupling_writer import format_couplings
 from dpp.io.records import Bundle
 from dpp.io.writers import (
     write_band_file,
@@ -218,6 +221,33 @@ class Reporter:
             return []
 
     @torch.no_grad()
+    def couplings(
+        self, name: str, hamiltonian: PseudopotentialHamiltonian, objective: Objective
+    ) -> None:
+        """`{name}_X.dat` for every system whose couplings are fitted (fit_eph): |g| in
+        eV/Bohr at the present state, in the layout of expCoupling_X.par (bundle-format
+        §15.7); `couplingBands` is the start, `bestCoupling` the best state."""
+        terms = [t for t in objective.global_terms if isinstance(t, CouplingTerm)]
+        if not terms:
+            return
+        warm = hamiltonian.snapshot()  # writing a file leaves the next solves as they were
+        model = hamiltonian.model
+        was_training = model.training if model is not None else False
+        if model is not None:
+            model.eval()  # a batch-norm network is called on the distinct |ΔG'| only
+        try:
+            for term in terms:
+                for index, system in term.systems.items():
+                    with torch.no_grad():
+                        values = term.couplings(hamiltonian, index)
+                    magnitudes = {key: value.abs() for key, value in values.items()}
+                    text = format_couplings(magnitudes, system.crystal, len(system.qpoints))
+                    write_text_atomic(self.run_dir / f"{name}_{index}.dat", text)
+        finally:
+            hamiltonian.restore(warm)
+            if model is not None:
+                model.train(was_training)
+
     def potentials(
         self,
         prefix: str,
@@ -254,7 +284,7 @@ class Reporter:
         device = hamiltonian.pp_fixed.device
 
         def values_on(q: torch.Tensor) -> np.ndarray:
-            return hamiltonian.form_factors(q.to(device)).cpu().numpy()
+            return hamiltonian.form_factors(q.to(device)).detach().cpu().numpy()
 
         if table:
             q_table = q_grid(g.qmax, g.n_qgrid)

@@ -317,6 +317,14 @@ class PseudopotentialHamiltonian(nn.Module):
         move), so the next solves start from that state's eigenvectors."""
         self._warm.restore(snapshot)
 
+    def warm_state(self) -> dict[str, object]:
+        """The warm-start state as plain containers, for a checkpoint (`load_warm_state`)."""
+        return self._warm.state_dict()
+
+    def load_warm_state(self, state: dict[str, object]) -> None:
+        """Bring back a `warm_state()` (a resumed fit), on this Hamiltonian's device."""
+        self._warm.load_state_dict(state, self.geometries[0].kpoints.device)
+
     def invalidate(self) -> None:
         """Forget all warm-start eigenvectors: the next solve of every k-point is dense
         (after a resume, a perturbation kick, or any change made behind this object's back

@@ -20,7 +20,8 @@ block Davidson from them. A k-point is solved densely instead (and its block ref
 - the Davidson iteration did not converge within `davidson_max_iter` (`unconverged`).
 
 `snapshot()`/`restore()` save and bring back the whole state (a rejected Monte Carlo move
-restores the accepted state's vectors); `invalidate()` forgets everything.
+restores the accepted state's vectors); `state_dict()`/`load_state_dict()` carry it through a
+checkpoint (a resumed fit solves as the uninterrupted one); `invalidate()` forgets everything.
 """
 
 from __future__ import annotations
@@ -70,6 +71,32 @@ class WarmStart:
         self.blocks = dict(snapshot.blocks)
         self.drift = dict(snapshot.drift)
         self.states = dict(snapshot.states)
+
+    def state_dict(self) -> dict[str, object]:
+        """The vectors and drift bookkeeping as plain containers of tensors and numbers (what a
+        `weights_only` torch.load reads back)."""
+        blocks = [
+            (system, k, b.vectors, b.values, b.ceiling, b.stamp, b.age)
+            for (system, k), b in self.blocks.items()
+        ]
+        return {"blocks": blocks, "drift": dict(self.drift), "states": dict(self.states)}
+
+    def load_state_dict(self, state: dict[str, object], device: torch.device) -> None:
+        """Bring back a `state_dict()`, its tensors on `device`."""
+
+        def moved(value: object) -> object:
+            if isinstance(value, torch.Tensor):
+                return value.to(device)
+            if isinstance(value, (tuple, list)):
+                return type(value)(moved(v) for v in value)
+            return value
+
+        self.blocks = {
+            (system, k): _Block(vectors.to(device), values.to(device), ceiling, stamp, age)
+            for system, k, vectors, values, ceiling, stamp, age in state["blocks"]
+        }
+        self.drift = dict(state["drift"])
+        self.states = {system: moved(value) for system, value in state["states"].items()}
 
     def invalidate(self) -> None:
         self.blocks.clear()

@@ -27,6 +27,7 @@ from torch import nn
 
 from dpp.fitting.linearisation import (
     Linearisation,
+    SystemModel,
     linearise,
     model_bytes,
     model_loss,
@@ -123,6 +124,38 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
         with torch.no_grad():
             for parameter, value in zip(self.parameters, values, strict=True):
                 parameter.copy_(value)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What a resumed fit needs beyond `state_dict()` (whose param_groups hold the
+        damping) to step as the uninterrupted one: the convergence flag and the cached
+        linearisation (recomputing it would solve from other eigenvectors), as plain
+        containers of tensors and numbers. A linearisation with residual models of terms that
+        solve other Hamiltonians (deformation potentials, couplings) is not kept: a resume
+        recomputes it, correct but not bit for bit."""
+        cached = self.linearisation
+        if cached is None or cached.solved:  # residual models of solving terms are recomputed
+            return {"converged": self.converged, "linearisation": None}
+        models = [(m.loss, m.values, m.gradient, m.curvature) for m in cached.models]
+        linearisation = (cached.parameters, cached.per_system, cached.terms, models)
+        return {"converged": self.converged, "linearisation": linearisation}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """Bring back a `checkpoint_state()`, its tensors on the parameters' device."""
+        self.converged = bool(state["converged"])
+        if state["linearisation"] is None:
+            self.linearisation = None
+            return
+        device = self.parameters[0].device
+        parameters, per_system, terms, models = state["linearisation"]
+        self.linearisation = Linearisation(
+            [p.to(device) for p in parameters],
+            per_system,
+            dict(terms),
+            [
+                SystemModel(loss, values.to(device), gradient.to(device), curvature.to(device))
+                for loss, values, gradient, curvature in models
+            ],
+        )
 
     def evaluate(self) -> tuple[Linearisation, int]:
         """The linearisation at the present parameters, with the loss gradient in `.grad`,

@@ -116,6 +116,10 @@ class PseudopotentialModule(pl.LightningModule):
         self._reused: ClosureEvaluation | None = None
         self._keep_evaluations = False  # whether closure evaluations may stand for an epoch
         self.passes = 0  # loss-and-gradient passes over every k-point: epochs and closures
+        self._passes_before_epoch = 0
+        self.reached: dict[str, torch.Tensor] | None = None  # state after the last whole step
+        self.reached_epoch = 0
+        self._resumed: dict[str, Any] = {}  # solver and optimiser state of a resume checkpoint
 
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module signature
         """Device moves and casts also reach the reference tensors of the objective."""
@@ -219,6 +223,8 @@ class PseudopotentialModule(pl.LightningModule):
         gauss_newton = self._gauss_newton
         if gauss_newton is not None:
             gauss_newton.attach(self.hamiltonian, self.objective, self._own_kpoints())
+        self._restore_solver_state()
+        self._mark_reached(max([0, *(epoch for epoch, _ in self.train_history)]))
 
     def _own_kpoints(self) -> list[torch.Tensor]:
         """This rank's k-indices of every system (ascending, on the model's device)."""
@@ -228,8 +234,46 @@ class PseudopotentialModule(pl.LightningModule):
             for system in range(self.n_systems)
         ]
 
+    def _mark_reached(self, epoch: int) -> None:
+        """The present state is the one reached after `epoch` whole steps (0: the start): what
+        an interrupt writes as final, since it may stop the fit in the middle of a step."""
+        self.reached = copy.deepcopy(self.hamiltonian.state_dict())
+        self.reached_epoch = epoch
+
+    @property
+    def epoch_passes(self) -> int:
+        """Full passes of the present epoch so far (its evaluation and the step's)."""
+        return self.passes - self._passes_before_epoch
+
+    def _restore_solver_state(self) -> None:
+        """After a resume, once the Trainer moved the model to its device: the warm-start
+        eigenvectors, the Gauss–Newton cache and the L-BFGS evaluation the next epoch reuses,
+        as the interrupted fit left them (else the first solves are dense)."""
+        resumed, self._resumed = self._resumed, {}
+        if not resumed:
+            return
+        if resumed.get("warm") is None:
+            self.hamiltonian.invalidate()
+        else:
+            self.hamiltonian.load_warm_state(resumed["warm"])
+        gauss_newton = self._gauss_newton
+        if gauss_newton is not None and resumed.get("gauss_newton") is not None:
+            gauss_newton.load_checkpoint_state(resumed["gauss_newton"])
+        reusable = resumed.get("evaluation")
+        if reusable is not None:
+            parameters, per_system, terms, gradients = reusable
+            self._closure_evaluations = [
+                ClosureEvaluation(
+                    [p.to(self.device) for p in parameters],
+                    per_system,
+                    dict(terms),
+                    [None if g is None else g.to(self.device) for g in gradients],
+                )
+            ]
+
     def on_train_epoch_start(self) -> None:
         self._band_sum = torch.zeros(self.n_systems, dtype=torch.float64)
+        self._passes_before_epoch = self.passes
         self.optimizers().zero_grad()
         self.update_batchnorm_statistics()
         self._reused = self._evaluation_here()
@@ -380,6 +424,7 @@ class PseudopotentialModule(pl.LightningModule):
             if not bool(torch.isfinite(parameter).all()):
                 self._stop(epoch, f"parameter {name} after the optimiser step")
                 return
+        self._mark_reached(epoch)
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -486,6 +531,18 @@ class PseudopotentialModule(pl.LightningModule):
             "best_state": self.best_state,
             "passes": self.passes,
         }
+        # the warm-start vectors and the Gauss–Newton cache are of this process's k-points:
+        # kept in one process only (a DDP resume starts them afresh, correct but not bit for
+        # bit); the L-BFGS evaluation is summed over ranks
+        gauss_newton = self._gauss_newton if self.trainer.world_size == 1 else None
+        reusable = self._evaluation_here()
+        checkpoint["dpp_solver"] = {
+            "warm": self.hamiltonian.warm_state() if self.trainer.world_size == 1 else None,
+            "gauss_newton": None if gauss_newton is None else gauss_newton.checkpoint_state(),
+            "evaluation": None
+            if reusable is None
+            else (reusable.parameters, reusable.per_system, reusable.terms, reusable.gradients),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         history = checkpoint.get("dpp_history", {})
@@ -495,4 +552,4 @@ class PseudopotentialModule(pl.LightningModule):
         self.best_epoch = int(history.get("best_epoch", 0))
         self.best_state = history.get("best_state")
         self.passes = int(history.get("passes", 0))
-        self.hamiltonian.invalidate()  # the first solves after a resume are dense
+        self._resumed = checkpoint.get("dpp_solver") or {"warm": None}

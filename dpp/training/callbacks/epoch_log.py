@@ -17,11 +17,13 @@ log = logging.getLogger("dpp.training")
 
 class EpochLog(AfterStep):
     """`epoch E/N: loss L eV^2 (band RMS r meV; sys0 …, terms …), best B (epoch e), lr η
-    (Gauss–Newton: damping λ), P passes, t s` after each step, with the peak resident memory
-    (`memory`) and the gradient norms (`gradients`, NN_config printGrad) when asked; at
-    every validation its loss and band RMS and, per system, the RMS band error, the worst
-    band and the band-edge errors (meV). The band RMS is sqrt(band loss / Σ w_k u_b): the
-    weighted root-mean-square band error behind the loss, which is a weighted sum."""
+    (Gauss–Newton: damping λ), P passes, t s` after each step (P: the full passes over the
+    k-points in that epoch: its evaluation and the step's trials or line search), with the
+    peak resident memory (`memory`) and the gradient norms (`gradients`, NN_config printGrad)
+    when asked; at every validation its loss and band RMS and, per system, the RMS band
+    error, the worst band and the band-edge errors (meV). The band RMS is
+    sqrt(band loss / Σ w_k u_b): the weighted root-mean-square band error behind the loss,
+    which is a weighted sum."""
 
     def __init__(self, memory: bool = False, gradients: bool = False) -> None:
         self.memory = memory
@@ -48,7 +50,7 @@ class EpochLog(AfterStep):
             f"epoch {epoch}/{trainer.max_epochs}: loss {m['train/loss']:.6g} eV^2 "
             f"(band RMS {m['train_rms_meV']:.4g} meV; {', '.join(parts)}), "
             f"best {pl_module.best_loss:.6g} (epoch {pl_module.best_epoch}), {step}, "
-            f"{m['passes']} passes, {time.perf_counter() - self._start:.2f} s"
+            f"{pl_module.epoch_passes} passes, {time.perf_counter() - self._start:.2f} s"
         )
         if self.memory:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
