@@ -3,10 +3,11 @@
 Takes the Quantum ESPRESSO pw.x band structures shipped in tests/data/qe, converts each
 training crystal with `dpp-convert-bands` at its default options, fits it with
 `python train.py data.bundle=<converted> trainer.max_epochs=N` (no hand-written file), and
-evaluates the fitted potential, not retrained, on the ±2 % hydrostatically strained copies
-and on another polytype with `python evaluate.py run=<fit> data.bundle=<other>`. Prints,
-per crystal, what the physics reports say: the VBM-aligned band RMS (meV), the gap error,
-the turning points of every species' v(q) and the transfer RMS.
+evaluates the fitted potential, not retrained and at the training crystal's cutoff, on the
+±2 % hydrostatically strained copies and on another polytype with
+`python evaluate.py run=<fit> data.bundle=<other>`. Prints, per crystal, what the physics
+reports say: the VBM-aligned band RMS (meV), the gap error, the turning points of every
+species' v(q) and the transfer RMS.
 
     python benchmarks/real_data.py                          # Si, AlAs, GaAs, wurtzite GaN
     python benchmarks/real_data.py --cases si --epochs 30   # one crystal, a short fit
@@ -55,13 +56,22 @@ def run(command: list[str], log: Path) -> None:
         sys.exit(f"failed ({done.returncode}): {' '.join(command)}\n{tail}")
 
 
-def convert(cases: list[str], folder: Path, work: Path) -> Path:
-    """One bundle of `cases` (system indices in order) by dpp-convert-bands' defaults."""
+def convert(cases: list[str], folder: Path, work: Path, max_ke: float | None = None) -> Path:
+    """One bundle of `cases` (system indices in order) by dpp-convert-bands' defaults, at the
+    cutoff `max_ke` (Hartree) when given."""
     for index, case in enumerate(cases):
         source = DATA / case / "bands.pwo"
         command = ["dpp-convert-bands", str(source), "-o", str(folder), "--index", str(index)]
+        if max_ke is not None:
+            command += ["--max-ke", str(max_ke)]
         run(command, work / f"convert_{folder.name}_{index}.log")
     return folder
+
+
+def cutoff(bundle: Path, index: int) -> float:
+    """maxKE (Hartree) of system `index` of a bundle."""
+    text = (bundle / f"input_{index}.par").read_text()
+    return float(re.search(r"maxKE\s*=\s*([-+0-9.eE]+)", text).group(1))
 
 
 def read_report(path: Path) -> Report:
@@ -96,11 +106,12 @@ def fit_and_transfer(cases: list[str], epochs: int, work: Path, overrides: list[
     print(f"\n{name}: {epochs} epochs, turning points of v(q): {turning_points(fit / 'train.log')}")
     for case, rms, gap in zip(cases, trained.rms, trained.gap_error, strict=True):
         print(f"  {case:12s} training   RMS {rms:7.1f} meV   gap error {gap:+7.1f} meV")
-    for case in cases:
+    for index, case in enumerate(cases):
         for other in TRANSFER.get(case, ()):
             if not (DATA / other).is_dir():
                 continue
-            target = convert([other], work / f"bundle_{other}_{name}", work)
+            # the same cutoff as the training crystal: the cutoff is part of the model
+            target = convert([other], work / f"bundle_{other}_{name}", work, cutoff(bundle, index))
             out = work / f"eval_{other}_{name}"
             run(
                 [sys.executable, "evaluate.py", f"run={fit}", f"data.bundle={target}",

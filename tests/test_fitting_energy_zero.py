@@ -116,6 +116,24 @@ def test_curvature_penalty_of_known_curves():
     assert float(curvature_penalty(parabola, spacing)) == pytest.approx(4.0, rel=1e-10)
 
 
+def test_smoothness_relative_to_the_prior_costs_nothing_on_the_prior(bundle):
+    """With smoothness_reference = prior only the departure from the starting curve bends:
+    a network equal to the prior on the grid costs 0."""
+    model = network(bundle)
+    hamiltonian = build_hamiltonian(bundle, model)
+    term = SmoothnessTerm(1.0, 5.0, 10)
+    with torch.no_grad():
+        own = model(term.q[:, None])
+    assert float(term.values(hamiltonian)["smoothness"]) > 0
+    relative = SmoothnessTerm(1.0, 5.0, 10, prior=own)
+    assert float(relative.values(hamiltonian)["smoothness"]) == pytest.approx(0.0, abs=1e-20)
+    objective = training_objective(
+        bundle, LossSettings(smoothness=1.0, smoothness_reference="prior")
+    )
+    (smooth,) = [t for t in objective.global_terms if t.name == "smoothness"]
+    assert smooth.prior is not None and smooth.prior.shape == (len(smooth.q), bundle.n_species)
+
+
 def test_smoothness_term_is_off_without_strength_or_network(bundle):
     assert not SmoothnessTerm(0.0, 5.0, 10).active
     analytic = build_hamiltonian(bundle, None)

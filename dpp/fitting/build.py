@@ -8,9 +8,9 @@ from dpp.fitting.bands import BandTerm
 from dpp.fitting.costs import NormalisedBandTerm, SpinOrbitLimitTerm
 from dpp.fitting.objective import Objective
 from dpp.fitting.observables import CouplingTerm, DefPotTerm
-from dpp.fitting.penalties import PenaltyTerm
+from dpp.fitting.penalties import PenaltyTerm, prior_curve
 from dpp.fitting.settings import LossSettings
-from dpp.fitting.smoothness import SmoothnessTerm
+from dpp.fitting.smoothness import SmoothnessTerm, smoothness_grid
 from dpp.fitting.terms import GlobalTerm
 from dpp.io.records import Bundle
 from dpp.physics.basis import largest_transfer
@@ -36,7 +36,10 @@ def training_objective(
     n_kpoints = [s.n_kpoints for s in bundle.systems]
     penalties = PenaltyTerm(settings, bundle.pp_params, bundle.qspace_prior, n_kpoints)
     q_max = max(largest_transfer(system.settings.max_ke) for system in bundle.systems)
-    smoothness = SmoothnessTerm(settings.smoothness, q_max, sum(n_kpoints))
+    prior = None
+    if settings.smoothness_reference == "prior":
+        prior = prior_curve(smoothness_grid(q_max), bundle.pp_params, bundle.qspace_prior)
+    smoothness = SmoothnessTerm(settings.smoothness, q_max, sum(n_kpoints), prior)
     terms = [term for term in (penalties, smoothness) if term.active]
     terms += _observable_terms(bundle, settings)
     return Objective([BandTerm(bundle.systems, settings, device)], terms)

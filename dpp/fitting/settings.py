@@ -33,7 +33,8 @@ class LossSettings:
         `per_system` removes each system's optimal rigid offset between computed and
         reference bands (the zero of a periodic DFT run is arbitrary).
     smoothness: strength λ of the curvature regulariser on the network's v(q)
-        (dpp.fitting.smoothness; 0 = off).
+        (dpp.fitting.smoothness; 0 = off), on v itself (`zero`) or on its departure from
+        the starting curve (`prior`, as penalty_reference).
     """
 
     relE_bIdx: int | None = None  # noqa: N815 - the NN_config key users know
@@ -55,6 +56,7 @@ class LossSettings:
     exclude_bands: tuple[int, ...] = ()
     energy_zero: str = "absolute"
     smoothness: float = 0.0
+    smoothness_reference: str = "zero"
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -62,6 +64,7 @@ class LossSettings:
             ("relE_reference", self.relE_reference, RELATIVE_MODES),
             ("penalty_reference", self.penalty_reference, PENALTY_REFERENCES),
             ("energy_zero", self.energy_zero, ENERGY_ZERO_MODES),
+            ("smoothness_reference", self.smoothness_reference, PENALTY_REFERENCES),
         ):
             if value not in allowed:
                 raise SettingError(

@@ -59,18 +59,23 @@ def smoothness_grid(q_max: float, dtype: torch.dtype = torch.float64) -> torch.T
 
 
 class SmoothnessTerm(GlobalTerm):
-    """λ · N_k · Σ_s mean_q (v_s''(q))² over (Q_LOW, `q_max`] (label `smoothness`), none
-    without a network form factor; N_k (all systems' k-points) scales it like the band loss."""
+    """λ · N_k · Σ_s mean_q ((v_s − p_s)''(q))² over (Q_LOW, `q_max`] (label `smoothness`),
+    none without a network form factor; N_k (all systems' k-points) scales it like the band
+    loss. The reference curve p is 0, or `prior` ((M, S) on the grid, Hartree·Bohr³): then
+    only the curvature of the departure from it costs."""
 
     name = "smoothness"
     solves = False
 
-    def __init__(self, strength: float, q_max: float, n_kpoints: int) -> None:
+    def __init__(
+        self, strength: float, q_max: float, n_kpoints: int, prior: torch.Tensor | None = None
+    ) -> None:
         self.strength = strength
         self.factor = strength * n_kpoints
         self.q = smoothness_grid(q_max)
         self.spacing = float(self.q[1] - self.q[0])
-        self._on_device: dict[torch.device, torch.Tensor] = {}
+        self.prior = prior
+        self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     @property
     def active(self) -> bool:
@@ -81,8 +86,12 @@ class SmoothnessTerm(GlobalTerm):
             return {}
         device = hamiltonian.pp_fixed.device
         if device not in self._on_device:
-            self._on_device[device] = self.q.to(device)
-        values = hamiltonian.model(self._on_device[device][:, None])
+            prior = None if self.prior is None else self.prior.to(device)
+            self._on_device[device] = (self.q.to(device), prior)
+        q, prior = self._on_device[device]
+        values = hamiltonian.model(q[:, None])
+        if prior is not None:
+            values = values - prior
         return {"smoothness": self.factor * curvature_penalty(values, self.spacing)}
 
 

@@ -348,6 +348,13 @@ _KEYS = (
         "strength of the curvature regulariser on the network's v(q) (0 = off)",
         minimum=0.0,
     ),
+    _key(
+        "smoothness_reference",
+        "choice",
+        "loss.smoothness_reference",
+        "the regulariser's curvature: of v itself (zero) or of v minus the starting curve (prior)",
+        choices=("zero", "prior"),
+    ),
     # 3.8 Monte Carlo (mc_perturb_mode is checked by McConfig)
     _key("mc_bool", "bool", None, "run Monte Carlo instead of gradient training"),
     _key("mc_iter", "int", "mc.iterations", "number of Monte Carlo trial moves", minimum=1),
