@@ -6,7 +6,9 @@ gate of width 2 1/Bohr, pre-fitted for 1000 epochs to the Wang–Zunger curves o
 init_<S>Params.par files, then 100 epochs of the default recipe. The zero of a periodic DFT
 run's energies is arbitrary, so each system's rigid energy offset is left free
 (`energy_zero = per_system`); that needs every k-point of a system in one batch
-(`separateKptGrad = 0`). Every key can be edited in the file or overridden on the command
+(`separateKptGrad = 0`). The network's v(q) is kept smooth between the shells the bands
+constrain by the curvature regulariser (`smoothness = 1e-5`, physics.md §7.7; the strength
+measured on the shipped Si bands, docs/recipes.md). Every key can be edited in the file or overridden on the command
 line (`trainer.max_epochs=...`).
 """
 
@@ -36,6 +38,7 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "plotEvery": "20",
     "patience": "100",
     "energy_zero": "per_system",
+    "smoothness": "1e-5",
 }
 """NN_config keys of a converted bundle besides nSystem, SObool and cacheSO (values as text)."""
 
