@@ -10,7 +10,7 @@ from dpp.models.catalog import (
     has_batchnorm,
     is_zero_function,
 )
-from dpp.models.checkpoint import load_checkpoint, model_state, safe_torch_load
+from dpp.models.checkpoint import load_checkpoint, load_network, model_state, safe_torch_load
 from dpp.models.gates import CutoffGate, DecayGate, GatedNet, GaussianGate, ZeroFunction
 from dpp.models.mlp import INITIALISERS, MLP, BodySpec
 from dpp.models.settings import ModelSettings
@@ -31,6 +31,7 @@ __all__ = [
     "has_batchnorm",
     "is_zero_function",
     "load_checkpoint",
+    "load_network",
     "model_state",
     "safe_torch_load",
 ]
