@@ -156,3 +156,19 @@ class GridHamiltonian:
         values = torch.fft.ifftn(grid.reshape(self.shape)).abs() ** 2
         values = values / values.sum() * (self.n_grid / self.volume)
         return values.cpu().numpy()
+
+
+def folded_basis(
+    reciprocal: np.ndarray, max_ke: float, repeats: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The basis of an n₁×n₂×n₃ supercell at Γ that is the union of the primitive cell's
+    spheres {G : |G|²/2 < maxKE} at the folded k-points κ = (i/n₁, j/n₂, l/n₃): labels on
+    the supercell's reciprocal lattice (M, 3) and the folded κ (n₁n₂n₃, 3), fractional
+    coordinates of the primitive reciprocal vectors `reciprocal` (rows, 1/Bohr)."""
+    sizes = np.asarray(repeats, dtype=np.int64)
+    primitive, _ = plane_wave_basis(reciprocal, max_ke)
+    steps = np.stack(np.meshgrid(*[np.arange(n) for n in sizes], indexing="ij"), axis=-1).reshape(
+        -1, 3
+    )
+    labels = np.concatenate([step + sizes * primitive for step in steps])
+    return labels, steps / sizes
