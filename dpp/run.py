@@ -80,8 +80,9 @@ def _section(config: dict[str, Any], name: str, file: Path) -> dict[str, Any]:
     return section
 
 
-def _settings(cls: type, section: dict[str, Any], name: str, file: Path) -> Any:
-    """`cls(**section)` from plain data: `_target_` dropped, unknown keys refused."""
+def settings_from_data(cls: type, section: dict[str, Any], name: str, file: Path | str) -> Any:
+    """`cls(**section)` of a settings dataclass from plain data: `_target_` dropped, unknown
+    keys and invalid values one InputError naming `file` and the key `name.<field>`."""
     fields = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in section.items() if k != "_target_"}
     unknown = sorted(set(values) - fields)
@@ -127,7 +128,7 @@ def _bundle_path(folder: Path, data: dict[str, Any], file: Path) -> Path:
         file,
         "the run's bundle is not found",
         key="data.bundle",
-        expected="an existing bundle folder (pass bundle= to load_run)",
+        expected="an existing bundle folder (give bundle=<folder>)",
         found=repr(written),
     )
 
@@ -149,8 +150,12 @@ def load_run(
     file = folder / RESOLVED_CONFIG
     config = _read_config(folder)
     data = _section(config, "data", file)
-    model_settings = _settings(ModelSettings, _section(config, "model", file), "model", file)
-    physics = _settings(PhysicsOptions, _section(config, "hamiltonian", file), "hamiltonian", file)
+    model_settings = settings_from_data(
+        ModelSettings, _section(config, "model", file), "model", file
+    )
+    physics = settings_from_data(
+        PhysicsOptions, _section(config, "hamiltonian", file), "hamiltonian", file
+    )
     path = Path(bundle).expanduser() if bundle is not None else _bundle_path(folder, data, file)
     options = {BUNDLE_OPTIONS[k]: v for k, v in data.items() if k in BUNDLE_OPTIONS}
     loaded = load_bundle(path, require_reference=False, **options)

@@ -3,6 +3,7 @@ kind (species of the fit and ligand pseudo-atoms), and the folded-spectrum solve
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -14,6 +15,11 @@ from dpp.physics import PseudopotentialHamiltonian
 from dpp.states.eigensolver import InteriorStates, folded_lobpcg
 from dpp.states.hamiltonian import GridHamiltonian
 from dpp.states.structures import Structure, ligand_kind
+
+log = logging.getLogger("dpp")
+
+RETRIES = 2
+"""Block doublings when the other side of the gap crowds a folded solve."""
 
 PRECONDITIONER_ENERGY = 0.3
 """Kinetic energy scale τ (Hartree) of the diagonal preconditioner 1/(1 + (|k+G|²/2τ)²)."""
@@ -143,23 +149,66 @@ def band_edge_states(
 ) -> EdgeStates:
     """The `n_valence` highest valence and `n_conduction` lowest conduction states: two
     folded-spectrum solves, about E_v = VBM + offset·gap and E_c = CBM − offset·gap of the
-    bulk (offset a fraction of the bulk gap, into the gap); `buffer` extra vectors per
-    block; residual tolerance `tol` (Hartree)."""
-    solves = []
-    for label, reference, wanted in (
-        ("valence", edges.vbm + offset * edges.gap, n_valence),
-        ("conduction", edges.cbm - offset * edges.gap, n_conduction),
-    ):
-        solves.append(
-            folded_lobpcg(
-                hamiltonian,
-                _start(hamiltonian, wanted + buffer, seed),
-                reference,
-                preconditioner(hamiltonian),
-                n_wanted=wanted,
-                tol=tol,
-                max_iter=max_iter,
-                label=label,
-            )
+    bulk (offset a fraction of the bulk gap, into the gap), valence states below the bulk
+    midgap and conduction states above it; `buffer` extra vectors per block; residual
+    tolerance `tol` (Hartree)."""
+    middle = 0.5 * (edges.vbm + edges.cbm)
+    valence = _solve_side(
+        hamiltonian,
+        edges.vbm + offset * edges.gap,
+        n_valence,
+        (-math.inf, middle),
+        "valence",
+        buffer,
+        tol,
+        max_iter,
+        seed,
+    )
+    conduction = _solve_side(
+        hamiltonian,
+        edges.cbm - offset * edges.gap,
+        n_conduction,
+        (middle, math.inf),
+        "conduction",
+        buffer,
+        tol,
+        max_iter,
+        seed,
+    )
+    return EdgeStates(valence, conduction)
+
+
+def _solve_side(
+    hamiltonian: GridHamiltonian,
+    reference: float,
+    wanted: int,
+    window: tuple[float, float],
+    label: str,
+    buffer: int,
+    tol: float,
+    max_iter: int,
+    seed: int,
+) -> InteriorStates:
+    """The folded solve of one side of the gap; when states of the other side crowd the
+    block (fewer than `wanted` inside `window`), again with twice the vectors, at most
+    RETRIES times (small boxes, whose levels are sparse)."""
+    start = _start(hamiltonian, wanted + buffer, seed)
+    for attempt in range(RETRIES + 1):
+        states = folded_lobpcg(
+            hamiltonian,
+            start,
+            reference,
+            preconditioner(hamiltonian),
+            n_wanted=wanted,
+            tol=tol,
+            max_iter=max_iter,
+            window=window,
+            label=label,
         )
-    return EdgeStates(*solves)
+        inside = (states.energies > window[0]) & (states.energies < window[1])
+        if bool(inside.all()) or attempt == RETRIES:
+            return states
+        log.info("%s: states of the other side in the block; %d vectors", label, 2 * start.shape[1])
+        extra = _start(hamiltonian, start.shape[1], seed + attempt + 1)
+        start = torch.cat([states.vectors, extra[:, : 2 * start.shape[1] - wanted]], dim=1)
+    return states

@@ -11,6 +11,7 @@ whose residuals ‖H x − ε x‖ (Hartree) decide convergence.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,15 @@ def _ritz_h(
     return energies, rotation, torch.linalg.vector_norm(residual, dim=0)
 
 
+def _nearest(
+    energies: torch.Tensor, reference: float, window: tuple[float, float], count: int
+) -> torch.Tensor:
+    """Indices of the `count` energies nearest `reference`, those inside `window` first."""
+    outside = (energies < window[0]) | (energies > window[1])
+    distance = (energies - reference).abs() + outside * (energies.abs().max() + abs(reference))
+    return torch.argsort(distance)[:count]
+
+
 def folded_lobpcg(
     hamiltonian: Operator,
     start: torch.Tensor,
@@ -68,10 +78,12 @@ def folded_lobpcg(
     n_wanted: int,
     tol: float = 1e-4,
     max_iter: int = 500,
+    window: tuple[float, float] = (-math.inf, math.inf),
     label: str = "states",
     log_every: int = 10,
 ) -> InteriorStates:
-    """The `n_wanted` eigenpairs of H nearest `reference` (Hartree).
+    """The `n_wanted` eigenpairs of H nearest `reference` (Hartree) within `window` (Hartree;
+    Ritz values outside it are taken only when too few lie inside).
 
     start: (N, m) initial block, m ≥ n_wanted (the extra columns speed convergence).
     preconditioner: (N,) positive diagonal approximating ((H − E)²)⁻¹. Converged when the
@@ -114,7 +126,7 @@ def folded_lobpcg(
         x, hx, ax = basis @ coefficients, h_basis @ coefficients, a_basis @ coefficients
         energies, rotation, residuals = _ritz_h(x, hx)
         x, hx, ax = x @ rotation, hx @ rotation, ax @ rotation
-        nearest = torch.argsort((energies - reference).abs())[:n_wanted]
+        nearest = _nearest(energies, reference, window, n_wanted)
         worst = float(residuals[nearest].max())
         if iteration % log_every == 0 or worst <= tol:
             log.info(
@@ -127,7 +139,7 @@ def folded_lobpcg(
             )
         if worst <= tol:
             break
-    nearest = torch.sort(torch.argsort((energies - reference).abs())[:n_wanted]).values
+    nearest = torch.sort(_nearest(energies, reference, window, n_wanted)).values
     return InteriorStates(
         energies=energies[nearest],
         vectors=x[:, nearest],
