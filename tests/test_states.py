@@ -4,13 +4,17 @@ bands, the folded-spectrum eigensolver, structures and nanocrystal band edges.""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
+import ase.io
 import numpy as np
 import pytest
 import torch
 import yaml
+from ase.io.cube import read_cube_data
 
 import dpp
 from dpp.errors import InputError
@@ -27,7 +31,9 @@ from dpp.states.edges import (
 )
 from dpp.states.eigensolver import folded_lobpcg
 from dpp.states.hamiltonian import folded_basis
+from dpp.states.settings import SolverSettings, StructureSettings
 from dpp.states.structures import bulk_atoms, nanocrystal, radius_for, read_structure, supercell
+from dpp.states.workflow import run_states
 from tests.conftest import DATA, EXAMPLES, shrink_bundle
 
 CHECKPOINT = DATA / "extras" / "nn_zbCdSe" / "epoch_199_PPmodel.pth"
@@ -163,8 +169,6 @@ def test_nanocrystal_is_passivated_and_centred() -> None:
 
 
 def test_structure_files_are_read_with_ase(tmp_path: Path) -> None:
-    import ase.io
-
     bundle = dpp.io.bundle.load_bundle(EXAMPLES / "zb_CdSe", require_reference=False)
     atoms = bulk_atoms(bundle.systems[0])
     atoms.write(tmp_path / "cell.cif")
@@ -197,3 +201,32 @@ def test_nanocrystal_gap_decreases_with_size_toward_the_bulk(fitted) -> None:
         gaps.append(states.gap)
     assert gaps[0] > gaps[1] > gaps[2] > edges.gap
     assert isinstance(edges, BulkEdges)
+
+
+def test_workflow_writes_levels_densities_and_plots(fitted, tmp_path: Path) -> None:
+    structure = StructureSettings(kind="supercell", supercell=(1, 1, 2))
+    solver = SolverSettings(max_ke=3.0, n_valence=2, n_conduction=2)
+    small = replace(fitted, bundle=shrink_bundle(fitted.bundle, 3.0, n_kpoints=21))
+    (result,) = run_states(small, structure, {}, solver, tmp_path)
+    assert result.states.converged
+    assert result.states.gap > 0
+    assert result.states.valence.energies.max() < result.states.conduction.energies.min()
+    folder = tmp_path / "supercell"
+    names = {"VBM", "VBM-1", "CBM", "CBM+1"}
+    assert {p.name for p in folder.glob("density_*.cube")} == {f"density_{n}.cube" for n in names}
+    assert (folder / "levels.png").stat().st_size > 0
+    rows = [line.split() for line in (folder / "levels.dat").read_text().splitlines()]
+    assert [r[0] for r in rows[1:5]] == ["VBM-1", "VBM", "CBM", "CBM+1"]
+    density, _ = read_cube_data(folder / "density_VBM.cube")
+    volume = abs(np.linalg.det(result.structure.cell))
+    assert np.isclose(density.mean() * volume, 1.0)
+
+
+@pytest.mark.slow
+def test_cli_without_a_run_is_one_line(tmp_path: Path) -> None:
+    command = [str(Path(sys.executable).parent / "dpp-states"), f"hydra.run.dir={tmp_path}/out"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: states.yaml, key 'run': no fitted run; expected run=<train.py run dir>, found none"
+    ]
