@@ -5,7 +5,8 @@ Every size runs in its own process (its peak resident memory is its own). A run 
 train.py, or a checkpoint and bundle (a run folder is written for them):
 
     python benchmarks/bench_states.py --run <train.py run dir> --diameters 1.5 2 2.5 3
-    python benchmarks/bench_states.py --checkpoint tests/data/extras/nn_zbCdSe/epoch_199_PPmodel.pth \
+    python benchmarks/bench_states.py \
+        --checkpoint tests/data/extras/nn_zbCdSe/epoch_199_PPmodel.pth \
         --model Net_relu_xavier_decay2 --bundle dpp/data/examples/zb_CdSe --diameters 1.5
 """
 
