@@ -185,7 +185,7 @@ def test_structure_files_are_read_with_ase(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_nanocrystal_gap_decreases_with_size_toward_the_bulk(fitted) -> None:
-    """Passivated dots of 0.8, 1.0 and 1.2 nm at 4 Hartree: the confinement gap falls
+    """Passivated dots of 1.0, 1.1 and 1.3 nm (20, 26, 38 host atoms) at 4 Hartree: the confinement gap falls
     with size and stays above the bulk gap at the same cutoff."""
     small = replace(fitted, bundle=shrink_bundle(fitted.bundle, 4.0, n_kpoints=21))
     potential = small.hamiltonian()
@@ -193,7 +193,7 @@ def test_nanocrystal_gap_decreases_with_size_toward_the_bulk(fitted) -> None:
     bulk = bulk_atoms(small.bundle.systems[0])
     ligands = {"Cd": LigandPotential(-0.5, 1.0), "Se": LigandPotential(-0.5, 1.0)}
     gaps = []
-    for diameter in (0.8, 1.0, 1.2):
+    for diameter in (1.0, 1.1, 1.3):
         structure = nanocrystal(
             bulk, radius_for(diameter), 5.0, ligand_fraction={"Cd": 0.5, "Se": 0.5}
         )

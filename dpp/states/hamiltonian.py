@@ -69,7 +69,11 @@ class GridHamiltonian:
         self.volume = float(abs(np.linalg.det(cell)))
         if not self.volume > 0:
             raise InputError(
-                None, "degenerate box", key="cell", expected="volume > 0", found=self.volume
+                None,
+                "degenerate box",
+                key="cell",
+                expected="volume > 0",
+                found=f"{self.volume:g} Bohr³",
             )
         self.cell = cell
         self.reciprocal = reciprocal_vectors(cell)
@@ -87,7 +91,8 @@ class GridHamiltonian:
         self.cells = torch.as_tensor(cells, device=self.device)
         potential = self._potential_g(positions, np.asarray(kinds), form_factors)
         points = math.prod(self.shape)
-        self.potential_r = torch.fft.ifftn(potential) * points
+        # V(r) is real: V(−G) = V(G)* on every grid frequency a basis pair uses
+        self.potential_r = (torch.fft.ifftn(potential) * points).real
 
     @property
     def n_basis(self) -> int:

@@ -49,6 +49,7 @@ class Structure:
 
 
 def ligand_kind(host: str) -> str:
+    """The kind of the ligand pseudo-atoms on dangling bonds of species `host`."""
     return f"lig_{host}"
 
 
