@@ -3,7 +3,8 @@
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy export keeps `import dpp` light
+def __getattr__(name: str) -> object:
+    """`dpp.load_run`, imported on first use (`import dpp` stays light)."""
     if name == "load_run":
         from dpp.run import load_run
 
