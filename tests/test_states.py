@@ -23,14 +23,13 @@ from dpp.physics import AUTOEV, build_hamiltonian
 from dpp.physics.lattice import Lattice
 from dpp.states.edges import (
     LigandPotential,
-    band_edge_states,
     box_hamiltonian,
     bulk_edges,
     preconditioner,
 )
 from dpp.states.eigensolver import folded_lobpcg
 from dpp.states.hamiltonian import folded_basis
-from dpp.states.settings import SolverSettings, StructureSettings
+from dpp.states.settings import LigandSettings, SolverSettings, StructureSettings
 from dpp.states.structures import bulk_atoms, nanocrystal, radius_for, read_structure, supercell
 from dpp.states.workflow import run_states
 from tests.conftest import DATA, EXAMPLES, shrink_bundle
@@ -184,24 +183,19 @@ def test_structure_files_are_read_with_ase(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_nanocrystal_gap_decreases_with_size_toward_the_bulk(fitted) -> None:
-    """Passivated dots of 1.0, 1.1 and 1.3 nm (20, 26, 38 host atoms) at 4 Hartree: the confinement gap falls
-    with size and stays above the bulk gap at the same cutoff."""
-    small = replace(fitted, bundle=shrink_bundle(fitted.bundle, 4.0, n_kpoints=21))
-    potential = small.hamiltonian()
-    edges = bulk_edges(potential, valence_bands=4)
-    bulk = bulk_atoms(small.bundle.systems[0])
-    ligands = {"Cd": LigandPotential(-0.5, 1.0), "Se": LigandPotential(-0.5, 1.0)}
-    gaps = []
-    for diameter in (1.0, 1.1, 1.3):
-        structure = nanocrystal(
-            bulk, radius_for(diameter), 5.0, ligand_fraction={"Cd": 0.5, "Se": 0.5}
-        )
-        box = box_hamiltonian(structure, potential, 4.0, ligands)
-        states = band_edge_states(box, edges, 2, 2, tol=1e-4)
-        assert states.converged
-        gaps.append(states.gap)
-    assert gaps[0] > gaps[1] > gaps[2] > edges.gap
+def test_nanocrystal_gap_exceeds_the_bulk_gap(fitted, tmp_path: Path) -> None:
+    """A passivated 1 nm dot (20 host atoms) at 2.5 Hartree: converged band edges whose gap
+    is above the bulk gap at the same cutoff (confinement), written as a one-size series."""
+    small = replace(fitted, bundle=shrink_bundle(fitted.bundle, 2.5, n_kpoints=21))
+    edges = bulk_edges(small.hamiltonian(), valence_bands=4)
+    structure = StructureSettings(diameters_nm=(1.0,), margin_nm=0.3)
+    ligands = {s: LigandSettings(amplitude=-0.5) for s in ("Cd", "Se")}
+    solver = SolverSettings(n_valence=1, n_conduction=1)
+    (result,) = run_states(small, structure, ligands, solver, tmp_path, cubes=False)
+    assert result.structure.n_host_atoms == 20
+    assert result.states.converged
+    assert result.states.gap > edges.gap + 0.1 / AUTOEV
+    assert (tmp_path / "nc_1nm" / "levels.dat").is_file()
 
 
 def test_workflow_writes_levels_densities_and_plots(fitted, tmp_path: Path) -> None:
