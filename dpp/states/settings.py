@@ -65,11 +65,12 @@ class LigandSettings:
 
 @dataclass(frozen=True)
 class SolverSettings:
-    """max_ke: cutoff (Hartree; None: the bundle system's maxKE, the fit's). valence_bands:
-    valence bands of the bulk primitive cell (spatial; spinor with spin–orbit), for its band
-    edges. n_valence, n_conduction: states wanted below and above the gap. tol: residual
-    ‖Hψ − εψ‖ (Hartree). offset: the folding energies lie this fraction of the bulk gap
-    inside it from the VBM and CBM. buffer: extra vectors per block. device: cpu or cuda."""
+    """max_ke: cutoff (Hartree) of the boxes and of the bulk band edges (None: the fit's
+    maxKE). valence_bands: valence bands of the bulk primitive cell (spatial; spinor with
+    spin–orbit), for its band edges. n_valence, n_conduction: states wanted below and above
+    the gap. tol: residual ‖Hψ − εψ‖ (Hartree). offset: the folding energies lie this
+    fraction of the bulk gap inside it from the VBM and CBM. buffer: extra vectors per
+    block. device: cpu or cuda."""
 
     max_ke: float | None = None
     valence_bands: int = 4

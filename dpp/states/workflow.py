@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from ase.units import Bohr
 
+from dpp.io.records import Bundle
 from dpp.physics import AUTOEV
 from dpp.physics.lattice import Lattice
 from dpp.run import FittedRun
@@ -76,6 +77,16 @@ def structures(
     return boxes
 
 
+def _with_cutoff(bundle: Bundle, max_ke: float) -> Bundle:
+    """The bundle with every system's maxKE (Hartree) replaced, so that the bulk band edges
+    and the boxes share one cutoff."""
+    systems = [
+        replace(system, settings=replace(system.settings, max_ke=max_ke))
+        for system in bundle.systems
+    ]
+    return replace(bundle, systems=systems)
+
+
 def run_states(
     run: FittedRun,
     structure_settings: StructureSettings,
@@ -88,16 +99,18 @@ def run_states(
 ) -> list[BoxResult]:
     """Solve every box and write `<box>/levels.dat`, `<box>/density_<state>.cube`,
     `<box>/levels.png` and, for several nanocrystals, `gap_vs_diameter.dat/.png`."""
+    if solver.max_ke is not None:
+        run = replace(run, bundle=_with_cutoff(run.bundle, solver.max_ke))
     potential = run.hamiltonian(device=solver.device)
     edges = bulk_edges(potential, solver.valence_bands, structure_settings.system)
+    max_ke = run.bundle.systems[structure_settings.system].settings.max_ke
     log.info(
-        "bulk band edges of the fit: VBM %.4f eV, CBM %.4f eV, gap %.4f eV",
+        "bulk band edges of the fit at maxKE %g Ha: VBM %.4f eV, CBM %.4f eV, gap %.4f eV",
+        max_ke,
         edges.vbm * AUTOEV,
         edges.cbm * AUTOEV,
         edges.gap * AUTOEV,
     )
-    system = run.bundle.systems[structure_settings.system]
-    max_ke = solver.max_ke or system.settings.max_ke
     gaussians = {h: LigandPotential(g.amplitude, g.width) for h, g in ligands.items()}
     results = []
     for name, structure, diameter in structures(run, structure_settings, ligands):
