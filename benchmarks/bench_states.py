@@ -1,7 +1,8 @@
 """Band-edge states of passivated nanocrystals: wall time and peak memory per size, and
 the scaling exponent of time with the number of atoms.
 
-Every size runs in its own process (its peak resident memory is its own). A run folder of
+Every size runs in its own process (its peak resident memory is its own; its solver
+progress goes to stderr). A run folder of
 train.py, or a checkpoint and bundle (a run folder is written for them):
 
     python benchmarks/bench_states.py --run <train.py run dir> --diameters 1.5 2 2.5 3
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
 import shutil
 import subprocess
@@ -95,6 +97,7 @@ def main() -> None:
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         print(json.dumps(one_size(args)))
         return
     with tempfile.TemporaryDirectory() as scratch:
@@ -104,7 +107,7 @@ def main() -> None:
         for diameter in args.diameters:
             command = [sys.executable, __file__, *sys.argv[1:], "--run", str(args.run)]
             command += ["--one", str(diameter)]
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
             row = json.loads(done.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(
