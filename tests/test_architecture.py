@@ -23,6 +23,7 @@ FORBIDDEN = {
     "outputs": ("training", "mc", "app"),
     "training": ("mc", "app"),
     "mc": ("training", "app"),
+    "states": ("fitting", "training", "mc", "app"),
 }
 
 

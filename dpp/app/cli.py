@@ -182,3 +182,23 @@ def train() -> None:
 def evaluate() -> None:
     """`dpp-evaluate`: the same as `python evaluate.py`."""
     main("evaluate")
+
+
+def _states_task(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from dpp.app.states import run_states_app
+
+    try:
+        run_states_app(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except InputError as error:
+        _to_log_files(str(error))
+        _fail(error)
+
+
+def states() -> None:
+    """`dpp-states`: band-edge states of a nanocrystal or supercell from a fitted run
+    (conf/states.yaml)."""
+    quiet_third_parties()
+    path = str(compose.config_dir())
+    hydra.main(version_base="1.3", config_path=path, config_name="states")(_states_task)()

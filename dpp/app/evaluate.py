@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +23,10 @@ from dpp.app.run import RunSettings, read_bundle
 from dpp.app.validate import check_basis, check_run
 from dpp.errors import InputError, SettingError
 from dpp.fitting.bands import BandTerm
-from dpp.io.params import read_species_params
 from dpp.io.records import Bundle, SystemData
+from dpp.io.run_folder import run_state, with_run_tables
 from dpp.io.writers import write_band_file
-from dpp.models import check_finite_state, is_zero_function, load_checkpoint, safe_torch_load
+from dpp.models import is_zero_function, load_network
 from dpp.models.subset import SpeciesColumns
 from dpp.outputs import plots
 from dpp.outputs.band_panels import bands_figure
@@ -38,8 +37,6 @@ from dpp.physics import build_hamiltonian
 from dpp.physics.reorder import extrapolation_order
 
 log = logging.getLogger("dpp")
-MODEL_PREFIX = "hamiltonian.model."
-"""Prefix of the network's tensors in a Lightning checkpoint of dpp."""
 
 
 def band_file_distance(system: SystemData) -> np.ndarray:
@@ -48,54 +45,6 @@ def band_file_distance(system: SystemData) -> np.ndarray:
     if system.ref_path is not None:
         return system.ref_path
     return path_distance(system.kpoints, system.crystal.lattice)
-
-
-def run_state(run: Path, preferred: str = "best") -> tuple[Path | None, str]:
-    """The state of an earlier run to evaluate: `preferred` (best or final), else the other
-    (network file or None, and the prefix of its parameter tables)."""
-    for which in (preferred, "final" if preferred == "best" else "best"):
-        if any(run.glob(f"{which}_*Params.dat")) or (run / f"{which}_PPmodel.pth").is_file():
-            network = run / f"{which}_PPmodel.pth"
-            return (network if network.is_file() else None), which
-    raise InputError(
-        run,
-        "no results to evaluate",
-        key="run",
-        expected="best_* or final_* files of a run",
-        found="none",
-    )
-
-
-def _load_network(model: torch.nn.Module, path: Path) -> None:
-    """A .pth state_dict, or the network part of a Lightning .ckpt of dpp."""
-    if path.suffix != ".ckpt":
-        load_checkpoint(model, path)
-        return
-    saved = safe_torch_load(path, what="a Lightning checkpoint saved by dpp")
-    state = saved.get("state_dict", {}) if isinstance(saved, dict) else {}
-    network = {
-        k.removeprefix(MODEL_PREFIX): v for k, v in state.items() if k.startswith(MODEL_PREFIX)
-    }
-    if not network:
-        raise InputError(
-            path,
-            "no network in the checkpoint",
-            expected="a dpp training .ckpt",
-            found=f"{len(state)} other tensors",
-        )
-    check_finite_state(network, path)
-    model.load_state_dict(
-        {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in network.items()},
-        strict=True,
-    )
-
-
-def _with_run_tables(bundle: Bundle, run: Path, which: str) -> Bundle:
-    """The bundle with a0..a8 of the run's `<which>_<S>Params.dat` when present."""
-    files = [run / f"{which}_{s}Params.dat" for s in bundle.species]
-    if not all(f.is_file() for f in files):
-        return bundle
-    return replace(bundle, pp_params=np.array([read_species_params(f) for f in files]))
 
 
 def fitted_species(run: Path | None, bundle: Bundle) -> tuple[str, ...]:
@@ -126,7 +75,7 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     run = cfg.get("run")
     if run is not None:
         network_file, which = run_state(Path(str(run)), str(cfg.get("state", "best")))
-        bundle = _with_run_tables(bundle, Path(str(run)), which)
+        bundle = with_run_tables(bundle, Path(str(run)), which)
         checkpoint = checkpoint or network_file
         log.info("evaluating the %s state of run %s", which, run)
     species = fitted_species(None if run is None else Path(str(run)), bundle)
@@ -139,7 +88,7 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         if is_zero_function(network):
             network = None
         elif checkpoint is not None:
-            _load_network(network, Path(str(checkpoint)).expanduser())
+            load_network(network, Path(str(checkpoint)).expanduser())
             network.eval()
             log.info("evaluating checkpoint %s", checkpoint)
             if species != bundle.species:

@@ -13,6 +13,7 @@ from dpp.models.catalog import (
 from dpp.models.checkpoint import (
     check_finite_state,
     load_checkpoint,
+    load_network,
     model_state,
     safe_torch_load,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "has_batchnorm",
     "is_zero_function",
     "load_checkpoint",
+    "load_network",
     "model_state",
     "safe_torch_load",
     "check_finite_state",

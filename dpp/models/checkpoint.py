@@ -126,3 +126,35 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     cast = {k: v.to(target[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(cast, strict=True)
     return model
+
+
+LIGHTNING_PREFIX = "hamiltonian.model."
+"""Prefix of the network's tensors in a Lightning checkpoint of dpp."""
+
+
+def load_network(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a .pth state_dict (original or dpp), or the network part of a Lightning .ckpt of
+    dpp, strictly into `model` (float64) and return it."""
+    path = Path(path)
+    if path.suffix != ".ckpt":
+        return load_checkpoint(model, path)
+    saved = safe_torch_load(path, what="a Lightning checkpoint saved by dpp")
+    state = saved.get("state_dict", {}) if isinstance(saved, dict) else {}
+    network = {
+        k.removeprefix(LIGHTNING_PREFIX): v
+        for k, v in state.items()
+        if k.startswith(LIGHTNING_PREFIX)
+    }
+    if not network:
+        raise InputError(
+            path,
+            "no network in the checkpoint",
+            expected="a dpp training .ckpt",
+            found=f"{len(state)} other tensors",
+        )
+    check_finite_state(network, path)
+    model.load_state_dict(
+        {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in network.items()},
+        strict=True,
+    )
+    return model

@@ -8,8 +8,8 @@ run's energies is arbitrary, so each system's rigid energy offset is left free
 (`energy_zero = per_system`); that needs every k-point of a system in one batch
 (`separateKptGrad = 0`). The network's v(q) is kept smooth between the shells the bands
 constrain by the curvature regulariser (`smoothness = 1e-5`, physics.md §7.7; the strength
-measured on the shipped Si bands, docs/recipes.md). Every key can be edited in the file or overridden on the command
-line (`trainer.max_epochs=...`).
+measured on the shipped Si bands, docs/recipes.md). Every key can be edited in the file or
+overridden on the command line (`trainer.max_epochs=...`).
 """
 
 from __future__ import annotations

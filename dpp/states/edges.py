@@ -1,0 +1,214 @@
+"""Band-edge states of a box: the bulk band edges of the fit, the potential of every atom
+kind (species of the fit and ligand pseudo-atoms), and the folded-spectrum solves."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dpp.errors import InputError
+from dpp.physics import PseudopotentialHamiltonian
+from dpp.states.eigensolver import InteriorStates, folded_lobpcg
+from dpp.states.hamiltonian import GridHamiltonian
+from dpp.states.structures import Structure, ligand_kind
+
+log = logging.getLogger("dpp")
+
+RETRIES = 2
+"""Block doublings when the other side of the gap crowds a folded solve."""
+
+PRECONDITIONER_ENERGY = 0.3
+"""Kinetic energy scale τ (Hartree) of the diagonal preconditioner 1/(1 + (|k+G|²/2τ)²)."""
+
+
+@dataclass(frozen=True)
+class LigandPotential:
+    """A ligand pseudo-atom: V(r) = amplitude·exp(−r²/(2 width²)) (Hartree, Bohr)."""
+
+    amplitude: float
+    width: float
+
+    def form_factor(self, q: torch.Tensor) -> torch.Tensor:
+        """v(q) = amplitude (2π width²)^{3/2} exp(−q² width²/2), Hartree·Bohr³."""
+        prefactor = self.amplitude * (2.0 * math.pi * self.width**2) ** 1.5
+        return prefactor * torch.exp(-0.5 * (q * self.width) ** 2)
+
+
+@dataclass(frozen=True)
+class BulkEdges:
+    """Valence-band maximum and conduction-band minimum of the fitted bulk (Hartree)."""
+
+    vbm: float
+    cbm: float
+
+    @property
+    def gap(self) -> float:
+        return self.cbm - self.vbm
+
+
+@dataclass(frozen=True)
+class EdgeStates:
+    """The highest valence and lowest conduction states of a box (energies in Hartree,
+    ascending within each set; vectors on the box's basis)."""
+
+    valence: InteriorStates
+    conduction: InteriorStates
+
+    @property
+    def gap(self) -> float:
+        """Quasiparticle gap ε_CBM − ε_VBM, Hartree."""
+        return float(self.conduction.energies.min() - self.valence.energies.max())
+
+    @property
+    def converged(self) -> bool:
+        return self.valence.converged and self.conduction.converged
+
+
+def bulk_edges(
+    potential: PseudopotentialHamiltonian, valence_bands: int, system: int = 0
+) -> BulkEdges:
+    """VBM = max_k ε_{n_v}(k) and CBM = min_k ε_{n_v+1}(k) over the k-points of the
+    bundle's `system`; `valence_bands` counts spatial bands (spinor bands with spin–orbit)."""
+    n_kpoints = potential.geometries[system].n_kpoints
+    with torch.no_grad():
+        values, _ = potential.eigenpairs(system, torch.arange(n_kpoints), valence_bands + 1)
+    return BulkEdges(
+        vbm=float(values[:, valence_bands - 1].max()), cbm=float(values[:, valence_bands].min())
+    )
+
+
+def box_hamiltonian(
+    structure: Structure,
+    potential: PseudopotentialHamiltonian,
+    max_ke: float,
+    ligands: dict[str, LigandPotential],
+    *,
+    labels: np.ndarray | None = None,
+    device: torch.device | str = "cpu",
+) -> GridHamiltonian:
+    """The Hamiltonian of `structure` with the fit's form factors for its species and the
+    Gaussians of `ligands` {host species: potential} for the `lig_<host>` kinds."""
+    kinds = [*potential.species, *(ligand_kind(host) for host in ligands)]
+    unknown = sorted(set(structure.kinds) - set(kinds))
+    if unknown:
+        raise InputError(
+            None,
+            "atoms of unknown kind",
+            key="structure",
+            expected=f"species of the fit or configured ligands ({', '.join(kinds)})",
+            found=", ".join(unknown),
+        )
+    gaussians = list(ligands.values())
+
+    def form_factors(q: torch.Tensor) -> torch.Tensor:
+        columns = [potential.form_factors(q)]
+        columns += [g.form_factor(q)[:, None] for g in gaussians]
+        return torch.cat(columns, dim=1)
+
+    return GridHamiltonian(
+        structure.cell,
+        structure.positions,
+        np.array([kinds.index(k) for k in structure.kinds]),
+        form_factors,
+        max_ke,
+        labels=labels,
+        device=device,
+    )
+
+
+def _start(hamiltonian: GridHamiltonian, columns: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    shape = (hamiltonian.n_basis, columns)
+    start = torch.complex(
+        torch.randn(shape, generator=generator, dtype=torch.float64),
+        torch.randn(shape, generator=generator, dtype=torch.float64),
+    )
+    return start.to(hamiltonian.device) * preconditioner(hamiltonian)[:, None]
+
+
+def preconditioner(hamiltonian: GridHamiltonian) -> torch.Tensor:
+    """Diagonal approximation of ((H − E)²)⁻¹ on the basis."""
+    return 1.0 / (1.0 + (hamiltonian.kinetic / PRECONDITIONER_ENERGY) ** 2)
+
+
+def band_edge_states(
+    hamiltonian: GridHamiltonian,
+    edges: BulkEdges,
+    n_valence: int,
+    n_conduction: int,
+    *,
+    offset: float = 0.1,
+    buffer: int = 4,
+    tol: float = 1e-4,
+    max_iter: int = 500,
+    seed: int = 0,
+) -> EdgeStates:
+    """The `n_valence` highest valence and `n_conduction` lowest conduction states: two
+    folded-spectrum solves, about E_v = VBM + offset·gap and E_c = CBM − offset·gap of the
+    bulk (offset a fraction of the bulk gap, into the gap), valence states below the bulk
+    midgap and conduction states above it; `buffer` extra vectors per block; residual
+    tolerance `tol` (Hartree)."""
+    middle = 0.5 * (edges.vbm + edges.cbm)
+    valence = _solve_side(
+        hamiltonian,
+        edges.vbm + offset * edges.gap,
+        n_valence,
+        (-math.inf, middle),
+        "valence",
+        buffer,
+        tol,
+        max_iter,
+        seed,
+    )
+    conduction = _solve_side(
+        hamiltonian,
+        edges.cbm - offset * edges.gap,
+        n_conduction,
+        (middle, math.inf),
+        "conduction",
+        buffer,
+        tol,
+        max_iter,
+        seed,
+    )
+    return EdgeStates(valence, conduction)
+
+
+def _solve_side(
+    hamiltonian: GridHamiltonian,
+    reference: float,
+    wanted: int,
+    window: tuple[float, float],
+    label: str,
+    buffer: int,
+    tol: float,
+    max_iter: int,
+    seed: int,
+) -> InteriorStates:
+    """The folded solve of one side of the gap; when states of the other side crowd the
+    block (fewer than `wanted` inside `window`), again with twice the vectors, at most
+    RETRIES times (small boxes, whose levels are sparse)."""
+    start = _start(hamiltonian, wanted + buffer, seed)
+    for attempt in range(RETRIES + 1):
+        states = folded_lobpcg(
+            hamiltonian,
+            start,
+            reference,
+            preconditioner(hamiltonian),
+            n_wanted=wanted,
+            tol=tol,
+            max_iter=max_iter,
+            window=window,
+            label=label,
+        )
+        inside = (states.energies > window[0]) & (states.energies < window[1])
+        if bool(inside.all()) or attempt == RETRIES:
+            return states
+        log.info("%s: states of the other side in the block; %d vectors", label, 2 * start.shape[1])
+        extra = _start(hamiltonian, start.shape[1], seed + attempt + 1)
+        start = torch.cat([states.vectors, extra[:, : 2 * start.shape[1] - wanted]], dim=1)
+    return states

@@ -1,0 +1,161 @@
+"""From a fitted run and the settings of `dpp-states` to written band-edge states: build
+every box, solve, write levels, densities and figures per box and the size series."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from ase.units import Bohr
+
+from dpp.io.records import Bundle
+from dpp.physics import AUTOEV
+from dpp.physics.lattice import Lattice
+from dpp.run import FittedRun
+from dpp.states import report
+from dpp.states.edges import (
+    EdgeStates,
+    LigandPotential,
+    band_edge_states,
+    box_hamiltonian,
+    bulk_edges,
+)
+from dpp.states.settings import LigandSettings, SolverSettings, StructureSettings
+from dpp.states.structures import (
+    Structure,
+    bulk_atoms,
+    nanocrystal,
+    radius_for,
+    read_structure,
+    sphere_diameter,
+    supercell,
+)
+
+log = logging.getLogger("dpp")
+NM = 10.0 / Bohr
+"""Bohr per nm."""
+
+
+@dataclass(frozen=True)
+class BoxResult:
+    """One box: its name, structure, states, effective diameter (nm; None for periodic or
+    read structures) and the wall time of its solve (s)."""
+
+    name: str
+    structure: Structure
+    states: EdgeStates
+    diameter_nm: float | None
+    seconds: float
+
+
+def structures(
+    run: FittedRun, settings: StructureSettings, ligands: dict[str, LigandSettings]
+) -> list[tuple[str, Structure, float | None]]:
+    """(name, structure, effective diameter in nm) of every box the settings ask for."""
+    if settings.kind == "file":
+        return [("file", read_structure(settings.file, settings.margin_nm * NM), None)]
+    system = run.bundle.systems[settings.system]
+    bulk = bulk_atoms(system)
+    if settings.kind == "supercell":
+        return [("supercell", supercell(bulk, settings.supercell), None)]
+    atom_volume = abs(Lattice.from_crystal(system.crystal).volume) / len(bulk)
+    fractions = {host: ligand.bond_fraction for host, ligand in ligands.items()}
+    boxes = []
+    for diameter in settings.diameters_nm:
+        structure = nanocrystal(
+            bulk,
+            radius_for(diameter),
+            settings.margin_nm * NM,
+            ligand_fraction=fractions,
+            centre=settings.centre,
+        )
+        effective = sphere_diameter(structure.n_host_atoms, atom_volume) / NM
+        boxes.append((f"nc_{diameter:g}nm", structure, effective))
+    return boxes
+
+
+def _with_cutoff(bundle: Bundle, max_ke: float) -> Bundle:
+    """The bundle with every system's maxKE (Hartree) replaced, so that the bulk band edges
+    and the boxes share one cutoff."""
+    systems = [
+        replace(system, settings=replace(system.settings, max_ke=max_ke))
+        for system in bundle.systems
+    ]
+    return replace(bundle, systems=systems)
+
+
+def run_states(
+    run: FittedRun,
+    structure_settings: StructureSettings,
+    ligands: dict[str, LigandSettings],
+    solver: SolverSettings,
+    out_dir: Path,
+    *,
+    cubes: bool = True,
+    plots: bool = True,
+) -> list[BoxResult]:
+    """Solve every box and write `<box>/levels.dat`, `<box>/density_<state>.cube`,
+    `<box>/levels.png` and, for several nanocrystals, `gap_vs_diameter.dat/.png`."""
+    if solver.max_ke is not None:
+        run = replace(run, bundle=_with_cutoff(run.bundle, solver.max_ke))
+    potential = run.hamiltonian(device=solver.device)
+    edges = bulk_edges(potential, solver.valence_bands, structure_settings.system)
+    max_ke = run.bundle.systems[structure_settings.system].settings.max_ke
+    log.info(
+        "bulk band edges of the fit at maxKE %g Ha: VBM %.4f eV, CBM %.4f eV, gap %.4f eV",
+        max_ke,
+        edges.vbm * AUTOEV,
+        edges.cbm * AUTOEV,
+        edges.gap * AUTOEV,
+    )
+    gaussians = {h: LigandPotential(g.amplitude, g.width) for h, g in ligands.items()}
+    results = []
+    for name, structure, diameter in structures(run, structure_settings, ligands):
+        began = time.perf_counter()
+        hamiltonian = box_hamiltonian(structure, potential, max_ke, gaussians, device=solver.device)
+        log.info(
+            "%s: %d atoms (%d host), box %.2f Bohr, %d plane waves, FFT grid %s",
+            name,
+            len(structure.kinds),
+            structure.n_host_atoms,
+            float(np.linalg.norm(structure.cell, axis=1).max()),
+            hamiltonian.n_basis,
+            "x".join(map(str, hamiltonian.shape)),
+        )
+        states = band_edge_states(
+            hamiltonian,
+            edges,
+            solver.n_valence,
+            solver.n_conduction,
+            offset=solver.offset,
+            buffer=solver.buffer,
+            tol=solver.tol,
+            max_iter=solver.max_iter,
+        )
+        seconds = time.perf_counter() - began
+        if not states.converged:
+            log.warning(
+                "%s: not converged to %.1e Ha in %d iterations", name, solver.tol, solver.max_iter
+            )
+        log.info("%s: gap %.4f eV (%.1f s)", name, states.gap * AUTOEV, seconds)
+        folder = out_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        report.write_levels(folder / "levels.dat", states)
+        report.write_structure(folder / "structure.xyz", structure)
+        if cubes:
+            report.write_densities(folder, structure, hamiltonian, states)
+        if plots:
+            report.save(report.levels_figure(states, edges, name), folder / "levels.png")
+        results.append(BoxResult(name, structure, states, diameter, seconds))
+    series = [r for r in results if r.diameter_nm is not None]
+    if len(series) > 1:
+        diameters = [r.diameter_nm for r in series]
+        gaps = [r.states.gap * AUTOEV for r in series]
+        report.write_series(out_dir / "gap_vs_diameter.dat", diameters, gaps)
+        if plots:
+            figure = report.series_figure(diameters, gaps, edges.gap * AUTOEV)
+            report.save(figure, out_dir / "gap_vs_diameter.png")
+    return results
