@@ -32,7 +32,7 @@ from dpp.states.hamiltonian import folded_basis
 from dpp.states.settings import LigandSettings, SolverSettings, StructureSettings
 from dpp.states.structures import bulk_atoms, nanocrystal, radius_for, read_structure, supercell
 from dpp.states.workflow import run_states
-from tests.conftest import DATA, EXAMPLES, shrink_bundle
+from bundle_support import DATA, EXAMPLES, shrink_bundle
 
 CHECKPOINT = DATA / "extras" / "nn_zbCdSe" / "epoch_199_PPmodel.pth"
 RUN_CONFIG = {
