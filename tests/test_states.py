@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from ase.io.cube import read_cube_data
+from bundle_support import DATA, EXAMPLES, shrink_bundle
 
 import dpp
 from dpp.errors import InputError
@@ -32,7 +33,6 @@ from dpp.states.hamiltonian import folded_basis
 from dpp.states.settings import LigandSettings, SolverSettings, StructureSettings
 from dpp.states.structures import bulk_atoms, nanocrystal, radius_for, read_structure, supercell
 from dpp.states.workflow import run_states
-from bundle_support import DATA, EXAMPLES, shrink_bundle
 
 CHECKPOINT = DATA / "extras" / "nn_zbCdSe" / "epoch_199_PPmodel.pth"
 RUN_CONFIG = {
