@@ -107,6 +107,21 @@ def test_evaluate_on_a_strained_bundle_writes_the_report(fit, tmp_path: Path) ->
     assert str(strained) in text.splitlines()[0]
 
 
+def test_evaluate_a_joint_fit_on_one_crystal(fit, tmp_path: Path) -> None:
+    """A fit of two systems evaluated on a one-system bundle reads that bundle's systems, not
+    the fit's count (its saved data.n_system)."""
+    bundle, run_dir, _ = fit
+    joint = tmp_path / "joint_run"
+    shutil.copytree(run_dir, joint)
+    saved = joint / "config_resolved.yaml"
+    text = saved.read_text()
+    assert "n_system: 1" in text
+    saved.write_text(text.replace("n_system: 1", "n_system: 2", 1))
+    out = tmp_path / "eval_one"
+    run_app(out, [f"run={joint}", "state=final", f"data.bundle={bundle}"], "evaluate")
+    assert "### system 0" in (out / "physics_report.md").read_text()
+
+
 def test_evaluate_on_a_subset_of_the_species(fit, tmp_path: Path) -> None:
     bundle, run_dir, _ = fit
     only_se = tmp_path / "Se"

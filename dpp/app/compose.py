@@ -332,7 +332,11 @@ def prepare(
         bundle = OmegaConf.select(cfg, "data.bundle")
     if run is not None:
         folder = Path(str(run)).expanduser().resolve()
-        sources.activate(str(folder), _run_settings(folder))
+        saved = _run_settings(folder)
+        if any(parse_override(text).key_or_group == "data.bundle" for text in plain):
+            # another bundle than the fit's: its own systems, not the fit's count
+            saved.get("data", {}).pop("n_system", None)
+        sources.activate(str(folder), saved)
         prepared = Prepared(run=folder)
     else:
         folder = _bundle_of(bundle)
