@@ -226,7 +226,7 @@ class Reporter:
     ) -> None:
         """`{name}_X.dat` for every system whose couplings are fitted (fit_eph): |g| in
         eV/Bohr at the present state, in the layout of expCoupling_X.par (bundle-format
-        §15.7); `couplingBands` is the start, `bestCoupling` the best state."""
+        §12.2); `couplingBands` is the start, `bestCoupling` the best state."""
         terms = [t for t in objective.global_terms if isinstance(t, CouplingTerm)]
         if not terms:
             return
