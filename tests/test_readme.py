@@ -75,6 +75,8 @@ def test_readme_quick_commands_run_on_shipped_data(tmp_path: Path, monkeypatch):
     assert "# @package _global_" in (tmp_path / "cdse_experiment.yaml").read_text()
 
 
-@pytest.mark.parametrize("tool", sorted(set(_entry_points()) - {"dpp-train", "dpp-evaluate"}))
+@pytest.mark.parametrize(
+    "tool", sorted(set(_entry_points()) - {"dpp-train", "dpp-evaluate", "dpp-states"})
+)
 def test_every_tool_prints_its_help(tool: str):
     assert _run(f"{tool} --help").startswith(f"usage: {tool}")

@@ -263,6 +263,7 @@ def test_every_stop_is_one_line_on_stderr(
     assert exit_code == code and err.startswith(start) and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_a_documented_resume_does_not_warn_about_its_checkpoint_folder(
     tmp_path: Path, recwarn: pytest.WarningsRecorder
 ) -> None:

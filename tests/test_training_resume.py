@@ -35,6 +35,7 @@ def _network(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "final_PPmodel.pth", weights_only=True)
 
 
+@pytest.mark.slow
 def test_default_recipe_resumes_bit_for_bit(tmp_path: Path) -> None:
     bundle = small_bundle(tmp_path, max_ke=3.0, n_k=4)
     overrides = [f"data.bundle={bundle}", *RUN, *ITERATIVE]
