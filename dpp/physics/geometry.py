@@ -1,7 +1,7 @@
 """Per-system geometry, precomputed once: basis, unique |ΔG|, species structure factors, k-points.
 
 Nothing here depends on the trainable parameters, so it is built once per system and
-shared by every optimiser step (design.md, fast core items 1–3).
+shared by every optimiser step (docs/internals.md, "How the core is fast").
 """
 
 from __future__ import annotations
