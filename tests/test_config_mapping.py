@@ -86,6 +86,7 @@ def test_group_choice_on_command_line_beats_bundle(tmp_path: Path):
     assert cfg.optimizer._target_ == "torch.optim.SGD" and cfg.optimizer.lr == 0.03
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_what_runs():
     """`python train.py --cfg job` on the embedded example shows its real lr and epochs: the
     default recipe's L-BFGS, or NN_config's Adam at optimizer_lr with recipe=legacy."""

@@ -95,6 +95,7 @@ def test_window_relative_to_the_vbm_needs_idxvb() -> None:
         BandWindow(low=-1.0, smoothness=0.0)
 
 
+@pytest.mark.slow
 def test_window_in_a_training_run(tmp_path: Path) -> None:
     bundle = small_bundle(tmp_path, max_num_epochs=2, init_Zunger_num_epochs=0)
     with (bundle / "input_0.par").open("a") as handle:

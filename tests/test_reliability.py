@@ -64,6 +64,7 @@ def test_second_run_into_a_held_run_dir_is_refused_naming_the_holder(tmp_path: P
         pass
 
 
+@pytest.mark.slow
 def test_a_killed_run_does_not_block_its_resume(tmp_path: Path) -> None:
     bundle = small_bundle(tmp_path, n_k=5, max_num_epochs=500, plotEvery=1000)
     run_dir = tmp_path / "run"

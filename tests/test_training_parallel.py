@@ -71,6 +71,7 @@ def test_threads_are_shared_by_the_processes_of_a_node(monkeypatch: pytest.Monke
     assert thread_budget(32) == 8  # clipped to the cores this process may use
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_equal_one_and_resume_on_one(tmp_path: Path):
     bundle = small_bundle(tmp_path, max_num_epochs=2, **TINY)
     single, ddp = tmp_path / "single", tmp_path / "ddp"
@@ -107,6 +108,7 @@ def _costs(run_dir: Path) -> list[float]:
     return [value for _, value in cost_rows(run_dir / "final_training_cost.dat")]
 
 
+@pytest.mark.slow
 def test_multirun_writes_the_sweep_summary(tmp_path: Path):
     bundle = small_bundle(tmp_path, max_num_epochs=1, **TINY)
     sweep = tmp_path / "sweep"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 import torch
 from bundle_support import EXAMPLES, shrink_bundle
 from training_support import run_app, small_bundle
@@ -50,6 +51,7 @@ def test_eigvec_reorder_permutes_each_kpoint() -> None:
     assert torch.all((ordered.sort(dim=1).values - raw.sort(dim=1).values).abs() < 1e-9)
 
 
+@pytest.mark.slow
 def test_training_runs_with_each_reordering(tmp_path: Path) -> None:
     folder = small_bundle(tmp_path, n_k=6, max_ke=1.5, max_num_epochs=2, init_Zunger_num_epochs=0)
     for switch in ("smooth_reorder", "eigvec_reorder"):

@@ -176,6 +176,7 @@ def test_evaluate_trained_checkpoint(trained, tmp_path: Path):
     assert "weighted MSE" in (out / "evaluate.log").read_text()
 
 
+@pytest.mark.slow
 def test_convert_and_rerun_is_the_same_run(trained, tmp_path: Path):
     """The converted experiment trains as the bundle does with the original's recipe."""
     bundle, _ = trained
