@@ -16,17 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
 from dpp.errors import InputError, SettingError
 from dpp.io.bundle import load_bundle
 from dpp.io.records import Bundle
-from dpp.io.run_folder import run_state, with_run_tables
+from dpp.io.run_folder import read_run_config, run_state, with_run_tables
 from dpp.models import ModelSettings, is_zero_function, load_network
 from dpp.physics import PhysicsOptions, PseudopotentialHamiltonian, build_hamiltonian
 
-RESOLVED_CONFIG = "config_resolved.yaml"
 RUN_INFO = "run_info.json"
 BUNDLE_OPTIONS = {
     "n_system": "n_systems",
@@ -53,24 +51,6 @@ class FittedRun:
         return build_hamiltonian(self.bundle, self.model, self.physics, device=device)
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
-    file = folder / RESOLVED_CONFIG
-    if not file.is_file():
-        raise InputError(
-            file,
-            "not a dpp run folder",
-            expected=f"{RESOLVED_CONFIG} written by train.py",
-            found="no such file",
-        )
-    try:
-        config = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as error:
-        raise InputError(file, "unreadable YAML", expected="a mapping", found=str(error)) from None
-    if not isinstance(config, dict):
-        raise InputError(file, "not a configuration", expected="a mapping", found=type(config))
-    return config
-
-
 def _section(config: dict[str, Any], name: str, file: Path) -> dict[str, Any]:
     section = config.get(name)
     if not isinstance(section, dict):
@@ -78,6 +58,17 @@ def _section(config: dict[str, Any], name: str, file: Path) -> dict[str, Any]:
             file, "missing section", key=name, expected="a mapping", found=repr(section)
         )
     return section
+
+
+def _input_error(error: SettingError, file: Path | str, section: str) -> InputError:
+    """A settings class's refusal as an error of the run's configuration file."""
+    return InputError(
+        file,
+        error.problem,
+        key=f"{section}.{error.setting}",
+        expected=error.expected,
+        found=repr(error.found),
+    )
 
 
 def settings_from_data(cls: type, section: dict[str, Any], name: str, file: Path | str) -> Any:
@@ -97,13 +88,7 @@ def settings_from_data(cls: type, section: dict[str, Any], name: str, file: Path
     try:
         return cls(**values)
     except SettingError as error:
-        raise InputError(
-            file,
-            error.problem,
-            key=f"{name}.{error.setting}",
-            expected=error.expected,
-            found=repr(error.found),
-        ) from None
+        raise _input_error(error, file, name) from None
     except TypeError as error:
         raise InputError(
             file, "invalid settings", key=name, expected=cls.__name__, found=str(error)
@@ -147,8 +132,7 @@ def load_run(
     (.pth or Lightning .ckpt) in place of the run's own state.
     """
     folder = Path(folder).expanduser()
-    file = folder / RESOLVED_CONFIG
-    config = _read_config(folder)
+    file, config = read_run_config(folder)
     data = _section(config, "data", file)
     model_settings = settings_from_data(
         ModelSettings, _section(config, "model", file), "model", file
@@ -167,13 +151,7 @@ def load_run(
         try:
             model = model_settings.build(loaded.n_species)
         except SettingError as error:
-            raise InputError(
-                file,
-                error.problem,
-                key=f"model.{error.setting}",
-                expected=error.expected,
-                found=repr(error.found),
-            ) from None
+            raise _input_error(error, file, "model") from None
         if is_zero_function(model):
             model = None
         else:

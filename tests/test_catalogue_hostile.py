@@ -27,10 +27,11 @@ from training_support import REPO, run_app, small_bundle
 
 from dpp import memory
 from dpp.app import cli
-from dpp.app.compose import RESOLVED_CONFIG, prepare
+from dpp.app.compose import prepare
 from dpp.app.lock import RunLock
 from dpp.app.run import within_run_dir
 from dpp.errors import InputError
+from dpp.io.run_folder import RESOLVED_CONFIG
 from dpp.io.system import read_system
 from dpp.models import build_model
 from dpp.physics.basis import plane_wave_basis

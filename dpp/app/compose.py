@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
@@ -35,9 +34,9 @@ from dpp.errors import InputError
 from dpp.io.bundle import CONFIG_NAME
 from dpp.io.keys import did_you_mean
 from dpp.io.nnconfig import NNConfigFile, Translation, read_nn_config, translate
+from dpp.io.run_folder import read_run_config
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "examples"
-RESOLVED_CONFIG = "config_resolved.yaml"
 RUN_SECTIONS = ("data", "model", "hamiltonian", "loss", "outputs")
 """Sections of an earlier run's configuration that `evaluate.py run=<dir>` reuses."""
 
@@ -264,23 +263,10 @@ def _run_settings(run: Path) -> dict[str, Any]:
     """The sections of an earlier run's resolved configuration that evaluation reuses, as
     literal values checked against the sections' own settings classes (conf/): a section
     naming another `_target_` is refused, so the folder never chooses what is built."""
-    file = run / RESOLVED_CONFIG
-    if not file.is_file():
-        raise InputError(
-            file,
-            "not a dpp run folder",
-            key="run",
-            expected=f"{RESOLVED_CONFIG} written by train.py",
-            found="no such file",
-        )
-    try:
-        saved = OmegaConf.to_container(OmegaConf.load(file), resolve=False)
-    except (OmegaConfBaseException, ValueError, yaml.YAMLError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
-        raise InputError(file, "unreadable run configuration", found=first) from None
+    file, saved = read_run_config(run)
     settings: dict[str, Any] = {}
     for section in RUN_SECTIONS:
-        values = saved.get(section) if isinstance(saved, dict) else None
+        values = saved.get(section)
         if values is None:
             continue
         if not isinstance(values, dict):

@@ -24,6 +24,7 @@ from dpp.fitting.prefit import PrefitSettings
 from dpp.fitting.settings import LossSettings
 from dpp.io.bundle import first_kpoints, load_bundle
 from dpp.io.records import Bundle
+from dpp.io.run_folder import RESOLVED_CONFIG
 from dpp.io.writers import remove_stale_temporaries, write_text_atomic
 from dpp.models import ModelSettings
 from dpp.outputs.reporter import OutputSettings
@@ -127,7 +128,7 @@ def _only_hydra_files(run_dir: Path) -> bool:
     """A run folder holding nothing but what Hydra and the lock wrote (a run stopped by
     bad input before any work)."""
     names = {p.name for p in run_dir.iterdir()}
-    written = {".hydra", LOCK_NAME, OWNER_NAME, compose.RESOLVED_CONFIG}
+    written = {".hydra", LOCK_NAME, OWNER_NAME, RESOLVED_CONFIG}
     return names <= written | {p.name for p in run_dir.glob("*.log")}
 
 
@@ -200,7 +201,7 @@ def _dispatch(cfg: DictConfig, origins: Origins, run_dir: Path) -> float:
         apply_threads(thread_budget(settings.threads))
     if is_global_zero():
         text = OmegaConf.to_yaml(compose.resolved_container(cfg))
-        write_text_atomic(run_dir / compose.RESOLVED_CONFIG, text)
+        write_text_atomic(run_dir / RESOLVED_CONFIG, text)
     log.info("workflow %s on %s; run directory %s", name, settings.data.bundle, run_dir)
     if name == "evaluate":
         from dpp.app.evaluate import run_evaluate

@@ -70,9 +70,7 @@ class SystemTargets:
         fit with a free energy zero then sees the same numbers, bit for bit, whatever constant
         the reference was given with (`reference_mean` keeps the mean, eV)."""
         assert self.reference is not None
-        k_all = torch.arange(len(self.kweights), device=self.kweights.device)
-        weights = self.kweights[:, None] * self.weights(k_all)
-        mean = rigid_offset(self.reference, weights)
+        mean = rigid_offset(self.reference, self.all_weights())
         centred = self.reference - mean
         self.reference = torch.round(centred / REFERENCE_QUANTUM) * REFERENCE_QUANTUM
         self.reference_mean = float(mean)
@@ -102,6 +100,11 @@ class SystemTargets:
         """u_b times the window (nK, nBands), or None without a window."""
         return None if self.window is None else self.band_weights[None, :] * self.window
 
+    def all_weights(self) -> torch.Tensor:
+        """w_k · u_b × window of every k-point and band (nK, nBands)."""
+        k_all = torch.arange(len(self.kweights), device=self.kweights.device)
+        return self.kweights[:, None] * self.weights(k_all)
+
     def weights(self, k_indices: torch.Tensor) -> torch.Tensor:
         """Band weights (len(k_indices), nBands) of these k-points: u_b times the window."""
         if self._weights is None:
@@ -111,8 +114,7 @@ class SystemTargets:
     def total_weight(self) -> float:
         """Σ_k Σ_b w_k u_b (× window): what the band loss of this system divides by to be a
         weighted mean square."""
-        every_k = torch.arange(len(self.kweights), device=self.kweights.device)
-        return float((self.kweights[:, None] * self.weights(every_k)).sum())
+        return float(self.all_weights().sum())
 
 
 def _window_error(system: SystemData, error: SettingError) -> InputError:
@@ -248,8 +250,7 @@ class BandTerm(KPointTerm):
         targets = self.targets[system]
         if not self.free_offset or targets.reference is None:
             return 0.0
-        k_all = torch.arange(len(targets.kweights), device=targets.kweights.device)
-        weights = (targets.kweights[:, None] * targets.weights(k_all)).cpu()
+        weights = targets.all_weights().cpu()
         error = torch.as_tensor(bands, dtype=weights.dtype) - targets.reference.cpu()
         return float(rigid_offset(error, weights)) - targets.reference_mean
 
@@ -275,9 +276,8 @@ class BandTerm(KPointTerm):
             else:
                 shift = (float(calc[0, r]), float(targets.reference[0, r]))
             if self.free_offset and targets.reference is not None:
-                k_all = torch.arange(len(targets.kweights), device=targets.kweights.device)
                 error = (calc.detach() - shift[0]) - (targets.reference - shift[1])
-                weights = targets.kweights[:, None] * targets.weights(k_all)
+                weights = targets.all_weights()
                 shift = (shift[0] + float(rigid_offset(error, weights)), shift[1])
             out.append(shift)
         return out

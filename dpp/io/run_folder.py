@@ -4,14 +4,40 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
 from dpp.errors import InputError
 from dpp.io.params import read_species_params
 from dpp.io.records import Bundle
 
 STATES = ("best", "final")
+RESOLVED_CONFIG = "config_resolved.yaml"
+"""The resolved configuration every run writes into its folder."""
+
+
+def read_run_config(run: Path) -> tuple[Path, dict[str, Any]]:
+    """The run folder's resolved configuration as plain data (YAML read safely, nothing
+    interpolated or instantiated), with the file it came from."""
+    file = run / RESOLVED_CONFIG
+    if not file.is_file():
+        raise InputError(
+            file,
+            "not a dpp run folder",
+            key="run",
+            expected=f"{RESOLVED_CONFIG} written by train.py",
+            found="no such file",
+        )
+    try:
+        config = yaml.safe_load(file.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+        raise InputError(file, "unreadable run configuration", found=first) from None
+    if not isinstance(config, dict):
+        raise InputError(file, "not a configuration", expected="a mapping", found=type(config))
+    return file, config
 
 
 def run_state(run: Path, preferred: str = "best") -> tuple[Path | None, str]:
