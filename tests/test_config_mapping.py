@@ -13,13 +13,13 @@ from omegaconf import OmegaConf
 from training_support import CDSE, REPO, compose_cfg, run_app, small_bundle
 
 from dpp.app.compose import compose_config, config_dir
-from dpp.app.monte_carlo import chain_settings, resolve_engine
 from dpp.app.origins import Origins
-from dpp.app.run import read_bundle, run_settings
+from dpp.app.run import run_settings
 from dpp.app.settings import build, call_checked, partial_of
 from dpp.errors import InputError
 from dpp.io.convert import convert, main
 from dpp.io.nnconfig import KEYS, read_nn_config
+from dpp.mc.settings import chain_settings, resolve_engine
 
 
 def settings_of(overrides: list[str]):
@@ -193,7 +193,8 @@ def test_monte_carlo_replica_workers_follow_num_threads(tmp_path: Path, monkeypa
     cfg, settings, origins = settings_of([f"data.bundle={bundle}", "mc.replicas=3"])
     assert settings.threads == 2
     mc = build(cfg, "mc", origins)
-    chain = chain_settings(mc, settings, read_bundle(settings), "analytic", None, origins)
+    bundle = settings.data.load()
+    chain = chain_settings(mc, bundle, "analytic", None, threads=settings.threads, run_seed=0)
     assert chain.workers == 2 and chain.n_replicas == 3
     assert resolve_engine("auto", "ZeroFunction") == "analytic"
 

@@ -5,7 +5,7 @@ NN_config.par into the composed configuration, checks the overrides and that the
 directory can be written (and is not held by another run), so bad input stops with one line
 before any folder is written; then Hydra runs the job as usual (`--cfg job`, `--help`, `-m`,
 launchers and sweepers all work on the full configuration). Every refusal is one line
-`error: ...` on stderr with exit status 2; Ctrl-C, SIGTERM and SIGHUP (dpp.app.signals)
+`error: ...` on stderr with exit status 2; Ctrl-C, SIGTERM and SIGHUP (dpp.runs.signals)
 exit with 128 + the signal's number, keep the checkpoints and say whether the run can resume.
 """
 
@@ -26,11 +26,11 @@ from hydra._internal.utils import get_args_parser
 from omegaconf import DictConfig
 
 from dpp.app import compose
-from dpp.app.lock import RunLock
 from dpp.app.origins import parse_override
-from dpp.app.signals import interrupt_of, signal_number
 from dpp.errors import InputError, RunStopped
 from dpp.memory import format_bytes
+from dpp.runs.lock import RunLock
+from dpp.runs.signals import interrupt_of, signal_number
 
 log = logging.getLogger("dpp")
 _PREPARED: dict[str, compose.Prepared] = {}
@@ -98,8 +98,8 @@ def disk_full(error: OSError) -> str:
 
 def _resumable(run_dir: Path) -> bool:
     """Whether `run_dir` holds a checkpoint to resume from (training or Monte Carlo)."""
-    from dpp.app.gradient import LAST_CHECKPOINT
     from dpp.mc.runner import CHECKPOINT_NAME
+    from dpp.workflows.gradient import LAST_CHECKPOINT
 
     return (run_dir / LAST_CHECKPOINT).is_file() or (run_dir / CHECKPOINT_NAME).is_file()
 

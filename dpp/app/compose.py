@@ -27,7 +27,6 @@ from omegaconf.errors import (
 )
 
 from dpp.app import sources
-from dpp.app.lock import check_writable
 from dpp.app.origins import Origins, override_key, parse_override
 from dpp.app.sweep_folders import check_job_folders
 from dpp.errors import InputError
@@ -35,10 +34,13 @@ from dpp.io.bundle import CONFIG_NAME
 from dpp.io.keys import did_you_mean
 from dpp.io.nnconfig import NNConfigFile, Translation, read_nn_config, translate
 from dpp.io.run_folder import read_run_config
+from dpp.runs.lock import check_writable
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "examples"
 RUN_SECTIONS = ("data", "model", "hamiltonian", "loss", "outputs")
 """Sections of an earlier run's configuration that `evaluate.py run=<dir>` reuses."""
+FORMER_TARGETS = {"data": ("dpp.app.settings.DataSettings",)}
+"""Where a section's settings class lived before it moved (run folders of older versions)."""
 
 
 def config_dir() -> Path:
@@ -275,7 +277,7 @@ def _run_settings(run: Path) -> dict[str, Any]:
             )
         values = dict(values)
         target, allowed = values.pop("_target_", None), _section_target(section)
-        if target not in (None, allowed):
+        if target not in (None, allowed, *FORMER_TARGETS.get(section, ())):
             raise InputError(
                 file,
                 "a saved setting names another class to build",

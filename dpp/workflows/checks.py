@@ -8,16 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dpp.app.origins import Origins
-from dpp.app.run import RunSettings
-from dpp.app.settings import bad_argument, frozen_argument
-from dpp.errors import InputError
+from dpp.errors import InputError, Provenance
 from dpp.io.records import Bundle
 from dpp.memory import check_cutoff
 from dpp.physics.bands import needed_eigenvalues
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.threads import available_cores
 from dpp.training.optimizers import read_optimizer_state
+from dpp.workflows.arguments import bad_argument, frozen_argument
+from dpp.workflows.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ LOOSE_MAGNITUDE = 100.0
 """Above this allowed |v(q)| (Hartree·Bohr³) the magnitude penalty is nearly inactive."""
 
 
-def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fitting: bool) -> None:
+def check_run(settings: RunSettings, bundle: Bundle, origins: Provenance, *, fitting: bool) -> None:
     """Settings against the systems: even nBands for smooth reordering, the relative-energy
     band inside every system; for a fit, a readable init_AdamState.pth and a pre-fit learning
     rate > 0 (the rules of `FROZEN_LEARNING_RATE`); warnings for settings without effect."""
@@ -91,7 +90,7 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fittin
         )
 
 
-def check_devices(accelerator: object, devices: object, origins: Origins) -> None:
+def check_devices(accelerator: object, devices: object, origins: Provenance) -> None:
     """DDP on CPUs asks for no more processes than the cores this process may use (each rank
     is a process; more would oversubscribe the machine or exhaust it while spawning)."""
     if str(accelerator) != "cpu" or not isinstance(devices, int) or isinstance(devices, bool):
