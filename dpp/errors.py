@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 
 class InputError(ValueError):
@@ -63,28 +62,3 @@ class SettingError(ValueError):
 class RunStopped(RuntimeError):
     """A run stopped on purpose after some work (e.g. a loss became NaN); the message says
     why and which results were kept."""
-
-
-class Provenance(Protocol):
-    """Where the values of a run's configuration came from (built by dpp.app): an error about
-    a configuration key names the user's own input (override, NN_config.par line, file)."""
-
-    def error(
-        self,
-        path: str,
-        problem: str,
-        *,
-        expected: str | None = None,
-        found: object = None,
-        hint: str | None = None,
-    ) -> InputError:
-        """An InputError for configuration key `path` (dotted), naming where it was set."""
-        ...
-
-    def setting_error(self, group: str, error: SettingError) -> InputError:
-        """The InputError for a SettingError of the settings built from section `group`."""
-        ...
-
-    def override_of(self, path: str) -> str | None:
-        """The command-line override that set `path` (or a parent of it), if any."""
-        ...

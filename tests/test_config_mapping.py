@@ -13,18 +13,19 @@ from omegaconf import OmegaConf
 from training_support import CDSE, REPO, compose_cfg, run_app, small_bundle
 
 from dpp.app.compose import compose_config, config_dir
-from dpp.app.origins import Origins
+from dpp.app.origins import origins_of
 from dpp.app.run import run_settings
-from dpp.app.settings import build, call_checked, partial_of
+from dpp.app.settings import build, partial_of
 from dpp.errors import InputError
 from dpp.io.convert import convert, main
 from dpp.io.nnconfig import KEYS, read_nn_config
 from dpp.mc.settings import chain_settings, resolve_engine
+from dpp.workflows.arguments import call_checked
 
 
 def settings_of(overrides: list[str]):
     cfg, _, prepared = compose_cfg(overrides)
-    origins = Origins.build(overrides, None, prepared.nn_config, prepared.translation)
+    origins = origins_of(overrides, None, prepared.nn_config, prepared.translation)
     return cfg, run_settings(cfg, origins), origins
 
 

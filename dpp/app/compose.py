@@ -27,13 +27,14 @@ from omegaconf.errors import (
 )
 
 from dpp.app import sources
-from dpp.app.origins import Origins, override_key, parse_override
+from dpp.app.origins import origins_of, override_key, parse_override
 from dpp.app.sweep_folders import check_job_folders
 from dpp.errors import InputError
 from dpp.io.bundle import CONFIG_NAME
+from dpp.io.data import bundle_folder
 from dpp.io.keys import did_you_mean
 from dpp.io.nnconfig import NNConfigFile, Translation, read_nn_config, translate
-from dpp.io.run_folder import read_run_config
+from dpp.io.run_folder import saved_sections
 from dpp.runs.lock import check_writable
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "examples"
@@ -209,93 +210,19 @@ def _literal_bundle(overrides: list[str]) -> str | None:
     return bundle
 
 
-def _bundle_of(value: Any) -> Path:
-    if value is None:
-        raise InputError(
-            "configuration",
-            "no input bundle",
-            key="data.bundle",
-            expected="a bundle folder",
-            found="unset (null)",
-        )
-    folder = Path(str(value)).expanduser().resolve()
-    try:
-        found = (folder / CONFIG_NAME).is_file()
-    except OSError as error:
-        raise InputError(
-            folder,
-            "cannot read the bundle folder",
-            key="data.bundle",
-            expected="a folder this user can read",
-            found=error.strerror,
-        ) from None
-    if not found:
-        raise InputError(
-            folder,
-            "not a bundle folder",
-            key="data.bundle",
-            expected=f"a folder with {CONFIG_NAME}",
-            found=f"no {CONFIG_NAME}" if folder.is_dir() else "no such folder",
-        )
-    return folder
-
-
 def _section_target(section: str) -> str:
     """The `_target_` that conf/ gives config section `section` (dpp's own settings class)."""
     return str(OmegaConf.load(config_dir() / section / "default.yaml")["_target_"])
 
 
-def _saved_value(file: Path, key: str, value: Any) -> Any:
-    """A value of a saved run configuration as data: scalars and lists of scalars, no
-    interpolation, resolver or object to build (the folder may come from someone else)."""
-    if isinstance(value, list):
-        return [_saved_value(file, f"{key}[{i}]", item) for i, item in enumerate(value)]
-    if isinstance(value, dict) or (isinstance(value, str) and "${" in value):
-        raise InputError(
-            file,
-            "a saved setting that the configuration would evaluate",
-            key=key,
-            expected="a literal value (numbers, text, lists)",
-            found=repr(value),
-        )
-    return value
-
-
 def _run_settings(run: Path) -> dict[str, Any]:
-    """The sections of an earlier run's resolved configuration that evaluation reuses, as
-    literal values checked against the sections' own settings classes (conf/): a section
-    naming another `_target_` is refused, so the folder never chooses what is built."""
-    file, saved = read_run_config(run)
-    settings: dict[str, Any] = {}
-    for section in RUN_SECTIONS:
-        values = saved.get(section)
-        if values is None:
-            continue
-        if not isinstance(values, dict):
-            raise InputError(
-                file, "not a settings section", key=section, expected="a mapping", found=values
-            )
-        values = dict(values)
-        target, allowed = values.pop("_target_", None), _section_target(section)
-        if target not in (None, allowed, *FORMER_TARGETS.get(section, ())):
-            raise InputError(
-                file,
-                "a saved setting names another class to build",
-                key=f"{section}._target_",
-                expected=allowed,
-                found=repr(target),
-            )
-        for key in values:
-            if str(key).startswith("_"):
-                raise InputError(
-                    file,
-                    "a saved setting that the configuration would evaluate",
-                    key=f"{section}.{key}",
-                    expected="a setting of " + allowed,
-                    found=repr(key),
-                )
-        settings[section] = {k: _saved_value(file, f"{section}.{k}", v) for k, v in values.items()}
-    return settings
+    """The sections of an earlier run's configuration that evaluation reuses, checked against
+    the settings classes that conf/ builds them with (dpp.io.run_folder.saved_sections)."""
+    targets = {
+        section: (_section_target(section), *FORMER_TARGETS.get(section, ()))
+        for section in RUN_SECTIONS
+    }
+    return saved_sections(run, targets)
 
 
 def prepare(
@@ -327,7 +254,7 @@ def prepare(
         sources.activate(str(folder), saved)
         prepared = Prepared(run=folder)
     else:
-        folder = _bundle_of(bundle)
+        folder = bundle_folder(bundle)
         nn_config = read_nn_config(folder / CONFIG_NAME)
         translation = translate(nn_config)
         sources.activate(str(folder), translation.tree())
@@ -335,7 +262,7 @@ def prepare(
     prepared.config = compose_config(config_name, plain, config_dirs)
     epochs = OmegaConf.select(prepared.config, "trainer.max_epochs", default=0)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        origins = Origins.build(plain, None, prepared.nn_config, prepared.translation)
+        origins = origins_of(plain, None, prepared.nn_config, prepared.translation)
         raise origins.error(
             "trainer.max_epochs",
             "invalid number of training epochs",

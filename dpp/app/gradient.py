@@ -4,33 +4,23 @@ loggers, callbacks) from the configuration, checked against the model that
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 
 from dpp.app.compose import resolved_container
 from dpp.app.origins import Origins
-from dpp.app.settings import call_checked, instantiate_checked, partial_of
+from dpp.app.settings import instantiate_checked, partial_of
 from dpp.runs.signals import OwnSignalHandlers
 from dpp.training.strategy import is_global_zero
-from dpp.workflows.checks import check_devices
-from dpp.workflows.gradient import Training, prepare_fit, run_fit
+from dpp.workflows.arguments import call_checked
+from dpp.workflows.checks import check_devices, check_parallel
+from dpp.workflows.gradient import Training, prepare_fit, run_fit, stage_device
 from dpp.workflows.settings import RunSettings
-
-
-def _stage_device(cfg: DictConfig) -> torch.device:
-    """Device of the stages outside the Trainer (baselines, pre-adjust): this process's GPU
-    when the trainer runs on GPUs, else the CPU."""
-    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu"))
-    if accelerator in ("gpu", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
 
 
 def _instantiate_all(cfg: DictConfig, group: str, origins: Origins, **kwargs: Any) -> list[Any]:
@@ -62,18 +52,6 @@ def _trainer(
     )
 
 
-def _check_parallel(loss_reorder: str, trainer: pl.Trainer, origins: Origins) -> None:
-    """smooth_reorder between k-batches needs the previous epoch's bands of the neighbouring
-    k-points, which other processes hold: it runs in single-process training only."""
-    if loss_reorder == "smooth" and trainer.world_size > 1:
-        raise origins.error(
-            "loss.reorder",
-            "smooth reordering needs every k-point's bands in one process",
-            expected="one process, or loss.reorder=eigvec",
-            found=f"smooth with {trainer.world_size} processes",
-        )
-
-
 def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_dir: Path) -> float:
     """The gradient workflow; returns the final validation loss (eV², eval mode)."""
     epochs = int(OmegaConf.select(cfg, "trainer.max_epochs", default=0) or 0)
@@ -92,7 +70,7 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     check_devices(cfg.trainer.get("accelerator"), cfg.trainer.get("devices"), origins)
     trainer = _trainer(cfg, origins, callbacks, loggers) if epochs > 0 else None
     if trainer is not None:
-        _check_parallel(settings.loss.reorder, trainer, origins)
+        check_parallel(settings.loss.reorder, trainer.world_size, origins)
     training = Training(
         trainer=trainer,
         optimizer=optimizer,
@@ -105,7 +83,7 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         load_optimizer_state=bool(cfg.workflow.get("load_optimizer_state")),
         ckpt_path=cfg.get("ckpt_path"),
         resume=bool(cfg.get("resume")),
-        device=_stage_device(cfg),
+        device=stage_device(str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu"))),
         show_progress=bool(OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True)),
     )
     return run_fit(fit, training, settings, run_dir)

@@ -4,23 +4,23 @@ the gradient, Monte Carlo or evaluation workflow. The only entry that reads the 
 from __future__ import annotations
 
 import logging
-import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from dpp.app import compose
 from dpp.app.gradient import run_gradient
-from dpp.app.origins import Origins
+from dpp.app.origins import Origins, origins_of
 from dpp.app.settings import build
-from dpp.errors import InputError, SettingError
+from dpp.errors import SettingError
 from dpp.io.run_folder import RESOLVED_CONFIG
-from dpp.io.writers import remove_stale_temporaries, write_text_atomic
+from dpp.io.writers import write_text_atomic
 from dpp.mc.settings import MAX_SEED
-from dpp.runs.lock import LOCK_NAME, OWNER_NAME, RunLock
+from dpp.runs.folder import within_run_dir
+from dpp.runs.lock import RunLock
 from dpp.runs.signals import stop_on_signals
 from dpp.threads import apply_threads, parse_threads, thread_budget
 from dpp.training.strategy import is_global_zero
@@ -30,7 +30,6 @@ from dpp.workflows.settings import RunSettings
 
 log = logging.getLogger("dpp")
 WORKFLOWS = ("gradient", "monte_carlo", "evaluate")
-T = TypeVar("T")
 
 
 def run_settings(cfg: DictConfig, origins: Origins) -> RunSettings:
@@ -84,14 +83,6 @@ def _experiment_file(choices: Mapping[str, Any], dirs: Iterable[Path]) -> Path |
     return None
 
 
-def _only_hydra_files(run_dir: Path) -> bool:
-    """A run folder holding nothing but what Hydra and the lock wrote (a run stopped by
-    bad input before any work)."""
-    names = {p.name for p in run_dir.iterdir()}
-    written = {".hydra", LOCK_NAME, OWNER_NAME, RESOLVED_CONFIG}
-    return names <= written | {p.name for p in run_dir.glob("*.log")}
-
-
 def run(
     cfg: DictConfig,
     *,
@@ -113,39 +104,13 @@ def run(
     dirs = [*hydra_dirs, *map(Path, config_dirs)]
     run_dir = Path(run_dir or hydra_dir or Path.cwd())
     prepared = prepared or compose.Prepared()
-    origins = Origins.build(
+    origins = origins_of(
         overrides, _experiment_file(choices, dirs), prepared.nn_config, prepared.translation
     )
     with stop_on_signals():
         if not is_global_zero():
             return _dispatch(cfg, origins, run_dir)
         return within_run_dir(run_dir, lambda: _dispatch(cfg, origins, run_dir), lock)
-
-
-def within_run_dir(run_dir: Path, work: Callable[[], T], lock: RunLock | None = None) -> T:
-    """`work()` holding the lock of `run_dir` (`lock`, when the caller already holds it). A run
-    refused by the lock removes nothing; work stopped by bad input (InputError) removes the
-    run directory when this run created it, or when it holds only what Hydra and the lock
-    wrote (no other run can be writing there: the lock is held). Temporary files that a
-    killed writer left are removed first."""
-    held = lock if lock is not None and lock.run_dir == run_dir.resolve() else RunLock(run_dir)
-    with held:  # refused: raised here, before anything is written or removed
-        _remove_stale_temporaries(run_dir)
-        try:
-            return work()
-        except InputError:
-            if held.created or _only_hydra_files(run_dir):
-                shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-
-
-def _remove_stale_temporaries(run_dir: Path) -> None:
-    """The temporary files of atomic writes that a killed run left behind (this run holds
-    the lock, so no writer of them is alive)."""
-    stale = remove_stale_temporaries(run_dir)
-    if stale:
-        names = ", ".join(str(p.relative_to(run_dir)) for p in stale)
-        log.info("removed %d temporary files of an interrupted write: %s", len(stale), names)
 
 
 def _dispatch(cfg: DictConfig, origins: Origins, run_dir: Path) -> float:

@@ -7,9 +7,7 @@ import dataclasses
 import functools
 import inspect
 import logging
-import math
 import re
-import types
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -21,47 +19,15 @@ from omegaconf.errors import MissingMandatoryValue
 
 from dpp.app.origins import Origins
 from dpp.errors import InputError, SettingError
-from dpp.workflows.arguments import bad_argument, frozen_argument, is_number
+from dpp.workflows.arguments import (
+    bad_argument,
+    describe,
+    fits,
+    frozen_argument,
+    is_number,
+)
 
 log = logging.getLogger(__name__)
-
-MESSAGE_WORDS = {"lr": "learning rate", "betas": "beta", "eps": "epsilon"}
-"""How torch's error messages name some optimiser arguments."""
-
-
-_EXPECTED = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
-
-
-def _describe(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        parts = [_describe(a) for a in typing.get_args(annotation) if a is not type(None)]
-        return " or ".join(parts) + " (or null)"
-    if origin is tuple:
-        item = re.sub(r"^an? ", "", _describe(typing.get_args(annotation)[0]))
-        return f"a list of {item}s"
-    return _EXPECTED.get(annotation, str(annotation))
-
-
-def _fits(value: Any, annotation: Any) -> bool:
-    """Whether a plain config value fits a type annotation of a settings field."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, a) for a in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if origin is tuple:
-        item = typing.get_args(annotation)[0]
-        return isinstance(value, list | tuple) and all(_fits(v, item) for v in value)
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is float:
-        return is_number(value) and math.isfinite(value)
-    if annotation is str:
-        return isinstance(value, str)
-    return True  # callables and other objects are checked by their own constructors
 
 
 def check_types(node: DictConfig, group: str, origins: Origins) -> None:
@@ -92,9 +58,9 @@ def check_types(node: DictConfig, group: str, origins: Origins) -> None:
             ) from None
         if isinstance(value, dict) and "_target_" in value:
             continue
-        if not _fits(value, hints[key]):
+        if not fits(value, hints[key]):
             raise origins.error(
-                f"{group}.{key}", "invalid value", expected=_describe(hints[key]), found=value
+                f"{group}.{key}", "invalid value", expected=describe(hints[key]), found=value
             )
 
 
@@ -136,8 +102,9 @@ def build(cfg: DictConfig, group: str, origins: Origins, **kwargs: Any) -> Any:
 
 def partial_of(cfg: DictConfig, group: str, origins: Origins) -> Callable[..., Any]:
     """A `_partial_: true` node (optimiser, schedule) as a callable; its values are checked
-    when it is called (`call_checked`), except a learning rate frozen at 0 when the run trains
-    (trainer.max_epochs > 0): lr = 0, or a schedule's decay factor gamma <= 0."""
+    when it is called (`dpp.workflows.arguments.call_checked`), except a learning rate
+    frozen at 0 when the run trains (trainer.max_epochs > 0): lr = 0, or a schedule's decay
+    factor gamma <= 0."""
     node = OmegaConf.select(cfg, group)
     factory = instantiate_checked(node, group, origins)
     bad = bad_argument(factory)
@@ -178,19 +145,3 @@ def _source_of(node: DictConfig, name: str) -> str | None:
     raw = OmegaConf.to_container(node, resolve=False).get(name)
     match = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
     return match.group(1) if match else None
-
-
-def call_checked(factory: Callable[..., Any], group: str, origins: Origins, *args: Any) -> Any:
-    """Call a partial from the config; its ValueError/TypeError (e.g. `Invalid learning rate:
-    -1.0`) names the config section and where the value came from."""
-    try:
-        return factory(*args)
-    except (ValueError, TypeError) as error:
-        keywords = getattr(factory, "keywords", {})
-        words = str(error)
-        key = next((k for k in keywords if MESSAGE_WORDS.get(k, k) in words), None)
-        path = f"{group}.{key}" if key else group
-        found = keywords.get(key) if key else None
-        raise origins.error(
-            path, words.splitlines()[0], expected="a valid value", found=found
-        ) from None

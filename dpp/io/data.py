@@ -4,10 +4,11 @@ served."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from dpp.errors import SettingError
-from dpp.io.bundle import first_kpoints, load_bundle
+from dpp.errors import InputError, SettingError
+from dpp.io.bundle import CONFIG_NAME, first_kpoints, load_bundle
 from dpp.io.records import Bundle
 
 FIFTH_PARAM_SLOTS = ("strain", "long_range")
@@ -67,3 +68,36 @@ class DataSettings:
             **options,
         )
         return bundle if self.max_kpoints is None else first_kpoints(bundle, self.max_kpoints)
+
+
+def bundle_folder(value: Any) -> Path:
+    """The bundle folder named by `data.bundle` (absolute), after checking it holds an
+    NN_config.par this user can read."""
+    if value is None:
+        raise InputError(
+            "configuration",
+            "no input bundle",
+            key="data.bundle",
+            expected="a bundle folder",
+            found="unset (null)",
+        )
+    folder = Path(str(value)).expanduser().resolve()
+    try:
+        found = (folder / CONFIG_NAME).is_file()
+    except OSError as error:
+        raise InputError(
+            folder,
+            "cannot read the bundle folder",
+            key="data.bundle",
+            expected="a folder this user can read",
+            found=error.strerror,
+        ) from None
+    if not found:
+        raise InputError(
+            folder,
+            "not a bundle folder",
+            key="data.bundle",
+            expected=f"a folder with {CONFIG_NAME}",
+            found=f"no {CONFIG_NAME}" if folder.is_dir() else "no such folder",
+        )
+    return folder

@@ -1,14 +1,21 @@
-"""Checks of an optimiser's or schedule's arguments (a `functools.partial` built from the
-configuration, the pre-fit's included): numbers where the signature asks for them, finite,
-and no learning rate that freezes the training."""
+"""Checks of the values a configuration gives: a plain value against the type annotation
+of a settings field (`fits`, `describe`), and an optimiser's or schedule's arguments (a
+`functools.partial` built from the configuration, the pre-fit's included): numbers where the
+signature asks for them, finite, no learning rate that freezes the training, and the
+optimiser's own refusals (`call_checked`) as one error naming the key and its origin."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import math
-from collections.abc import Sequence
+import re
+import types
+import typing
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from dpp.io.origins import Origins
 
 FROZEN_LEARNING_RATE = (
     ("lr", lambda v: v == 0, "a learning rate of 0 never changes the parameters", "lr > 0"),
@@ -82,3 +89,57 @@ def frozen_argument(factory: Any) -> tuple[str, Any, str, str] | None:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+MESSAGE_WORDS = {"lr": "learning rate", "betas": "beta", "eps": "epsilon"}
+"""How torch's error messages name some optimiser arguments."""
+
+_EXPECTED = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
+
+
+def describe(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        parts = [describe(a) for a in typing.get_args(annotation) if a is not type(None)]
+        return " or ".join(parts) + " (or null)"
+    if origin is tuple:
+        item = re.sub(r"^an? ", "", describe(typing.get_args(annotation)[0]))
+        return f"a list of {item}s"
+    return _EXPECTED.get(annotation, str(annotation))
+
+
+def fits(value: Any, annotation: Any) -> bool:
+    """Whether a plain config value fits a type annotation of a settings field."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(fits(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is tuple:
+        item = typing.get_args(annotation)[0]
+        return isinstance(value, list | tuple) and all(fits(v, item) for v in value)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return is_number(value) and math.isfinite(value)
+    if annotation is str:
+        return isinstance(value, str)
+    return True  # callables and other objects are checked by their own constructors
+
+
+def call_checked(factory: Callable[..., Any], group: str, origins: Origins, *args: Any) -> Any:
+    """Call a partial from the config; its ValueError/TypeError (e.g. `Invalid learning rate:
+    -1.0`) names the config section and where the value came from."""
+    try:
+        return factory(*args)
+    except (ValueError, TypeError) as error:
+        keywords = getattr(factory, "keywords", {})
+        words = str(error)
+        key = next((k for k in keywords if MESSAGE_WORDS.get(k, k) in words), None)
+        path = f"{group}.{key}" if key else group
+        found = keywords.get(key) if key else None
+        raise origins.error(
+            path, words.splitlines()[0], expected="a valid value", found=found
+        ) from None

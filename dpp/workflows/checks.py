@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dpp.errors import InputError, Provenance
+from dpp.errors import InputError
+from dpp.io.origins import Origins
 from dpp.io.records import Bundle
 from dpp.memory import check_cutoff
 from dpp.physics.bands import needed_eigenvalues
@@ -24,7 +25,7 @@ LOOSE_MAGNITUDE = 100.0
 """Above this allowed |v(q)| (Hartree·Bohr³) the magnitude penalty is nearly inactive."""
 
 
-def check_run(settings: RunSettings, bundle: Bundle, origins: Provenance, *, fitting: bool) -> None:
+def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fitting: bool) -> None:
     """Settings against the systems: even nBands for smooth reordering, the relative-energy
     band inside every system; for a fit, a readable init_AdamState.pth and a pre-fit learning
     rate > 0 (the rules of `FROZEN_LEARNING_RATE`); warnings for settings without effect."""
@@ -90,7 +91,7 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Provenance, *, fit
         )
 
 
-def check_devices(accelerator: object, devices: object, origins: Provenance) -> None:
+def check_devices(accelerator: object, devices: object, origins: Origins) -> None:
     """DDP on CPUs asks for no more processes than the cores this process may use (each rank
     is a process; more would oversubscribe the machine or exhaust it while spawning)."""
     if str(accelerator) != "cpu" or not isinstance(devices, int) or isinstance(devices, bool):
@@ -122,3 +123,15 @@ def check_basis(hamiltonian: PseudopotentialHamiltonian) -> None:
                 found=f"nBands = {system.n_bands} ({needed} eigenvalues)",
                 hint="raise maxKE or lower nBands",
             )
+
+
+def check_parallel(loss_reorder: str, world_size: int, origins: Origins) -> None:
+    """smooth_reorder between k-batches needs the previous epoch's bands of the neighbouring
+    k-points, which other processes hold: it runs in single-process training only."""
+    if loss_reorder == "smooth" and world_size > 1:
+        raise origins.error(
+            "loss.reorder",
+            "smooth reordering needs every k-point's bands in one process",
+            expected="one process, or loss.reorder=eigvec",
+            found=f"smooth with {world_size} processes",
+        )

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dpp.errors import InputError, Provenance, SettingError
+from dpp.errors import InputError, SettingError
 from dpp.fitting.bands import BandTerm
+from dpp.io.origins import Origins
 from dpp.io.records import Bundle, SystemData
 from dpp.io.run_folder import run_state, with_run_tables
 from dpp.io.writers import write_band_file
@@ -81,7 +82,7 @@ def fitted_species(run: Path | None, bundle: Bundle) -> tuple[str, ...]:
 
 @torch.no_grad()
 def run_evaluate(
-    evaluation: EvaluationSettings, settings: RunSettings, origins: Provenance, run_dir: Path
+    evaluation: EvaluationSettings, settings: RunSettings, origins: Origins, run_dir: Path
 ) -> float:
     """Evaluate every system; returns Σ_X L_X (eV²), NaN without reference bands."""
     bundle = settings.data.load(require_reference=False)

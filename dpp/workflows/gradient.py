@@ -8,6 +8,7 @@ builds Lightning's objects from the configuration (`Training`) and `run_fit` doe
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,13 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from dpp.errors import InputError, Provenance, RunStopped, SettingError
+from dpp.errors import InputError, RunStopped, SettingError
 from dpp.fitting.build import training_objective
 from dpp.fitting.initialise import PrefitCosts, initialise, load_initial
 from dpp.fitting.objective import Objective, trainable
 from dpp.fitting.preadjust import pre_adjust
 from dpp.fitting.prefit import COST_UNIT
+from dpp.io.origins import Origins
 from dpp.io.records import Bundle
 from dpp.models import safe_torch_load
 from dpp.outputs import plots
@@ -82,7 +84,15 @@ class Training:
     show_progress: bool
 
 
-def prepare_fit(settings: RunSettings, origins: Provenance, epochs: int) -> Fit:
+def stage_device(accelerator: str) -> torch.device:
+    """Device of the stages outside the Trainer (baselines, pre-adjust): this process's GPU
+    when the trainer runs on GPUs (`accelerator`), else the CPU."""
+    if accelerator in ("gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def prepare_fit(settings: RunSettings, origins: Origins, epochs: int) -> Fit:
     """Read and check the bundle, build the model, its Hamiltonian and the objective; a fit
     of `epochs` > 0 needs something to train."""
     bundle = settings.data.load()

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from dpp.errors import Provenance, SettingError
+from dpp.errors import SettingError
 from dpp.fitting.build import analytic_objective, training_objective
 from dpp.fitting.initialise import load_initial
 from dpp.io.montecarlo import read_mc_options
+from dpp.io.origins import Origins
 from dpp.mc.runner import CHECKPOINT_NAME, MonteCarloRunner
 from dpp.mc.settings import (
     McConfig,
@@ -31,9 +32,7 @@ from dpp.workflows.settings import RunSettings
 log = logging.getLogger("dpp")
 
 
-def run_monte_carlo(
-    mc: McConfig, settings: RunSettings, origins: Provenance, run_dir: Path
-) -> float:
+def run_monte_carlo(mc: McConfig, settings: RunSettings, origins: Origins, run_dir: Path) -> float:
     """Run the Monte Carlo chain of `mc` into `run_dir`; returns the best cost. The CPU
     threads are set here, shared by the replica workers (dpp.app.run leaves them to this
     workflow)."""
