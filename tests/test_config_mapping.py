@@ -19,7 +19,7 @@ from dpp.app.settings import build, partial_of
 from dpp.errors import InputError
 from dpp.io.convert import convert, main
 from dpp.io.nnconfig import KEYS, read_nn_config
-from dpp.mc.settings import chain_settings, resolve_engine
+from dpp.mc.settings import resolve_engine
 from dpp.workflows.arguments import call_checked
 
 
@@ -113,7 +113,7 @@ def test_cfg_job_prints_what_runs():
     ("key", "value", "expected"),
     [
         ("init_Zunger_plotEvery", "0", ">= 1 or -1"),  # PrefitSettings
-        ("mc_perturb_mode", "0", "1 ... 7"),  # McConfig
+        ("mc_perturb_mode", "0", "1 ... 7"),  # MonteCarloSettings
     ],
 )
 def test_settings_rules_name_the_nn_config_line(tmp_path: Path, key, value, expected):
@@ -195,7 +195,7 @@ def test_monte_carlo_replica_workers_follow_num_threads(tmp_path: Path, monkeypa
     assert settings.threads == 2
     mc = build(cfg, "mc", origins)
     bundle = settings.data.load()
-    chain = chain_settings(mc, bundle, "analytic", None, threads=settings.threads, run_seed=0)
+    chain = mc.for_chain(bundle, "analytic", None, threads=settings.threads, run_seed=0)
     assert chain.workers == 2 and chain.n_replicas == 3
     assert resolve_engine("auto", "ZeroFunction") == "analytic"
 

@@ -15,13 +15,7 @@ from dpp.fitting.initialise import load_initial
 from dpp.io.montecarlo import read_mc_options
 from dpp.io.origins import Origins
 from dpp.mc.runner import CHECKPOINT_NAME, MonteCarloRunner
-from dpp.mc.settings import (
-    McConfig,
-    bundle_file,
-    chain_settings,
-    replica_workers,
-    resolve_engine,
-)
+from dpp.mc.settings import MonteCarloSettings, bundle_file, replica_workers, resolve_engine
 from dpp.outputs.reporter import Reporter
 from dpp.physics import build_hamiltonian
 from dpp.runs import fingerprint
@@ -32,7 +26,9 @@ from dpp.workflows.settings import RunSettings
 log = logging.getLogger("dpp")
 
 
-def run_monte_carlo(mc: McConfig, settings: RunSettings, origins: Origins, run_dir: Path) -> float:
+def run_monte_carlo(
+    mc: MonteCarloSettings, settings: RunSettings, origins: Origins, run_dir: Path
+) -> float:
     """Run the Monte Carlo chain of `mc` into `run_dir`; returns the best cost. The CPU
     threads are set here, shared by the replica workers (dpp.app.run leaves them to this
     workflow)."""
@@ -74,8 +70,8 @@ def run_monte_carlo(mc: McConfig, settings: RunSettings, origins: Origins, run_d
     else:
         objective = training_objective(bundle, settings.loss)
     try:
-        chain = chain_settings(
-            mc, bundle, engine, options, threads=settings.threads, run_seed=settings.seed
+        chain = mc.for_chain(
+            bundle, engine, options, threads=settings.threads, run_seed=settings.seed
         )
     except SettingError as error:
         raise origins.setting_error("mc", error) from None
