@@ -11,8 +11,7 @@ from typing import Any
 
 import torch
 
-from dpp.io.writers import save_torch_atomic, write_final_result
-from dpp.mc.outputs import write_species_tables
+from dpp.io.writers import save_torch_atomic, write_final_result, write_species_tables
 from dpp.models import model_state
 from dpp.outputs import plots
 from dpp.outputs.physics_report import (
