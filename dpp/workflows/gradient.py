@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,7 @@ def _legacy(settings: RunSettings) -> dict[str, Any]:
     }
 
 
-def _prefit_figure(run_dir: Path) -> Any:
+def _prefit_figure(run_dir: Path) -> Callable[[PrefitCosts], None]:
     """init_train_cost.png of the pre-fit's costs."""
 
     def write(costs: PrefitCosts) -> None:
