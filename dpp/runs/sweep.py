@@ -1,6 +1,8 @@
-"""The summary of a sweep of runs (a Hydra multirun): one table of overrides -> final
-validation loss (eV², a weighted sum of squared band errors) and the weighted RMS band error
-behind it (meV), best first, from the `job_result.json` every job leaves in its folder.
+"""Write the summary tables of a sweep of runs (a Hydra multirun), best first.
+
+One table of overrides -> final validation loss (eV², a weighted sum of squared band errors)
+and the weighted RMS band error behind it (meV), from the `job_result.json` every job leaves
+in its folder.
 
 For a sweep that was cut short:
 
