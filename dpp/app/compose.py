@@ -9,7 +9,6 @@ the override, with a did-you-mean for unknown keys.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -32,7 +31,7 @@ from dpp.app.sweep_folders import check_job_folders
 from dpp.errors import InputError
 from dpp.io.bundle import CONFIG_NAME
 from dpp.io.data import bundle_folder
-from dpp.io.keys import did_you_mean
+from dpp.io.keys import did_you_mean, did_you_mean_key, dotted_keys
 from dpp.io.nnconfig import NNConfigFile, Translation, read_nn_config, translate
 from dpp.io.run_folder import saved_sections
 from dpp.runs.lock import check_writable
@@ -118,14 +117,6 @@ def _split_sweeps(overrides: list[str]) -> list[str]:
     return kept
 
 
-def _keys(node: Any, prefix: str = "") -> list[str]:
-    if not isinstance(node, dict):
-        return [prefix.rstrip(".")]
-    return [k for key, value in node.items() for k in _keys(value, f"{prefix}{key}.")] + (
-        [prefix.rstrip(".")] if prefix else []
-    )
-
-
 def _override_error(
     error: Exception, overrides: list[str], config_name: str, config_dirs: list[Path]
 ) -> InputError:
@@ -138,7 +129,7 @@ def _override_error(
         key = missing.group(1)
         text = next((o for o in overrides if override_key(o) == key), key)
         clean = [o for o in overrides if o != text]
-        known = _keys(OmegaConf.to_container(_compose(config_name, clean, config_dirs)))
+        known = dotted_keys(OmegaConf.to_container(_compose(config_name, clean, config_dirs)))
         return InputError(
             "command line",
             "unknown configuration key",
@@ -146,7 +137,7 @@ def _override_error(
             expected="a key of the configuration (`python train.py --cfg job` lists them; "
             "`+key=value` adds a new one)",
             found=key,
-            hint=did_you_mean(key, known) or _close(key, known),
+            hint=did_you_mean_key(key, known),
         )
     option = re.search(r"Could not find '([^']+)/([^']+)'", message)
     if option:
@@ -163,15 +154,6 @@ def _override_error(
         )
     first = message.strip().splitlines()[0] if message.strip() else type(error).__name__
     return InputError("command line", "cannot compose the configuration", found=first)
-
-
-def _close(key: str, known: list[str]) -> str | None:
-    leaf = key.rsplit(".", 1)[-1]
-    matches = difflib.get_close_matches(leaf, [k.rsplit(".", 1)[-1] for k in known], n=1)
-    if not matches:
-        return None
-    full = [k for k in known if k.endswith("." + matches[0]) or k == matches[0]]
-    return f"did you mean '{full[0]}'?" if full else None
 
 
 def _compose(config_name: str, overrides: list[str], config_dirs: list[Path]) -> DictConfig:
