@@ -1,4 +1,4 @@
-"""debug=fast_dev_run is a quick setup check: few k-points, no pre-fit, its own folder."""
+"""debug=fast_dev_run is a quick setup check: few k-points, a short pre-fit, its own folder."""
 
 from __future__ import annotations
 
@@ -40,5 +40,5 @@ def test_fast_dev_run_writes_apart_and_skips_the_long_parts():
     folder = OmegaConf.select(cfg, "hydra.run.dir", throw_on_resolution_failure=False)
     assert folder.startswith("debug/") and "outputs" not in folder
     assert cfg.data.max_kpoints == 2 and cfg.trainer.fast_dev_run
-    assert cfg.init.num_epochs == 0 and cfg.init.pre_adjust_moves == 0
+    assert cfg.init.num_epochs == 20 and cfg.init.pre_adjust_moves == 0
     assert not cfg.outputs.converge_plots and cfg.outputs.n_qgrid < 4096
