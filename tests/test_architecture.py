@@ -1,5 +1,6 @@
-"""The shape of the code (design.md): one direction of imports, NN_config names in one place,
-parameter slots defined once, every package installed."""
+"""The shape of the code (docs/internals.md): one direction of imports, no import cycle
+between modules or packages, NN_config names in one place, parameter slots defined once,
+every package installed."""
 
 from __future__ import annotations
 
