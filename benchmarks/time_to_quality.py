@@ -44,7 +44,7 @@ class EpochClock(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if record.name == "dpp.app.initialise" and message.startswith("initialisation"):
+        if record.name == "dpp.fitting.initialise" and message.startswith("initialisation"):
             self.start = record.created
         elif match := EPOCH_LINE.match(message):
             self.epochs[int(match.group(1))] = record.created

@@ -28,14 +28,14 @@ from training_support import REPO, run_app, small_bundle
 from dpp import memory
 from dpp.app import cli
 from dpp.app.compose import prepare
-from dpp.app.lock import RunLock
-from dpp.app.run import within_run_dir
 from dpp.errors import InputError
 from dpp.io.run_folder import RESOLVED_CONFIG
 from dpp.io.system import read_system
 from dpp.models import build_model
 from dpp.physics.basis import plane_wave_basis
 from dpp.physics.lattice import Lattice
+from dpp.runs.folder import within_run_dir
+from dpp.runs.lock import RunLock
 from dpp.tools.charge_density import main as charge_density
 from dpp.tools.convert_bands import main as convert_bands
 from dpp.tools.kpath import main as kpath
@@ -105,7 +105,7 @@ def _saved_run(tmp_path: Path, bundle: Path, change: dict[str, dict]) -> Path:
     folder = tmp_path / "received_run"
     folder.mkdir()
     sections = {
-        "data": {"_target_": "dpp.app.settings.DataSettings", "bundle": str(bundle)},
+        "data": {"_target_": "dpp.io.data.DataSettings", "bundle": str(bundle)},
         "model": {"_target_": "dpp.models.ModelSettings", "name": "ZeroFunction"},
     }
     for section, values in change.items():

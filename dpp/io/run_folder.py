@@ -66,3 +66,57 @@ def with_run_tables(bundle: Bundle, run: Path, which: str) -> Bundle:
     if not all(f.is_file() for f in files):
         return bundle
     return replace(bundle, pp_params=np.array([read_species_params(f) for f in files]))
+
+
+def _literal(file: Path, key: str, value: Any) -> Any:
+    """A value of a saved run configuration as data: scalars and lists of scalars, no
+    interpolation, resolver or object to build (the folder may come from someone else)."""
+    if isinstance(value, list):
+        return [_literal(file, f"{key}[{i}]", item) for i, item in enumerate(value)]
+    if isinstance(value, dict) or (isinstance(value, str) and "${" in value):
+        raise InputError(
+            file,
+            "a saved setting that the configuration would evaluate",
+            key=key,
+            expected="a literal value (numbers, text, lists)",
+            found=repr(value),
+        )
+    return value
+
+
+def saved_sections(run: Path, targets: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """The sections `targets` of an earlier run's resolved configuration, as literal values
+    checked against the settings classes each may name (`targets[section]`, the first the
+    one conf/ builds now): a section naming another `_target_` is refused, so the folder
+    never chooses what is built."""
+    file, saved = read_run_config(run)
+    settings: dict[str, Any] = {}
+    for section, known in targets.items():
+        values = saved.get(section)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise InputError(
+                file, "not a settings section", key=section, expected="a mapping", found=values
+            )
+        values = dict(values)
+        target, allowed = values.pop("_target_", None), known[0]
+        if target not in (None, *known):
+            raise InputError(
+                file,
+                "a saved setting names another class to build",
+                key=f"{section}._target_",
+                expected=allowed,
+                found=repr(target),
+            )
+        for key in values:
+            if str(key).startswith("_"):
+                raise InputError(
+                    file,
+                    "a saved setting that the configuration would evaluate",
+                    key=f"{section}.{key}",
+                    expected="a setting of " + allowed,
+                    found=repr(key),
+                )
+        settings[section] = {k: _literal(file, f"{section}.{k}", v) for k, v in values.items()}
+    return settings

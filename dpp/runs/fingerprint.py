@@ -9,15 +9,15 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dpp.errors import InputError
 from dpp.io.bundle import CONFIG_NAME
+from dpp.io.data import DataSettings
 from dpp.io.records import Bundle
 from dpp.io.writers import write_text_atomic
-
-if TYPE_CHECKING:
-    from dpp.app.run import RunSettings
+from dpp.models import ModelSettings
+from dpp.physics import PhysicsOptions
 
 log = logging.getLogger("dpp")
 FINGERPRINT_NAME = "fingerprint.json"
@@ -53,10 +53,16 @@ def bundle_hashes(folder: Path) -> dict[str, str]:
     }
 
 
-def fingerprint(bundle: Bundle, basis_sizes: list[int], settings: RunSettings) -> dict[str, Any]:
+def fingerprint(
+    bundle: Bundle,
+    basis_sizes: list[int],
+    model_settings: ModelSettings,
+    physics_options: PhysicsOptions,
+    data: DataSettings,
+) -> dict[str, Any]:
     """The identity of a run as JSON-ready values."""
-    model = dataclasses.asdict(settings.model)
-    physics = dataclasses.asdict(settings.physics)
+    model = dataclasses.asdict(model_settings)
+    physics = dataclasses.asdict(physics_options)
     identity = {
         "files": bundle_hashes(bundle.path),
         "species": list(bundle.species),
@@ -64,8 +70,8 @@ def fingerprint(bundle: Bundle, basis_sizes: list[int], settings: RunSettings) -
         "basis_sizes": list(basis_sizes),
         "model": {k: v for k, v in model.items() if k not in UNSHAPING_MODEL},
         "physics": {k: physics[k] for k in SHAPING_PHYSICS},
-        "n_system": settings.data.n_system,
-        "legacy_fifth_param": settings.data.legacy_fifth_param,
+        "n_system": data.n_system,
+        "legacy_fifth_param": data.legacy_fifth_param,
     }
     return json.loads(json.dumps(identity, default=str))
 

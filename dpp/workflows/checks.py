@@ -8,16 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dpp.app.origins import Origins
-from dpp.app.run import RunSettings
-from dpp.app.settings import bad_argument, frozen_argument
 from dpp.errors import InputError
+from dpp.io.origins import Origins
 from dpp.io.records import Bundle
 from dpp.memory import check_cutoff
 from dpp.physics.bands import needed_eigenvalues
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.threads import available_cores
 from dpp.training.optimizers import read_optimizer_state
+from dpp.workflows.arguments import bad_argument, frozen_argument
+from dpp.workflows.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +123,15 @@ def check_basis(hamiltonian: PseudopotentialHamiltonian) -> None:
                 found=f"nBands = {system.n_bands} ({needed} eigenvalues)",
                 hint="raise maxKE or lower nBands",
             )
+
+
+def check_parallel(loss_reorder: str, world_size: int, origins: Origins) -> None:
+    """smooth_reorder between k-batches needs the previous epoch's bands of the neighbouring
+    k-points, which other processes hold: it runs in single-process training only."""
+    if loss_reorder == "smooth" and world_size > 1:
+        raise origins.error(
+            "loss.reorder",
+            "smooth reordering needs every k-point's bands in one process",
+            expected="one process, or loss.reorder=eigvec",
+            found=f"smooth with {world_size} processes",
+        )
