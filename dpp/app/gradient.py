@@ -225,6 +225,8 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         ckpt_path = str(run_dir / LAST_CHECKPOINT)
         if Path(ckpt_path).is_file():
             fingerprint.check_resume(run_dir, identity)
+    elif ckpt_path is not None and Path(ckpt_path).is_file():
+        fingerprint.check_checkpoint(Path(ckpt_path), identity)
     if ckpt_path is not None:
         _check_resume(Path(ckpt_path), module)
     device = _stage_device(cfg)

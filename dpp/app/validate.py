@@ -15,6 +15,7 @@ from dpp.errors import InputError
 from dpp.io.records import Bundle
 from dpp.memory import check_cutoff
 from dpp.physics.bands import needed_eigenvalues
+from dpp.physics.footprint import check_kpoints
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.threads import available_cores
 from dpp.training.optimizers import read_optimizer_state
@@ -107,7 +108,8 @@ def check_devices(accelerator: object, devices: object, origins: Origins) -> Non
 
 
 def check_basis(hamiltonian: PseudopotentialHamiltonian) -> None:
-    """Every system's Hamiltonian has at least the eigenvalues its bands need."""
+    """Every system's Hamiltonian has at least the eigenvalues its bands need, and its
+    k-points fit in the memory available (`check_kpoints`)."""
     spinor = hamiltonian.options.spin_orbit
     for system, geometry in zip(hamiltonian.systems, hamiltonian.geometries, strict=True):
         dimension = hamiltonian.dimension(system.index)
@@ -123,3 +125,4 @@ def check_basis(hamiltonian: PseudopotentialHamiltonian) -> None:
                 found=f"nBands = {system.n_bands} ({needed} eigenvalues)",
                 hint="raise maxKE or lower nBands",
             )
+    check_kpoints(hamiltonian)
