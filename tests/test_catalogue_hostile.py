@@ -35,10 +35,10 @@ from dpp.io.bundle import load_bundle
 from dpp.io.run_folder import RESOLVED_CONFIG, new_run_folder
 from dpp.io.system import read_system
 from dpp.models import build_model
-from dpp.physics.band_structure import build_hamiltonian
 from dpp.physics.basis import plane_wave_basis
-from dpp.physics.footprint import check_kpoints
+from dpp.physics.footprint import check_kpoints, footprint
 from dpp.physics.lattice import Lattice
+from dpp.physics.options import PhysicsOptions
 from dpp.tools.charge_density import main as charge_density
 from dpp.tools.convert_bands import main as convert_bands
 from dpp.tools.kpath import main as kpath
@@ -528,21 +528,24 @@ MILLION = 10**6
 def _assert_kpoint_refusal(error: InputError, n_kpoints: int) -> None:
     message = _one_line(error)
     assert error.file is not None and error.file.endswith("kpoints_0.par"), message
-    assert f"{n_kpoints} k-points" in message and "kept per k-point" in message, message
+    assert f"{n_kpoints} k-points" in message and "per k-point, batches of" in message, message
     assert "GiB" in message and "8 GiB of memory available" in message, message
     assert "fewer k-points" in message and "k_chunk" in message, message
 
 
 def test_a_million_kpoints_are_refused_with_the_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The k-point dimension of the estimate: 10⁶ k-points of CdSe at maxKE 10 keep a
-    Davidson block each (537 × 16 complex, ~130 GiB)."""
+    """The k-point dimension of the estimate: CdSe at maxKE 10 (537 plane waves) fits with
+    its 61 k-points; 10⁶ k-points keep a Davidson block and a kinetic row each (~130 GiB)."""
     monkeypatch.setattr(memory, "available_bytes", lambda: EIGHT_GIB)
-    hamiltonian = build_hamiltonian(load_bundle(CDSE))
-    check_kpoints(hamiltonian)
-    hamiltonian.geometries[0].kpoints = torch.zeros(MILLION, 3, dtype=torch.float64)
+    system = load_bundle(CDSE).systems[0]
+    lattice = Lattice.from_crystal(system.crystal)
+    n_basis = len(plane_wave_basis(lattice.reciprocal, system.settings.max_ke)[0])
+    file = system.files["kpoints"]
+    check_kpoints(system.n_kpoints, n_basis, 16, PhysicsOptions(), system=0, file=file)
     with pytest.raises(InputError) as info:
-        check_kpoints(hamiltonian)
+        check_kpoints(MILLION, n_basis, 16, PhysicsOptions(), system=0, file=file)
     _assert_kpoint_refusal(info.value, MILLION)
+    assert footprint(MILLION, n_basis, 16, PhysicsOptions()).total > 100 * 2**30
 
 
 @pytest.mark.slow

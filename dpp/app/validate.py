@@ -13,7 +13,7 @@ from dpp.app.run import RunSettings
 from dpp.app.settings import bad_argument, frozen_argument
 from dpp.errors import InputError
 from dpp.io.records import Bundle
-from dpp.memory import check_cutoff
+from dpp.memory import check_cutoff, plane_waves
 from dpp.physics.bands import needed_eigenvalues
 from dpp.physics.footprint import check_kpoints
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
@@ -69,14 +69,24 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fittin
     physics = settings.physics
     for system in bundle.systems:
         name = Path(system.files.get("input") or "input_X.par").name
+        volume = abs(float(np.linalg.det(system.crystal.lattice)))
         check_cutoff(
-            abs(float(np.linalg.det(system.crystal.lattice))),
+            volume,
             system.settings.max_ke,
             physics.spin_orbit,
             n_species=bundle.n_species,
             file=system.files.get("input"),
             key="maxKE",
             hint=f"lower maxKE in {name}, or run on a machine with more memory",
+        )
+        n_basis = round(plane_waves(volume, system.settings.max_ke))
+        check_kpoints(
+            system.n_kpoints,
+            n_basis,
+            system.n_bands,
+            physics,
+            system=system.index,
+            file=system.files.get("kpoints"),
         )
     if not physics.spin_orbit and origins.override_of("hamiltonian.cache_projectors"):
         warnings.warn("hamiltonian.cache_projectors has no effect without spin-orbit", stacklevel=2)
@@ -108,8 +118,7 @@ def check_devices(accelerator: object, devices: object, origins: Origins) -> Non
 
 
 def check_basis(hamiltonian: PseudopotentialHamiltonian) -> None:
-    """Every system's Hamiltonian has at least the eigenvalues its bands need, and its
-    k-points fit in the memory available (`check_kpoints`)."""
+    """Every system's Hamiltonian has at least the eigenvalues its bands need."""
     spinor = hamiltonian.options.spin_orbit
     for system, geometry in zip(hamiltonian.systems, hamiltonian.geometries, strict=True):
         dimension = hamiltonian.dimension(system.index)
@@ -125,4 +134,3 @@ def check_basis(hamiltonian: PseudopotentialHamiltonian) -> None:
                 found=f"nBands = {system.n_bands} ({needed} eigenvalues)",
                 hint="raise maxKE or lower nBands",
             )
-    check_kpoints(hamiltonian)
