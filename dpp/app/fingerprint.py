@@ -106,7 +106,14 @@ def check_resume(run_dir: Path, identity: dict[str, Any]) -> None:
     if not file.is_file():
         log.warning("%s has no %s: the resume cannot check its bundle", run_dir, FINGERPRINT_NAME)
         return
-    _compare(file, identity, run_dir, "resume", "resume with another bundle or model")
+    _compare(
+        file,
+        identity,
+        run_dir,
+        "resume",
+        "resume with another bundle or model",
+        "resume with the same bundle and settings, or start a new hydra.run.dir",
+    )
 
 
 def run_of_checkpoint(path: Path) -> Path | None:
@@ -135,11 +142,15 @@ def check_checkpoint(path: Path, identity: dict[str, Any]) -> None:
         path,
         "ckpt_path",
         f"checkpoint of a run ({run}) with another bundle or model",
+        "start from a checkpoint of a run with this bundle and settings, or without ckpt_path",
     )
 
 
-def _compare(file: Path, identity: dict[str, Any], where: Path, key: str, problem: str) -> None:
-    """Refuse (`where`, `key`, `problem`) when the fingerprint in `file` is not `identity`."""
+def _compare(
+    file: Path, identity: dict[str, Any], where: Path, key: str, problem: str, hint: str
+) -> None:
+    """Refuse (`where`, `key`, `problem`, `hint`) when the fingerprint in `file` is not
+    `identity`, naming the first differences."""
     try:
         saved = json.loads(file.read_text())
     except (OSError, ValueError) as error:
@@ -156,5 +167,5 @@ def _compare(file: Path, identity: dict[str, Any], where: Path, key: str, proble
             key=key,
             expected="the bundle and model settings of the run being resumed",
             found=found,
-            hint="resume with the same bundle and settings, or start a new hydra.run.dir",
+            hint=hint,
         )
