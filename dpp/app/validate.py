@@ -79,7 +79,7 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fittin
             key="maxKE",
             hint=f"lower maxKE in {name}, or run on a machine with more memory",
         )
-        n_basis = round(plane_waves(volume, system.settings.max_ke))
+        n_basis = max(1, round(plane_waves(volume, system.settings.max_ke)))
         check_kpoints(
             system.n_kpoints,
             n_basis,
