@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from dpp.app import compose
 from dpp.app.origins import parse_override
 from dpp.errors import InputError, RunStopped
+from dpp.io.run_folder import new_run_folder
 from dpp.runs.lock import RunLock
 from dpp.runs.signals import interrupt_of, signal_number
 from dpp.runs.stops import disk_full, interrupted, quiet_third_parties, to_log_files
@@ -42,8 +43,18 @@ def _explicit_run_dir(overrides: list[str]) -> Path | None:
         override = parse_override(text)
         value = override.value()
         if override.key_or_group == "hydra.run.dir" and isinstance(value, str) and value:
-            return Path(value).expanduser().resolve()
+            return None if "${" in value else Path(value).expanduser().resolve()
     return None
+
+
+def fresh_run_dir(config: DictConfig) -> Path | None:
+    """For a run directory named by the time (`${now:…}`, the default), a new folder of that
+    name that no other run has (`_1`, `_2`, … for runs started in the same second); None for
+    a named one (which a resume reuses)."""
+    raw = config.hydra.run._get_node("dir")._value()
+    if "${now:" not in str(raw):
+        return None
+    return new_run_folder(Path(str(config.hydra.run.dir)).expanduser().resolve())
 
 
 def _run_dir() -> Path | None:
@@ -96,6 +107,11 @@ def main(config_name: str = "train") -> None:
             run_dir = _explicit_run_dir(list(args.overrides))
             from dpp.training.strategy import is_global_zero
 
+            runs = not (args.multirun or args.cfg or args.info or args.help or args.hydra_help)
+            if run_dir is None and runs and is_global_zero():
+                run_dir = fresh_run_dir(_PREPARED["run"].config)
+                if run_dir is not None:  # Hydra writes into the folder claimed here
+                    sys.argv.append(f'hydra.run.dir="{run_dir}"')
             if run_dir is not None and not args.multirun and is_global_zero():
                 # held for the whole run, taken before Hydra writes into the folder
                 _LOCK["run"] = held.enter_context(RunLock(run_dir))

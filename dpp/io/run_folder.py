@@ -18,6 +18,32 @@ RESOLVED_CONFIG = "config_resolved.yaml"
 """The resolved configuration every run writes into its folder."""
 
 
+MAX_SAME_NAME = 1000
+"""Most runs that `new_run_folder` numbers under one name."""
+
+
+def new_run_folder(folder: Path) -> Path:
+    """Create and return a folder no other run has: `folder` itself, or `folder_1`,
+    `folder_2`, … when it exists (runs started in the same second with a timestamped run
+    directory). The creation is atomic, so two processes never get the same folder."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for number in range(MAX_SAME_NAME):
+        candidate = folder if number == 0 else folder.with_name(f"{folder.name}_{number}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise InputError(
+        folder,
+        "no new run directory",
+        key="hydra.run.dir",
+        expected=f"fewer than {MAX_SAME_NAME} run directories under this name",
+        found=f"{folder.name} to {folder.name}_{MAX_SAME_NAME - 1} all exist",
+        hint="choose another hydra.run.dir",
+    )
+
+
 def read_run_config(run: Path) -> tuple[Path, dict[str, Any]]:
     """The run folder's resolved configuration as plain data (YAML read safely, nothing
     interpolated or instantiated), with the file it came from."""

@@ -11,8 +11,9 @@ import numpy as np
 from dpp.errors import InputError
 from dpp.io.origins import Origins
 from dpp.io.records import Bundle
-from dpp.memory import check_cutoff
+from dpp.memory import check_cutoff, plane_waves
 from dpp.physics.bands import needed_eigenvalues
+from dpp.physics.footprint import check_kpoints
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.threads import available_cores
 from dpp.training.optimizers import read_optimizer_state
@@ -68,14 +69,24 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fittin
     physics = settings.physics
     for system in bundle.systems:
         name = Path(system.files.get("input") or "input_X.par").name
+        volume = abs(float(np.linalg.det(system.crystal.lattice)))
         check_cutoff(
-            abs(float(np.linalg.det(system.crystal.lattice))),
+            volume,
             system.settings.max_ke,
             physics.spin_orbit,
             n_species=bundle.n_species,
             file=system.files.get("input"),
             key="maxKE",
             hint=f"lower maxKE in {name}, or run on a machine with more memory",
+        )
+        n_basis = max(1, round(plane_waves(volume, system.settings.max_ke)))
+        check_kpoints(
+            system.n_kpoints,
+            n_basis,
+            system.n_bands,
+            physics,
+            system=system.index,
+            file=system.files.get("kpoints"),
         )
     if not physics.spin_orbit and origins.override_of("hamiltonian.cache_projectors"):
         warnings.warn("hamiltonian.cache_projectors has no effect without spin-orbit", stacklevel=2)

@@ -268,6 +268,8 @@ def run_fit(fit: Fit, training: Training, settings: RunSettings, run_dir: Path) 
         ckpt_path = str(run_dir / LAST_CHECKPOINT)
         if Path(ckpt_path).is_file():
             fingerprint.check_resume(run_dir, identity)
+    elif ckpt_path is not None and Path(ckpt_path).is_file():
+        fingerprint.check_checkpoint(Path(ckpt_path), identity)
     if ckpt_path is not None:
         _check_resume(Path(ckpt_path), module)
     lead = is_global_zero()
