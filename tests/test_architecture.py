@@ -1,5 +1,6 @@
-"""The shape of the code (design.md): one direction of imports, NN_config names in one place,
-parameter slots defined once, every package installed."""
+"""The shape of the code (docs/internals.md): one direction of imports, no import cycle
+between modules or packages, NN_config names in one place, parameter slots defined once,
+every package installed."""
 
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "dpp"
 FORBIDDEN = {
     # importer layer: layers it must not import (data flows io -> physics -> fitting -> ...)
-    "io": ("physics", "fitting", "training", "mc", "app", "outputs", "models"),
-    "physics": ("fitting", "training", "mc", "app", "outputs"),
-    "models": ("physics", "fitting", "training", "mc", "app", "outputs"),
-    "fitting": ("training", "mc", "app", "outputs"),
-    "outputs": ("training", "mc", "app"),
-    "training": ("mc", "app"),
-    "mc": ("training", "app"),
-    "states": ("fitting", "training", "mc", "app"),
+    "io": ("physics", "fitting", "training", "mc", "app", "outputs", "models", "runs", "workflows"),
+    "physics": ("fitting", "training", "mc", "app", "outputs", "runs", "workflows"),
+    "models": ("physics", "fitting", "training", "mc", "app", "outputs", "runs", "workflows"),
+    "fitting": ("training", "mc", "app", "outputs", "runs", "workflows"),
+    "outputs": ("training", "mc", "app", "runs", "workflows"),
+    "training": ("mc", "app", "workflows"),
+    "mc": ("training", "app", "workflows"),
+    "states": ("fitting", "training", "mc", "app", "workflows"),
+    "runs": ("fitting", "training", "mc", "app", "outputs", "workflows"),
+    "workflows": ("app",),
 }
 
 
@@ -47,6 +50,87 @@ def test_imports_follow_the_data_flow(layer: str) -> None:
             if parts[0] == "dpp" and len(parts) > 1 and parts[1] in FORBIDDEN[layer]:
                 bad.append(f"{path.relative_to(ROOT)} imports {module}")
     assert not bad, bad
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """dpp module -> the dpp modules it imports (at the top or inside functions alike;
+    `from dpp.a import b` is module dpp.a.b when that is a module, else dpp.a)."""
+    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    child = f"{node.module}.{alias.name}"
+                    targets.add(child if child in modules else node.module)
+            elif isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of `graph` with more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _package(module: str) -> str:
+    """The package of a dpp module (dpp.fitting.bands -> dpp.fitting; dpp.errors itself)."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_cycle_between_modules() -> None:
+    assert not _cycles(_import_graph())
+
+
+def test_no_import_cycle_between_packages() -> None:
+    packages: dict[str, set[str]] = {}
+    for module, targets in _import_graph().items():
+        edges = packages.setdefault(_package(module), set())
+        edges.update(_package(t) for t in targets if _package(t) != _package(module))
+    for targets in list(packages.values()):
+        for target in targets:
+            packages.setdefault(target, set())
+    assert not _cycles(packages)
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
 
 
 def test_only_the_app_reads_the_hydra_config() -> None:

@@ -28,14 +28,17 @@ from training_support import REPO, run_app, small_bundle
 from dpp import memory
 from dpp.app import cli
 from dpp.app.compose import prepare
-from dpp.app.lock import RunLock
-from dpp.app.run import within_run_dir
 from dpp.errors import InputError
-from dpp.io.run_folder import RESOLVED_CONFIG
+from dpp.io.bundle import load_bundle
+from dpp.io.run_folder import RESOLVED_CONFIG, new_run_folder
 from dpp.io.system import read_system
 from dpp.models import build_model
 from dpp.physics.basis import plane_wave_basis
+from dpp.physics.footprint import check_kpoints, footprint
 from dpp.physics.lattice import Lattice
+from dpp.physics.options import PhysicsOptions
+from dpp.runs.folder import within_run_dir
+from dpp.runs.lock import RunLock
 from dpp.tools.charge_density import main as charge_density
 from dpp.tools.convert_bands import main as convert_bands
 from dpp.tools.kpath import main as kpath
@@ -105,7 +108,7 @@ def _saved_run(tmp_path: Path, bundle: Path, change: dict[str, dict]) -> Path:
     folder = tmp_path / "received_run"
     folder.mkdir()
     sections = {
-        "data": {"_target_": "dpp.app.settings.DataSettings", "bundle": str(bundle)},
+        "data": {"_target_": "dpp.io.data.DataSettings", "bundle": str(bundle)},
         "model": {"_target_": "dpp.models.ModelSettings", "name": "ZeroFunction"},
     }
     for section, values in change.items():
@@ -244,6 +247,66 @@ def test_a_run_refused_by_the_lock_leaves_the_holder_intact(bundle: Path, tmp_pa
     assert all((run_dir / n).is_file() for n in HOLDER_FILES)
 
 
+TIMESTAMPED = "hydra.run.dir={}/outputs/${{now:%Y}}"
+"""A run directory named by the time, as Hydra's default `outputs/${now:…}`, coarse enough
+that two runs of a test start in the same period."""
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(
+    bundle: Path, tmp_path: Path
+) -> None:
+    config = prepare("train", [f"data.bundle={bundle}", TIMESTAMPED.format(tmp_path)]).config
+    first = cli.fresh_run_dir(config)
+    (first / "train.log").write_text("first run\n")
+    second = cli.fresh_run_dir(config)
+    assert first is not None and second is not None and first.is_dir() and second.is_dir()
+    assert second == first.with_name(f"{first.name}_1")
+    assert (first / "train.log").read_text() == "first run\n" and not any(second.iterdir())
+    named = prepare("train", [f"data.bundle={bundle}", f"hydra.run.dir={tmp_path / 'named'}"])
+    assert cli.fresh_run_dir(named.config) is None
+
+
+def test_folders_claimed_at_once_are_all_different(tmp_path: Path) -> None:
+    start = threading.Barrier(8)
+    claimed: list[Path] = []
+
+    def claim() -> None:
+        start.wait()
+        claimed.append(new_run_folder(tmp_path / "outputs" / "12-00-00"))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(claimed)) == 8 and all(folder.is_dir() for folder in claimed)
+
+
+@pytest.mark.slow
+def test_two_train_processes_in_the_same_second_write_their_own_folders(
+    bundle: Path, tmp_path: Path
+) -> None:
+    arguments = [f"data.bundle={bundle}", TIMESTAMPED.format(tmp_path), *NO_WORK]
+    environment = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, str(REPO / "train.py"), *arguments],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        for _ in range(2)
+    ]
+    errors = [job.communicate(timeout=300)[1] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], [e[-2000:] for e in errors]
+    folders = sorted((tmp_path / "outputs").iterdir())
+    assert [f.name for f in folders] == [folders[0].name, f"{folders[0].name}_1"], folders
+    for folder in folders:
+        assert (folder / "final_PPmodel.pth").is_file() and (folder / RESOLVED_CONFIG).is_file()
+        assert str(folder) in (folder / RESOLVED_CONFIG).read_text()
+
+
 # -- 3. resume checks identity --------------------------------------------------------------
 def _drop_last_kpoint(folder: Path) -> None:
     for name in ("kpoints_0.par", "expBandStruct_0.par"):
@@ -283,6 +346,30 @@ def test_resume_with_another_bundle_is_refused_naming_what_differs(
     shutil.copytree(bundle, same)
     run_app(run_dir, [f"data.bundle={same}", "trainer.max_epochs=2", "resume=true", "logger=none"])
     assert (run_dir / "final_PPmodel.pth").is_file()
+
+
+@pytest.mark.parametrize("name", OTHER_BUNDLES)
+def test_a_checkpoint_of_a_run_on_another_bundle_is_refused_naming_what_differs(
+    bundle: Path, tmp_path: Path, name: str
+) -> None:
+    """`ckpt_path=<another run's checkpoint>` is checked against that run's fingerprint, as
+    `resume=true` is (the refusal comes before the checkpoint is read)."""
+    earlier = tmp_path / "earlier"
+    run_app(earlier, [f"data.bundle={bundle}", *NO_WORK])
+    checkpoint = earlier / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir()
+    torch.save({"state_dict": {}}, checkpoint)
+    change, fragment = OTHER_BUNDLES[name]
+    other = tmp_path / name
+    shutil.copytree(bundle, other)
+    change(other)
+    overrides = [f"data.bundle={other}", f"ckpt_path={checkpoint}", "trainer.max_epochs=1"]
+    with pytest.raises(InputError) as info:
+        run_app(tmp_path / "run", overrides)
+    message = _one_line(info.value)
+    assert info.value.key == "ckpt_path" and info.value.file == str(checkpoint), message
+    assert "another bundle" in message and fragment in message, message
+    assert not (tmp_path / "run").exists()
 
 
 # -- 4. every numeric setting range-checked up front ----------------------------------------
@@ -433,6 +520,51 @@ def test_a_cutoff_beyond_the_memory_is_refused_with_the_estimate(
     assert info.value.file.endswith("input_0.par") and info.value.key == "maxKE", message
     assert "GiB" in message and "8 GiB of memory available" in message, message
     assert "lower maxKE" in message and not (tmp_path / "run").exists()
+
+
+MILLION = 10**6
+
+
+def _assert_kpoint_refusal(error: InputError, n_kpoints: int) -> None:
+    message = _one_line(error)
+    assert error.file is not None and error.file.endswith("kpoints_0.par"), message
+    assert f"{n_kpoints} k-points" in message and "per k-point, batches of" in message, message
+    assert "GiB" in message and "8 GiB of memory available" in message, message
+    assert "fewer k-points" in message and "k_chunk" in message, message
+
+
+def test_a_million_kpoints_are_refused_with_the_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The k-point dimension of the estimate: CdSe at maxKE 10 (537 plane waves) fits with
+    its 61 k-points; 10⁶ k-points keep a Davidson block and a kinetic row each (~130 GiB)."""
+    monkeypatch.setattr(memory, "available_bytes", lambda: EIGHT_GIB)
+    system = load_bundle(CDSE).systems[0]
+    lattice = Lattice.from_crystal(system.crystal)
+    n_basis = len(plane_wave_basis(lattice.reciprocal, system.settings.max_ke)[0])
+    file = system.files["kpoints"]
+    check_kpoints(system.n_kpoints, n_basis, 16, PhysicsOptions(), system=0, file=file)
+    with pytest.raises(InputError) as info:
+        check_kpoints(MILLION, n_basis, 16, PhysicsOptions(), system=0, file=file)
+    _assert_kpoint_refusal(info.value, MILLION)
+    assert footprint(MILLION, n_basis, 16, PhysicsOptions()).total > 100 * 2**30
+
+
+@pytest.mark.slow
+def test_a_million_kpoint_file_is_refused_before_any_band_is_solved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(memory, "available_bytes", lambda: EIGHT_GIB)
+    folder = tmp_path / "bundle"
+    shutil.copytree(CDSE, folder)
+    (folder / "init_PPmodel.pth").unlink(missing_ok=True)
+    (folder / "kpoints_0.par").write_text("0.1 0.2 0.3 1.0\n" * MILLION)
+    (folder / "expBandStruct_0.par").write_text("0.0 -1.0 -1.0\n" * MILLION)
+    (folder / "bandWeights_0.par").write_text("1.0\n1.0\n")
+    text = (folder / "input_0.par").read_text()
+    (folder / "input_0.par").write_text(re.sub(r"nBands\s*=.*", "nBands = 2", text))
+    with pytest.raises(InputError) as info:
+        run_app(tmp_path / "run", [f"data.bundle={folder}", *NO_WORK])
+    _assert_kpoint_refusal(info.value, MILLION)
+    assert not (tmp_path / "run").exists()
 
 
 def test_more_ddp_processes_than_cores_are_refused_before_spawning(

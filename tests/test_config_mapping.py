@@ -13,18 +13,19 @@ from omegaconf import OmegaConf
 from training_support import CDSE, REPO, compose_cfg, run_app, small_bundle
 
 from dpp.app.compose import compose_config, config_dir
-from dpp.app.monte_carlo import chain_settings, resolve_engine
-from dpp.app.origins import Origins
-from dpp.app.run import read_bundle, run_settings
-from dpp.app.settings import build, call_checked, partial_of
+from dpp.app.origins import origins_of
+from dpp.app.run import run_settings
+from dpp.app.settings import build, partial_of
 from dpp.errors import InputError
 from dpp.io.convert import convert, main
 from dpp.io.nnconfig import KEYS, read_nn_config
+from dpp.mc.settings import resolve_engine
+from dpp.workflows.arguments import call_checked
 
 
 def settings_of(overrides: list[str]):
     cfg, _, prepared = compose_cfg(overrides)
-    origins = Origins.build(overrides, None, prepared.nn_config, prepared.translation)
+    origins = origins_of(overrides, None, prepared.nn_config, prepared.translation)
     return cfg, run_settings(cfg, origins), origins
 
 
@@ -112,7 +113,7 @@ def test_cfg_job_prints_what_runs():
     ("key", "value", "expected"),
     [
         ("init_Zunger_plotEvery", "0", ">= 1 or -1"),  # PrefitSettings
-        ("mc_perturb_mode", "0", "1 ... 7"),  # McConfig
+        ("mc_perturb_mode", "0", "1 ... 7"),  # MonteCarloSettings
     ],
 )
 def test_settings_rules_name_the_nn_config_line(tmp_path: Path, key, value, expected):
@@ -193,7 +194,8 @@ def test_monte_carlo_replica_workers_follow_num_threads(tmp_path: Path, monkeypa
     cfg, settings, origins = settings_of([f"data.bundle={bundle}", "mc.replicas=3"])
     assert settings.threads == 2
     mc = build(cfg, "mc", origins)
-    chain = chain_settings(mc, settings, read_bundle(settings), "analytic", None, origins)
+    bundle = settings.data.load()
+    chain = mc.for_chain(bundle, "analytic", None, threads=settings.threads, run_seed=0)
     assert chain.workers == 2 and chain.n_replicas == 3
     assert resolve_engine("auto", "ZeroFunction") == "analytic"
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf, open_dict
 from dpp.app.compose import compose_config, config_dir, prepare
 from dpp.app.origins import Origins
 from dpp.app.run import run_settings
-from dpp.training.gauss_newton import FunctionSpaceGaussNewton
+from dpp.fitting.gauss_newton import FunctionSpaceGaussNewton
 
 CONF = config_dir()
 OPTIONAL_PACKAGES = {"wandb": "wandb", "mlflow": "mlflow"}

@@ -37,6 +37,8 @@ def test_fast_dev_run_writes_apart_and_skips_the_long_parts():
     overrides = ["debug=fast_dev_run"]
     prepare("train", overrides)
     cfg = compose_config("train", overrides)
-    assert "/debug/" in OmegaConf.select(cfg, "hydra.run.dir", throw_on_resolution_failure=False)
-    assert cfg.data.max_kpoints == 8 and cfg.trainer.fast_dev_run
-    assert cfg.init.num_epochs == 20 and not cfg.outputs.converge_plots
+    folder = OmegaConf.select(cfg, "hydra.run.dir", throw_on_resolution_failure=False)
+    assert folder.startswith("debug/") and "outputs" not in folder
+    assert cfg.data.max_kpoints == 2 and cfg.trainer.fast_dev_run
+    assert cfg.init.num_epochs == 20 and cfg.init.pre_adjust_moves == 0
+    assert not cfg.outputs.converge_plots and cfg.outputs.n_qgrid < 4096

@@ -13,13 +13,13 @@ from dpp.errors import SettingError
 from dpp.fitting import LossSettings
 from dpp.fitting.band_loss import band_loss
 from dpp.fitting.build import training_objective
+from dpp.fitting.gauss_newton import FunctionSpaceGaussNewton
 from dpp.fitting.linearisation import linearise, model_loss, store_gradient
 from dpp.fitting.objective import trainable
 from dpp.fitting.smoothness import SmoothnessTerm, curvature_penalty, turning_points
 from dpp.io import load_bundle
 from dpp.models import build_model
 from dpp.physics import build_hamiltonian
-from dpp.training.gauss_newton import FunctionSpaceGaussNewton
 
 
 @pytest.fixture(scope="module")

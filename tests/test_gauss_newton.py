@@ -12,8 +12,9 @@ from test_training_observables import add_couplings, add_defpot
 from test_training_units import make_module, train
 from training_support import INGAASP, small_bundle
 
-from dpp.fitting import LossSettings
+from dpp.fitting import LossSettings, gauss_newton
 from dpp.fitting.build import training_objective
+from dpp.fitting.gauss_newton import FunctionSpaceGaussNewton
 from dpp.fitting.linearisation import (
     degenerate_mean,
     linearise,
@@ -28,9 +29,7 @@ from dpp.fitting.terms import GlobalTerm
 from dpp.io import load_bundle
 from dpp.models import build_model
 from dpp.physics import PhysicsOptions, build_hamiltonian
-from dpp.training import gauss_newton
 from dpp.training.callbacks.perturbation import Perturbation
-from dpp.training.gauss_newton import FunctionSpaceGaussNewton
 
 REPO_DATA = INGAASP.parent
 
@@ -283,7 +282,7 @@ def test_a_coupling_fit_trains_with_gauss_newton(tmp_path, caplog):
     module.optimizer_factory = functools.partial(
         FunctionSpaceGaussNewton, inner_iterations=50, fallback=torch.optim.LBFGS
     )
-    with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
+    with caplog.at_level(logging.WARNING, logger="dpp.fitting.gauss_newton"):
         train(module, 3)
     assert "does not apply" not in caplog.text
     assert isinstance(module.optimizers().optimizer, FunctionSpaceGaussNewton)
@@ -315,7 +314,7 @@ def test_an_unsupported_fit_trains_with_the_fallback(bundle, caplog):
         fallback=functools.partial(torch.optim.LBFGS, lr=1.0, max_iter=1, line_search_fn=None),
     )
     module.objective.global_terms.append(SolvingTerm())
-    with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
+    with caplog.at_level(logging.WARNING, logger="dpp.fitting.gauss_newton"):
         train(module, 2)
     assert isinstance(module.optimizers().optimizer, torch.optim.LBFGS)
     assert "loss terms strained solve and are no sums of squares" in caplog.text
@@ -370,7 +369,7 @@ def test_models_above_the_memory_limit_train_with_the_fallback(bundle, caplog):
     module.optimizer_factory = functools.partial(
         FunctionSpaceGaussNewton, fallback=torch.optim.LBFGS, max_memory_gib=expected / 2**31
     )
-    with caplog.at_level(logging.WARNING, logger="dpp.training.module"):
+    with caplog.at_level(logging.WARNING, logger="dpp.fitting.gauss_newton"):
         optimizer = module.configure_optimizers()["optimizer"]
     assert isinstance(optimizer, torch.optim.LBFGS)
     assert "above optimizer.max_memory_gib" in caplog.text and "lower maxKE" in caplog.text

@@ -10,11 +10,11 @@ from test_mc_chain import tiny_bundle
 from test_training_observables import add_couplings
 from training_support import run_app
 
-from dpp.app.monte_carlo import replica_ladder, resolve_engine
 from dpp.fitting import CouplingTerm, LossSettings
 from dpp.fitting.build import analytic_objective
 from dpp.io import load_bundle
 from dpp.mc.constraints import active_slots, atom_species, enforce_constraints
+from dpp.mc.settings import replica_ladder, resolve_engine
 from dpp.physics import build_hamiltonian
 from dpp.physics.observables import deformation_potentials
 

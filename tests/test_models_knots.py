@@ -10,7 +10,7 @@ import pytest
 import torch
 from training_support import small_bundle
 
-from dpp.app.initialise import initialise
+from dpp.fitting.initialise import initialise
 from dpp.fitting.prefit import PrefitSettings
 from dpp.io.bundle import load_bundle
 from dpp.models import PPMODELS, build_model, has_batchnorm
@@ -73,7 +73,7 @@ def test_initialise_spreads_before_the_prefit(tmp_path, caplog, name: str, sprea
     model = build_model(name, [6, 5], bundle.n_species, **GATE_ARGS)
     adam = functools.partial(torch.optim.Adam, lr=1e-12)
     settings = PrefitSettings(optimizer=adam, num_epochs=1, spread_knots=True)
-    with caplog.at_level(logging.INFO, logger="dpp.app.initialise"):
+    with caplog.at_level(logging.INFO, logger="dpp.fitting.initialise"):
         chosen = initialise(
             model, bundle, settings, tmp_path, torch.Generator().manual_seed(0), loaded=None
         )

@@ -12,11 +12,11 @@ import pytest
 import torch
 from bundle_support import EXAMPLES
 
-from dpp.app.sweep_summary import write_summary
 from dpp.fitting.bands import BandErrors, BandTerm
 from dpp.fitting.settings import LossSettings
 from dpp.io import load_bundle
 from dpp.io.writers import write_final_result
+from dpp.runs.sweep import write_summary
 
 
 @pytest.fixture(scope="module")

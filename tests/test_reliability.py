@@ -18,14 +18,14 @@ import torch
 from training_support import CDSE, QUIET, REPO, run_app, small_bundle
 
 from dpp.app import cli
-from dpp.app.lock import LOCK_NAME, RunLock
-from dpp.app.signals import Interrupted
 from dpp.errors import InputError, RunStopped
 from dpp.io import load_bundle
 from dpp.io.system import ELEMENTS, read_system
 from dpp.mc.acceptance import metropolis_accept
 from dpp.models import build_model
 from dpp.physics import build_hamiltonian
+from dpp.runs.lock import LOCK_NAME, RunLock
+from dpp.runs.signals import Interrupted
 from dpp.training.checkpoint_io import SafeCheckpointIO
 from dpp.training.optimizers import load_optimizer_state
 
@@ -33,7 +33,7 @@ NO_WORK = ["trainer.max_epochs=0", "init.num_epochs=0", "logger=none"]
 HOLDER = """
 import sys, time
 from pathlib import Path
-from dpp.app.lock import RunLock
+from dpp.runs.lock import RunLock
 with RunLock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(120)

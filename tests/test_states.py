@@ -36,7 +36,7 @@ from dpp.states.workflow import run_states
 
 CHECKPOINT = DATA / "extras" / "nn_zbCdSe" / "epoch_199_PPmodel.pth"
 RUN_CONFIG = {
-    "data": {"_target_": "dpp.app.settings.DataSettings", "bundle": str(EXAMPLES / "zb_CdSe")},
+    "data": {"_target_": "dpp.io.data.DataSettings", "bundle": str(EXAMPLES / "zb_CdSe")},
     "model": {
         "_target_": "dpp.models.ModelSettings",
         "name": "Net_relu_xavier_decay2",

@@ -9,7 +9,6 @@ the override, with a did-you-mean for unknown keys.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -27,18 +26,21 @@ from omegaconf.errors import (
 )
 
 from dpp.app import sources
-from dpp.app.lock import check_writable
-from dpp.app.origins import Origins, override_key, parse_override
+from dpp.app.origins import origins_of, override_key, parse_override
 from dpp.app.sweep_folders import check_job_folders
 from dpp.errors import InputError
 from dpp.io.bundle import CONFIG_NAME
-from dpp.io.keys import did_you_mean
+from dpp.io.data import bundle_folder
+from dpp.io.keys import did_you_mean, did_you_mean_key, dotted_keys
 from dpp.io.nnconfig import NNConfigFile, Translation, read_nn_config, translate
-from dpp.io.run_folder import read_run_config
+from dpp.io.run_folder import saved_sections
+from dpp.runs.lock import check_writable
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "examples"
 RUN_SECTIONS = ("data", "model", "hamiltonian", "loss", "outputs")
 """Sections of an earlier run's configuration that `evaluate.py run=<dir>` reuses."""
+FORMER_TARGETS = {"data": ("dpp.app.settings.DataSettings",)}
+"""Where a section's settings class lived before it moved (run folders of older versions)."""
 
 
 def config_dir() -> Path:
@@ -115,14 +117,6 @@ def _split_sweeps(overrides: list[str]) -> list[str]:
     return kept
 
 
-def _keys(node: Any, prefix: str = "") -> list[str]:
-    if not isinstance(node, dict):
-        return [prefix.rstrip(".")]
-    return [k for key, value in node.items() for k in _keys(value, f"{prefix}{key}.")] + (
-        [prefix.rstrip(".")] if prefix else []
-    )
-
-
 def _override_error(
     error: Exception, overrides: list[str], config_name: str, config_dirs: list[Path]
 ) -> InputError:
@@ -135,7 +129,7 @@ def _override_error(
         key = missing.group(1)
         text = next((o for o in overrides if override_key(o) == key), key)
         clean = [o for o in overrides if o != text]
-        known = _keys(OmegaConf.to_container(_compose(config_name, clean, config_dirs)))
+        known = dotted_keys(OmegaConf.to_container(_compose(config_name, clean, config_dirs)))
         return InputError(
             "command line",
             "unknown configuration key",
@@ -143,7 +137,7 @@ def _override_error(
             expected="a key of the configuration (`python train.py --cfg job` lists them; "
             "`+key=value` adds a new one)",
             found=key,
-            hint=did_you_mean(key, known) or _close(key, known),
+            hint=did_you_mean_key(key, known),
         )
     option = re.search(r"Could not find '([^']+)/([^']+)'", message)
     if option:
@@ -160,15 +154,6 @@ def _override_error(
         )
     first = message.strip().splitlines()[0] if message.strip() else type(error).__name__
     return InputError("command line", "cannot compose the configuration", found=first)
-
-
-def _close(key: str, known: list[str]) -> str | None:
-    leaf = key.rsplit(".", 1)[-1]
-    matches = difflib.get_close_matches(leaf, [k.rsplit(".", 1)[-1] for k in known], n=1)
-    if not matches:
-        return None
-    full = [k for k in known if k.endswith("." + matches[0]) or k == matches[0]]
-    return f"did you mean '{full[0]}'?" if full else None
 
 
 def _compose(config_name: str, overrides: list[str], config_dirs: list[Path]) -> DictConfig:
@@ -207,93 +192,19 @@ def _literal_bundle(overrides: list[str]) -> str | None:
     return bundle
 
 
-def _bundle_of(value: Any) -> Path:
-    if value is None:
-        raise InputError(
-            "configuration",
-            "no input bundle",
-            key="data.bundle",
-            expected="a bundle folder",
-            found="unset (null)",
-        )
-    folder = Path(str(value)).expanduser().resolve()
-    try:
-        found = (folder / CONFIG_NAME).is_file()
-    except OSError as error:
-        raise InputError(
-            folder,
-            "cannot read the bundle folder",
-            key="data.bundle",
-            expected="a folder this user can read",
-            found=error.strerror,
-        ) from None
-    if not found:
-        raise InputError(
-            folder,
-            "not a bundle folder",
-            key="data.bundle",
-            expected=f"a folder with {CONFIG_NAME}",
-            found=f"no {CONFIG_NAME}" if folder.is_dir() else "no such folder",
-        )
-    return folder
-
-
 def _section_target(section: str) -> str:
     """The `_target_` that conf/ gives config section `section` (dpp's own settings class)."""
     return str(OmegaConf.load(config_dir() / section / "default.yaml")["_target_"])
 
 
-def _saved_value(file: Path, key: str, value: Any) -> Any:
-    """A value of a saved run configuration as data: scalars and lists of scalars, no
-    interpolation, resolver or object to build (the folder may come from someone else)."""
-    if isinstance(value, list):
-        return [_saved_value(file, f"{key}[{i}]", item) for i, item in enumerate(value)]
-    if isinstance(value, dict) or (isinstance(value, str) and "${" in value):
-        raise InputError(
-            file,
-            "a saved setting that the configuration would evaluate",
-            key=key,
-            expected="a literal value (numbers, text, lists)",
-            found=repr(value),
-        )
-    return value
-
-
 def _run_settings(run: Path) -> dict[str, Any]:
-    """The sections of an earlier run's resolved configuration that evaluation reuses, as
-    literal values checked against the sections' own settings classes (conf/): a section
-    naming another `_target_` is refused, so the folder never chooses what is built."""
-    file, saved = read_run_config(run)
-    settings: dict[str, Any] = {}
-    for section in RUN_SECTIONS:
-        values = saved.get(section)
-        if values is None:
-            continue
-        if not isinstance(values, dict):
-            raise InputError(
-                file, "not a settings section", key=section, expected="a mapping", found=values
-            )
-        values = dict(values)
-        target, allowed = values.pop("_target_", None), _section_target(section)
-        if target not in (None, allowed):
-            raise InputError(
-                file,
-                "a saved setting names another class to build",
-                key=f"{section}._target_",
-                expected=allowed,
-                found=repr(target),
-            )
-        for key in values:
-            if str(key).startswith("_"):
-                raise InputError(
-                    file,
-                    "a saved setting that the configuration would evaluate",
-                    key=f"{section}.{key}",
-                    expected="a setting of " + allowed,
-                    found=repr(key),
-                )
-        settings[section] = {k: _saved_value(file, f"{section}.{k}", v) for k, v in values.items()}
-    return settings
+    """The sections of an earlier run's configuration that evaluation reuses, checked against
+    the settings classes that conf/ builds them with (dpp.io.run_folder.saved_sections)."""
+    targets = {
+        section: (_section_target(section), *FORMER_TARGETS.get(section, ()))
+        for section in RUN_SECTIONS
+    }
+    return saved_sections(run, targets)
 
 
 def prepare(
@@ -325,7 +236,7 @@ def prepare(
         sources.activate(str(folder), saved)
         prepared = Prepared(run=folder)
     else:
-        folder = _bundle_of(bundle)
+        folder = bundle_folder(bundle)
         nn_config = read_nn_config(folder / CONFIG_NAME)
         translation = translate(nn_config)
         sources.activate(str(folder), translation.tree())
@@ -333,7 +244,7 @@ def prepare(
     prepared.config = compose_config(config_name, plain, config_dirs)
     epochs = OmegaConf.select(prepared.config, "trainer.max_epochs", default=0)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        origins = Origins.build(plain, None, prepared.nn_config, prepared.translation)
+        origins = origins_of(plain, None, prepared.nn_config, prepared.translation)
         raise origins.error(
             "trainer.max_epochs",
             "invalid number of training epochs",

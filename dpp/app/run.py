@@ -4,60 +4,32 @@ the gradient, Monte Carlo or evaluation workflow. The only entry that reads the 
 from __future__ import annotations
 
 import logging
-import shutil
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from dpp.app import compose
-from dpp.app.lock import LOCK_NAME, OWNER_NAME, RunLock
-from dpp.app.origins import Origins
-from dpp.app.settings import DataSettings, build
-from dpp.app.signals import stop_on_signals
-from dpp.errors import InputError, SettingError
-from dpp.fitting.prefit import PrefitSettings
-from dpp.fitting.settings import LossSettings
-from dpp.io.bundle import first_kpoints, load_bundle
-from dpp.io.records import Bundle
+from dpp.app.gradient import run_gradient
+from dpp.app.origins import Origins, origins_of
+from dpp.app.settings import build
+from dpp.errors import SettingError
 from dpp.io.run_folder import RESOLVED_CONFIG
-from dpp.io.writers import remove_stale_temporaries, write_text_atomic
-from dpp.models import ModelSettings
-from dpp.outputs.reporter import OutputSettings
-from dpp.physics import PhysicsOptions
+from dpp.io.writers import write_text_atomic
+from dpp.mc.settings import MAX_SEED
+from dpp.runs.folder import within_run_dir
+from dpp.runs.lock import RunLock
+from dpp.runs.signals import stop_on_signals
 from dpp.threads import apply_threads, parse_threads, thread_budget
 from dpp.training.strategy import is_global_zero
+from dpp.workflows.evaluate import EvaluationSettings, run_evaluate
+from dpp.workflows.monte_carlo import run_monte_carlo
+from dpp.workflows.settings import RunSettings
 
 log = logging.getLogger("dpp")
 WORKFLOWS = ("gradient", "monte_carlo", "evaluate")
-T = TypeVar("T")
-MAX_SEED = 2**32 - 1
-"""The largest seed numpy's generators accept."""
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """The typed settings of a run (every section of the config that is not Lightning's)."""
-
-    seed: int
-    threads: int  # 0 = automatic (dpp.threads)
-    data: DataSettings
-    model: ModelSettings
-    physics: PhysicsOptions
-    loss: LossSettings
-    init: PrefitSettings
-    outputs: OutputSettings
-
-
-def dpp_version() -> str:
-    try:
-        return version("dpp")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def run_settings(cfg: DictConfig, origins: Origins) -> RunSettings:
@@ -81,19 +53,6 @@ def run_settings(cfg: DictConfig, origins: Origins) -> RunSettings:
         init=build(cfg, "init", origins),
         outputs=build(cfg, "outputs", origins),
     )
-
-
-def read_bundle(settings: RunSettings, **options: Any) -> Bundle:
-    """The bundle of `data.bundle` with the reading options of `data` (and `options`)."""
-    data = settings.data
-    bundle = load_bundle(
-        data.bundle,
-        n_systems=data.n_system,
-        fifth_param=data.legacy_fifth_param,
-        allow_left_handed=data.allow_left_handed,
-        **options,
-    )
-    return bundle if data.max_kpoints is None else first_kpoints(bundle, data.max_kpoints)
 
 
 def _hydra_context() -> tuple[list[str], dict[str, Any], Path | None, list[Path]]:
@@ -124,14 +83,6 @@ def _experiment_file(choices: Mapping[str, Any], dirs: Iterable[Path]) -> Path |
     return None
 
 
-def _only_hydra_files(run_dir: Path) -> bool:
-    """A run folder holding nothing but what Hydra and the lock wrote (a run stopped by
-    bad input before any work)."""
-    names = {p.name for p in run_dir.iterdir()}
-    written = {".hydra", LOCK_NAME, OWNER_NAME, RESOLVED_CONFIG}
-    return names <= written | {p.name for p in run_dir.glob("*.log")}
-
-
 def run(
     cfg: DictConfig,
     *,
@@ -153,39 +104,13 @@ def run(
     dirs = [*hydra_dirs, *map(Path, config_dirs)]
     run_dir = Path(run_dir or hydra_dir or Path.cwd())
     prepared = prepared or compose.Prepared()
-    origins = Origins.build(
+    origins = origins_of(
         overrides, _experiment_file(choices, dirs), prepared.nn_config, prepared.translation
     )
     with stop_on_signals():
         if not is_global_zero():
             return _dispatch(cfg, origins, run_dir)
         return within_run_dir(run_dir, lambda: _dispatch(cfg, origins, run_dir), lock)
-
-
-def within_run_dir(run_dir: Path, work: Callable[[], T], lock: RunLock | None = None) -> T:
-    """`work()` holding the lock of `run_dir` (`lock`, when the caller already holds it). A run
-    refused by the lock removes nothing; work stopped by bad input (InputError) removes the
-    run directory when this run created it, or when it holds only what Hydra and the lock
-    wrote (no other run can be writing there: the lock is held). Temporary files that a
-    killed writer left are removed first."""
-    held = lock if lock is not None and lock.run_dir == run_dir.resolve() else RunLock(run_dir)
-    with held:  # refused: raised here, before anything is written or removed
-        _remove_stale_temporaries(run_dir)
-        try:
-            return work()
-        except InputError:
-            if held.created or _only_hydra_files(run_dir):
-                shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-
-
-def _remove_stale_temporaries(run_dir: Path) -> None:
-    """The temporary files of atomic writes that a killed run left behind (this run holds
-    the lock, so no writer of them is alive)."""
-    stale = remove_stale_temporaries(run_dir)
-    if stale:
-        names = ", ".join(str(p.relative_to(run_dir)) for p in stale)
-        log.info("removed %d temporary files of an interrupted write: %s", len(stale), names)
 
 
 def _dispatch(cfg: DictConfig, origins: Origins, run_dir: Path) -> float:
@@ -204,13 +129,16 @@ def _dispatch(cfg: DictConfig, origins: Origins, run_dir: Path) -> float:
         write_text_atomic(run_dir / RESOLVED_CONFIG, text)
     log.info("workflow %s on %s; run directory %s", name, settings.data.bundle, run_dir)
     if name == "evaluate":
-        from dpp.app.evaluate import run_evaluate
-
-        return run_evaluate(cfg, settings, origins, run_dir)
+        run = cfg.get("run")
+        evaluation = EvaluationSettings(
+            run=None if run is None else Path(str(run)),
+            state=str(cfg.get("state", "best")),
+            checkpoint=cfg.get("checkpoint"),
+            k_chunk=int(cfg.workflow.k_chunk),
+            write_plots=bool(cfg.workflow.write_plots),
+            progress=bool(cfg.workflow.get("progress", True)),
+        )
+        return run_evaluate(evaluation, settings, origins, run_dir)
     if name == "monte_carlo":
-        from dpp.app.monte_carlo import run_monte_carlo
-
-        return run_monte_carlo(cfg, settings, origins, run_dir)
-    from dpp.app.gradient import run_gradient
-
+        return run_monte_carlo(build(cfg, "mc", origins), settings, origins, run_dir)
     return run_gradient(cfg, settings, origins, run_dir)

@@ -1,5 +1,4 @@
-"""Sweep summary of a Hydra multirun: one table of overrides -> final validation loss (eV²,
-a weighted sum of squared band errors) and the weighted RMS band error behind it (meV).
+"""Sweep summary of a Hydra multirun (the tables: dpp.runs.sweep).
 
 `SweepSummary` is a Hydra callback (conf/train.yaml, `hydra.callbacks`): every job writes
 `job_result.json` into its own directory, and at the end of the multirun the summary is
@@ -12,11 +11,7 @@ For a sweep that was cut short:
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
-import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +20,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from dpp.io.writers import FINAL_RESULT, write_text_atomic
+from dpp.io.writers import write_text_atomic
+from dpp.runs.sweep import JOB_RESULT, band_rms, main, write_summary
 from dpp.training.strategy import is_global_zero
-
-log = logging.getLogger(__name__)
-
-JOB_RESULT = "job_result.json"
-SUMMARY_CSV, SUMMARY_MD = "sweep_summary.csv", "sweep_summary.md"
 
 
 class SweepSummary(Callback):
@@ -48,7 +39,7 @@ class SweepSummary(Callback):
             "overrides": list(job_return.overrides or []),
             "status": job_return.status.name,
             "final_loss": float(job_return.return_value) if completed else None,
-            "band_rms_meV": _band_rms(run_dir) if completed else None,
+            "band_rms_meV": band_rms(run_dir) if completed else None,
         }
         if not completed:
             result["error"] = repr(job_return._return_value)
@@ -57,70 +48,6 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         write_summary(Path(config.hydra.sweep.dir))
-
-
-def _band_rms(run_dir: Path) -> float | None:
-    """The job's weighted RMS band error (meV) from its final_result.json, if written."""
-    path = run_dir / FINAL_RESULT
-    return json.loads(path.read_text()).get("band_rms_meV") if path.is_file() else None
-
-
-def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:.10g}"
-
-
-def _rank(result: dict[str, Any]) -> tuple[bool, float, int]:
-    loss = result["final_loss"]
-    missing = loss is None or math.isnan(loss)
-    return missing, 0.0 if missing else loss, result["job"]
-
-
-def collect(sweep_dir: Path) -> list[dict[str, Any]]:
-    """The job results under `sweep_dir`, best (lowest final loss) first."""
-    results = [json.loads(p.read_text()) for p in sorted(sweep_dir.rglob(JOB_RESULT))]
-    return sorted(results, key=_rank)
-
-
-def write_summary(sweep_dir: Path) -> Path | None:
-    """`sweep_summary.csv` and `.md` in `sweep_dir`; returns the CSV path (None: no jobs)."""
-    results = collect(sweep_dir)
-    if not results:
-        log.warning("no %s under %s: no sweep summary", JOB_RESULT, sweep_dir)
-        return None
-    values = [dict(o.partition("=")[::2] for o in r["overrides"]) for r in results]
-    keys = list(dict.fromkeys(key for job in values for key in job))
-    if len(results) > 1:  # the swept overrides only, not those shared by every job
-        keys = [key for key in keys if len({job.get(key) for job in values}) > 1]
-    header = ["job", *keys, "final_loss_eV2", "band_rms_meV", "status"]
-    rows = [
-        [
-            str(result["job"]),
-            *(job.get(key, "") for key in keys),
-            _number(result["final_loss"]),
-            _number(result.get("band_rms_meV")),
-            result["status"],
-        ]
-        for result, job in zip(results, values, strict=True)
-    ]
-    csv_path = sweep_dir / SUMMARY_CSV
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    write_text_atomic(sweep_dir / SUMMARY_MD, "\n".join(lines) + "\n")
-    log.info("sweep summary of %d jobs: %s (best: job %s)", len(rows), csv_path, rows[0][0])
-    return csv_path
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path, help="the multirun directory of the sweep")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if write_summary(args.sweep_dir) is None:
-        raise SystemExit(1)
 
 
 if __name__ == "__main__":

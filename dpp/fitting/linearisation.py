@@ -1,7 +1,7 @@
 """The objective as a quadratic model in function space: per system, the loss as a function of
 the form factors v_s(q_u) at the system's unique |G − G'| and of the analytic parameters
 trained beside the network (`pp_free`: spin–orbit, nonlocal, … strengths), with Gauss–Newton
-curvature from the Hellmann–Feynman band derivatives, for `dpp.training.gauss_newton`.
+curvature from the Hellmann–Feynman band derivatives, for `dpp.fitting.gauss_newton`.
 
 The derivatives by v_s(q_u) are FFT autocorrelations of the eigenvectors
 (`local_expectation_gradient`); those by `pp_free` are ⟨ψ|∂H/∂p|ψ⟩ over the other operator

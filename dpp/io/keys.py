@@ -52,6 +52,29 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return None if best is None else f"did you mean '{best}'?"
 
 
+def dotted_keys(node: Any, prefix: str = "") -> list[str]:
+    """Every key of a nested mapping, dotted (`a.b.c`), leaves and inner nodes alike."""
+    if not isinstance(node, dict):
+        return [prefix.rstrip(".")]
+    return [k for key, value in node.items() for k in dotted_keys(value, f"{prefix}{key}.")] + (
+        [prefix.rstrip(".")] if prefix else []
+    )
+
+
+def did_you_mean_key(key: str, known: list[str]) -> str | None:
+    """`did you mean 'x'?` for a dotted `key`: the closest of the `known` keys, else the
+    known key whose last part is closest to `key`'s last part; None when nothing is close."""
+    whole = did_you_mean(key, known)
+    if whole is not None:
+        return whole
+    leaf = key.rsplit(".", 1)[-1]
+    matches = difflib.get_close_matches(leaf, [k.rsplit(".", 1)[-1] for k in known], n=1)
+    if not matches:
+        return None
+    full = [k for k in known if k.endswith("." + matches[0]) or k == matches[0]]
+    return f"did you mean '{full[0]}'?" if full else None
+
+
 def _parse_scalar(kind: str, text: str) -> Any:
     """One token of kind int/float/bool; ValueError when it does not fit."""
     if kind == "bool":

@@ -18,6 +18,32 @@ RESOLVED_CONFIG = "config_resolved.yaml"
 """The resolved configuration every run writes into its folder."""
 
 
+MAX_SAME_NAME = 1000
+"""Most runs that `new_run_folder` numbers under one name."""
+
+
+def new_run_folder(folder: Path) -> Path:
+    """Create and return a folder no other run has: `folder` itself, or `folder_1`,
+    `folder_2`, … when it exists (runs started in the same second with a timestamped run
+    directory). The creation is atomic, so two processes never get the same folder."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for number in range(MAX_SAME_NAME):
+        candidate = folder if number == 0 else folder.with_name(f"{folder.name}_{number}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise InputError(
+        folder,
+        "no new run directory",
+        key="hydra.run.dir",
+        expected=f"fewer than {MAX_SAME_NAME} run directories under this name",
+        found=f"{folder.name} to {folder.name}_{MAX_SAME_NAME - 1} all exist",
+        hint="choose another hydra.run.dir",
+    )
+
+
 def read_run_config(run: Path) -> tuple[Path, dict[str, Any]]:
     """The run folder's resolved configuration as plain data (YAML read safely, nothing
     interpolated or instantiated), with the file it came from."""
@@ -66,3 +92,57 @@ def with_run_tables(bundle: Bundle, run: Path, which: str) -> Bundle:
     if not all(f.is_file() for f in files):
         return bundle
     return replace(bundle, pp_params=np.array([read_species_params(f) for f in files]))
+
+
+def _literal(file: Path, key: str, value: Any) -> Any:
+    """A value of a saved run configuration as data: scalars and lists of scalars, no
+    interpolation, resolver or object to build (the folder may come from someone else)."""
+    if isinstance(value, list):
+        return [_literal(file, f"{key}[{i}]", item) for i, item in enumerate(value)]
+    if isinstance(value, dict) or (isinstance(value, str) and "${" in value):
+        raise InputError(
+            file,
+            "a saved setting that the configuration would evaluate",
+            key=key,
+            expected="a literal value (numbers, text, lists)",
+            found=repr(value),
+        )
+    return value
+
+
+def saved_sections(run: Path, targets: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """The sections `targets` of an earlier run's resolved configuration, as literal values
+    checked against the settings classes each may name (`targets[section]`, the first the
+    one conf/ builds now): a section naming another `_target_` is refused, so the folder
+    never chooses what is built."""
+    file, saved = read_run_config(run)
+    settings: dict[str, Any] = {}
+    for section, known in targets.items():
+        values = saved.get(section)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise InputError(
+                file, "not a settings section", key=section, expected="a mapping", found=values
+            )
+        values = dict(values)
+        target, allowed = values.pop("_target_", None), known[0]
+        if target not in (None, *known):
+            raise InputError(
+                file,
+                "a saved setting names another class to build",
+                key=f"{section}._target_",
+                expected=allowed,
+                found=repr(target),
+            )
+        for key in values:
+            if str(key).startswith("_"):
+                raise InputError(
+                    file,
+                    "a saved setting that the configuration would evaluate",
+                    key=f"{section}.{key}",
+                    expected="a setting of " + allowed,
+                    found=repr(key),
+                )
+        settings[section] = {k: _literal(file, f"{section}.{k}", v) for k, v in values.items()}
+    return settings

@@ -142,6 +142,14 @@ def write_species_params(path: str | Path, params: np.ndarray, fmt: str | None =
     )
 
 
+def write_species_tables(
+    folder: Path, prefix: str, species: Sequence[str], table: np.ndarray, fmt: str | None
+) -> None:
+    """`<prefix>_<S>Params.dat` for every species: a0..a8, one per line."""
+    for symbol, row in zip(species, table, strict=True):
+        write_species_params(folder / f"{prefix}_{symbol}Params.dat", row, fmt)
+
+
 FINAL_RESULT = "final_result.json"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dpp.io.writers import write_species_params, write_text_atomic
+from dpp.io.writers import write_text_atomic
 from dpp.slots import Slot, slot_name
 
 COST_HEADER = "# iter      newLoss      accept?      bestLoss      currLoss\n"
@@ -75,11 +75,3 @@ def write_path_bands(path: Path, coordinate: np.ndarray, bands: torch.Tensor) ->
         for p, row in zip(coordinate, values, strict=True)
     )
     return write_text_atomic(path, text)
-
-
-def write_species_tables(
-    folder: Path, prefix: str, species: Sequence[str], table: np.ndarray, fmt: str | None
-) -> None:
-    """`<prefix>_<S>Params.dat` for every species: a0..a8, one per line."""
-    for symbol, row in zip(species, table, strict=True):
-        write_species_params(folder / f"{prefix}_{symbol}Params.dat", row, fmt)

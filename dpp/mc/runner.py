@@ -23,7 +23,7 @@ from dpp.fitting.perturb import (
     perturb_soc,
 )
 from dpp.io.records import Bundle
-from dpp.io.writers import save_torch_atomic, write_parameter_dump
+from dpp.io.writers import save_torch_atomic, write_parameter_dump, write_species_tables
 from dpp.mc.acceptance import TemperatureSwitch, exchange_probability, metropolis_accept
 from dpp.mc.constraints import active_slots, atom_species, enforce_constraints
 from dpp.mc.outputs import (
@@ -35,7 +35,6 @@ from dpp.mc.outputs import (
     path_length,
     read_cost_trace,
     write_path_bands,
-    write_species_tables,
 )
 from dpp.mc.settings import ENGINES, MonteCarloSettings
 from dpp.mc.state import McState, capture, restore

@@ -6,7 +6,7 @@ equals the full-batch step to round-off (physics.md §7.3, §8). L-BFGS re-evalu
 epoch in its closure; the epoch after an L-BFGS step starts where its line search last
 evaluated, so it takes that evaluation's loss and gradient instead of computing them again
 (networks without batch norm or active dropout, whose loss depends on the parameters
-alone). Gauss–Newton (`dpp.training.gauss_newton`) evaluates and steps by itself: its epochs
+alone). Gauss–Newton (`dpp.fitting.gauss_newton`) evaluates and steps by itself: its epochs
 skip the batches, and it falls back to its L-BFGS optimiser for the fits its model does not
 cover. Under DDP (`dpp.training.strategy`) every rank evaluates its share of the k-points;
 gradients and per-system losses are summed over ranks before the step, and the global terms
@@ -33,7 +33,7 @@ from pytorch_lightning.utilities import grad_norm
 from torch import nn
 
 from dpp.fitting.bands import BandErrors, band_errors
-from dpp.fitting.linearisation import unsupported
+from dpp.fitting.gauss_newton import FunctionSpaceGaussNewton
 from dpp.fitting.objective import Objective, accumulate, same_tensors, split_batch, trainable
 from dpp.fitting.smoothness import form_factor_turning_points
 from dpp.models.batchnorm import (
@@ -43,9 +43,8 @@ from dpp.models.batchnorm import (
     update_statistics,
 )
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.training.gauss_newton import FunctionSpaceGaussNewton
+from dpp.ranks import sum_gradients, sum_over_ranks
 from dpp.training.optimizers import load_optimizer_state
-from dpp.training.strategy import sum_gradients, sum_over_ranks
 
 log = logging.getLogger(__name__)
 
@@ -142,34 +141,13 @@ class PseudopotentialModule(pl.LightningModule):
         parameters = [p for _, p in self.trainable()]
         optimizer = self.optimizer_factory(parameters)
         if isinstance(optimizer, FunctionSpaceGaussNewton):
-            optimizer = self._gauss_newton_or_fallback(optimizer, parameters)
+            optimizer = optimizer.for_fit(self.hamiltonian, self.objective, parameters)
         if self.optimizer_state is not None:
             load_optimizer_state(optimizer, self.optimizer_state)
         out: dict[str, Any] = {"optimizer": optimizer}
         if self.scheduler_factory is not None:
             out["lr_scheduler"] = {"scheduler": self.scheduler_factory(optimizer)}
         return out
-
-    def _gauss_newton_or_fallback(
-        self, optimizer: FunctionSpaceGaussNewton, parameters: list[nn.Parameter]
-    ) -> torch.optim.Optimizer:
-        """The Gauss–Newton optimiser attached to this fit, or its fallback (logged) when its
-        function-space model cannot represent the fit or would not fit in memory."""
-        reason = unsupported(self.objective, self.hamiltonian)
-        if reason is None:
-            reason = optimizer.memory_problem(self.hamiltonian)
-        if reason is None:
-            optimizer.attach(self.hamiltonian, self.objective)
-            return optimizer
-        if optimizer.fallback is None:
-            raise ValueError(f"optimizer=gauss_newton cannot train this fit: {reason}")
-        fallback = optimizer.fallback(parameters)
-        log.warning(
-            "Gauss-Newton in function space does not apply (%s): training with %s instead",
-            reason,
-            type(fallback).__name__,
-        )
-        return fallback
 
     @property
     def _gauss_newton(self) -> FunctionSpaceGaussNewton | None:
@@ -435,14 +413,11 @@ class PseudopotentialModule(pl.LightningModule):
     def _converged(self, epoch: int, gauss_newton: FunctionSpaceGaussNewton, total: float) -> None:
         """No Gauss–Newton trial lowered the loss: stop the fit, unless a callback moves the
         parameters later (perturbation kicks), after which the steps resume."""
-        damping = gauss_newton.param_groups[0]["damping"]
         kicks = any(getattr(c, "moves_parameters", False) for c in self.trainer.callbacks)
         log.info(
-            "epoch %d: Gauss-Newton converged (no decrease in %d trials, damping up to %.3g) at"
-            " loss %.6g eV^2: %s",
+            "epoch %d: %s at loss %.6g eV^2: %s",
             epoch,
-            gauss_newton.trials,
-            damping,
+            gauss_newton.convergence(),
             total,
             "steps resume after the next perturbation" if kicks else "the fit stops",
         )

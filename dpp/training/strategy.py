@@ -10,15 +10,13 @@ and needs no padding when the ranks hold different numbers of k-points.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-import torch
-import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import _sync_module_states
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import rank_zero_only
 
+from dpp.ranks import distributed
 from dpp.threads import apply_threads, parse_threads, thread_budget
 
 
@@ -44,39 +42,6 @@ class KPointDDPStrategy(DDPStrategy):
         """Keep the module unwrapped; start every rank from rank 0's parameters and buffers."""
         if distributed():
             _sync_module_states(self.model)
-
-
-def distributed() -> bool:
-    """True inside an initialised process group of more than one rank."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def sum_over_ranks(tensors: Iterable[torch.Tensor]) -> None:
-    """All-reduce (sum) every tensor in place; a no-op in a single process. With nccl the
-    tensors must be on the rank's GPU."""
-    if not distributed():
-        return
-    for tensor in tensors:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-
-
-def broadcast_from_zero(tensors: Iterable[torch.Tensor]) -> None:
-    """Overwrite every tensor in place with global rank 0's; a no-op in a single process."""
-    if not distributed():
-        return
-    with torch.no_grad():
-        for tensor in tensors:
-            dist.broadcast(tensor.detach(), src=0)
-
-
-def sum_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
-    """Sum the accumulated gradients of all ranks (missing gradients count as zero)."""
-    if not distributed():
-        return
-    for parameter in parameters:
-        if parameter.grad is None:
-            parameter.grad = torch.zeros_like(parameter)
-        dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
 
 
 def is_global_zero() -> bool:

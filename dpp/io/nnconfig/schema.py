@@ -362,7 +362,7 @@ _KEYS = (
         "the regulariser's curvature: of v itself (zero) or of v minus the starting curve (prior)",
         choices=("zero", "prior"),
     ),
-    # 3.8 Monte Carlo (mc_perturb_mode is checked by McConfig)
+    # 3.8 Monte Carlo (mc_perturb_mode is checked by MonteCarloSettings)
     _key("mc_bool", "bool", None, "run Monte Carlo instead of gradient training"),
     _key("mc_iter", "int", "mc.iterations", "number of Monte Carlo trial moves", minimum=1),
     _key("mc_percentage", "float", "mc.percentage", "perturbation magnitude epsilon", minimum=0.0),

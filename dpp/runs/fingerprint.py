@@ -9,15 +9,15 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dpp.errors import InputError
 from dpp.io.bundle import CONFIG_NAME
+from dpp.io.data import DataSettings
 from dpp.io.records import Bundle
 from dpp.io.writers import write_text_atomic
-
-if TYPE_CHECKING:
-    from dpp.app.run import RunSettings
+from dpp.models import ModelSettings
+from dpp.physics import PhysicsOptions
 
 log = logging.getLogger("dpp")
 FINGERPRINT_NAME = "fingerprint.json"
@@ -53,10 +53,16 @@ def bundle_hashes(folder: Path) -> dict[str, str]:
     }
 
 
-def fingerprint(bundle: Bundle, basis_sizes: list[int], settings: RunSettings) -> dict[str, Any]:
+def fingerprint(
+    bundle: Bundle,
+    basis_sizes: list[int],
+    model_settings: ModelSettings,
+    physics_options: PhysicsOptions,
+    data: DataSettings,
+) -> dict[str, Any]:
     """The identity of a run as JSON-ready values."""
-    model = dataclasses.asdict(settings.model)
-    physics = dataclasses.asdict(settings.physics)
+    model = dataclasses.asdict(model_settings)
+    physics = dataclasses.asdict(physics_options)
     identity = {
         "files": bundle_hashes(bundle.path),
         "species": list(bundle.species),
@@ -64,8 +70,8 @@ def fingerprint(bundle: Bundle, basis_sizes: list[int], settings: RunSettings) -
         "basis_sizes": list(basis_sizes),
         "model": {k: v for k, v in model.items() if k not in UNSHAPING_MODEL},
         "physics": {k: physics[k] for k in SHAPING_PHYSICS},
-        "n_system": settings.data.n_system,
-        "legacy_fifth_param": settings.data.legacy_fifth_param,
+        "n_system": data.n_system,
+        "legacy_fifth_param": data.legacy_fifth_param,
     }
     return json.loads(json.dumps(identity, default=str))
 
@@ -106,6 +112,51 @@ def check_resume(run_dir: Path, identity: dict[str, Any]) -> None:
     if not file.is_file():
         log.warning("%s has no %s: the resume cannot check its bundle", run_dir, FINGERPRINT_NAME)
         return
+    _compare(
+        file,
+        identity,
+        run_dir,
+        "resume",
+        "resume with another bundle or model",
+        "resume with the same bundle and settings, or start a new hydra.run.dir",
+    )
+
+
+def run_of_checkpoint(path: Path) -> Path | None:
+    """The run directory that wrote the Lightning checkpoint `path` (`<run>/checkpoints/…`,
+    or the checkpoint's own folder) when it holds a fingerprint, else None."""
+    for folder in (path.parent, path.parent.parent):
+        if (folder / FINGERPRINT_NAME).is_file():
+            return folder
+    return None
+
+
+def check_checkpoint(path: Path, identity: dict[str, Any]) -> None:
+    """Refuse `ckpt_path=<path>` from a run of another bundle or model, as `check_resume`;
+    a checkpoint outside any run directory with a fingerprint resumes with a warning."""
+    run = run_of_checkpoint(path)
+    if run is None:
+        log.warning(
+            "%s is not in a run directory with a %s: the resume cannot check its bundle",
+            path,
+            FINGERPRINT_NAME,
+        )
+        return
+    _compare(
+        run / FINGERPRINT_NAME,
+        identity,
+        path,
+        "ckpt_path",
+        f"checkpoint of a run ({run}) with another bundle or model",
+        "start from a checkpoint of a run with this bundle and settings, or without ckpt_path",
+    )
+
+
+def _compare(
+    file: Path, identity: dict[str, Any], where: Path, key: str, problem: str, hint: str
+) -> None:
+    """Refuse (`where`, `key`, `problem`, `hint`) when the fingerprint in `file` is not
+    `identity`, naming the first differences."""
     try:
         saved = json.loads(file.read_text())
     except (OSError, ValueError) as error:
@@ -117,10 +168,10 @@ def check_resume(run_dir: Path, identity: dict[str, Any]) -> None:
         more = len(differences) - SHOWN
         found = "; ".join(differences[:SHOWN]) + (f"; and {more} more" if more > 0 else "")
         raise InputError(
-            run_dir,
-            "resume with another bundle or model",
-            key="resume",
+            where,
+            problem,
+            key=key,
             expected="the bundle and model settings of the run being resumed",
             found=found,
-            hint="resume with the same bundle and settings, or start a new hydra.run.dir",
+            hint=hint,
         )

@@ -4,19 +4,21 @@ init_qSpace_pot.par or the Wang–Zunger curves → the catalogue's own initiali
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from dpp.fitting.prefit import COST_UNIT, PrefitSettings, prefit, prefit_data
+from dpp.fitting.prefit import PrefitSettings, prefit, prefit_data
 from dpp.io.records import Bundle
 from dpp.io.writers import save_torch_atomic, write_parameter_dump
 from dpp.models import has_batchnorm, is_zero_function, load_checkpoint, model_state
 from dpp.models.knots import spread_transitions
-from dpp.outputs import plots
-from dpp.outputs.progress import progress
 from dpp.physics.basis import largest_transfer
+
+PrefitCosts = list[tuple[int, float, float]]
+"""(epoch, training cost, validation cost) of the pre-fit, in `dpp.fitting.prefit.COST_UNIT`."""
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,12 @@ def initialise(
     generator: torch.Generator,
     *,
     loaded: Path | None,
-    show_progress: bool = True,
+    epochs: Callable[[range], object] = iter,
+    on_costs: Callable[[PrefitCosts], None] | None = None,
 ) -> str:
     """Finish the chain on `model` in place (the checkpoint, if any, is already `loaded`);
-    returns (and logs) the path taken. The pre-fit writes initZunger_* and init_train_cost."""
+    returns (and logs) the path taken. The pre-fit writes initZunger_*, iterates its epochs
+    through `epochs` (a progress bar) and hands its costs to `on_costs` (the cost figure)."""
     if is_zero_function(model):
         chosen = "analytic form (ZeroFunction): init_<S>Params.par"
     elif loaded is not None:
@@ -71,18 +75,11 @@ def initialise(
             settings,
             generator,
             on_save=save,
-            epochs=lambda r: progress(r, "pre-fit", enabled=show_progress),
+            epochs=epochs,
         )
         save_torch_atomic(model_state(model), run_dir / "initZunger_PPmodel.pth")
-        if costs:
-            fig = plots.cost_figure(
-                [(e, t) for e, t, _ in costs],
-                [(e, v) for e, _, v in costs],
-                "pre-fit cost",
-                unit=COST_UNIT,
-            )
-            plots.save_figure(fig, run_dir / "init_train_cost.png")
-            plots.close(fig)
+        if costs and on_costs is not None:
+            on_costs(costs)
         how = f"{settings.num_epochs} epochs{_optimizer_words(settings)}{spread}"
         chosen = f"pre-fit ({how}) to the {data.source}"
     else:

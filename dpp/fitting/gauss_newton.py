@@ -18,6 +18,7 @@ fallback trains.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -32,11 +33,13 @@ from dpp.fitting.linearisation import (
     model_bytes,
     model_loss,
     store_gradient,
+    unsupported,
 )
 from dpp.fitting.objective import Objective
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.training.strategy import broadcast_from_zero, sum_over_ranks
+from dpp.ranks import broadcast_from_zero, sum_over_ranks
 
+log = logging.getLogger(__name__)
 MIN_DAMPING, MAX_DAMPING = 1e-8, 1e10  # bounds of λ (relative to the curvature's diagonal)
 
 
@@ -98,6 +101,39 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
         """The linearisation at the present parameters, from every rank's k-points."""
         assert self.hamiltonian is not None and self.objective is not None
         return linearise(self.objective, self.hamiltonian, self.kpoints, sum_over_ranks)
+
+    def for_fit(
+        self,
+        hamiltonian: PseudopotentialHamiltonian,
+        objective: Objective,
+        parameters: list[nn.Parameter],
+    ) -> torch.optim.Optimizer:
+        """This optimiser attached to the fit of `objective` on `hamiltonian`, or its fallback
+        on `parameters` (logged) when its function-space model cannot represent the fit or
+        would not fit in memory."""
+        reason = unsupported(objective, hamiltonian)
+        if reason is None:
+            reason = self.memory_problem(hamiltonian)
+        if reason is None:
+            self.attach(hamiltonian, objective)
+            return self
+        if self.fallback is None:
+            raise ValueError(f"optimizer=gauss_newton cannot train this fit: {reason}")
+        fallback = self.fallback(parameters)
+        log.warning(
+            "Gauss-Newton in function space does not apply (%s): training with %s instead",
+            reason,
+            type(fallback).__name__,
+        )
+        return fallback
+
+    def convergence(self) -> str:
+        """Words for the log when no trial of a step lowered the loss."""
+        damping = self.param_groups[0]["damping"]
+        return (
+            f"Gauss-Newton converged (no decrease in {self.trials} trials, damping up to "
+            f"{damping:.3g})"
+        )
 
     def memory_problem(self, hamiltonian: PseudopotentialHamiltonian) -> str | None:
         """Why the models of `hamiltonian`'s systems are too large, or None."""

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
-from dpp.app.origins import Origins
-from dpp.app.run import RunSettings, read_bundle
-from dpp.app.validate import check_basis, check_run
 from dpp.errors import InputError, SettingError
 from dpp.fitting.bands import BandTerm
+from dpp.io.origins import Origins
 from dpp.io.records import Bundle, SystemData
 from dpp.io.run_folder import run_state, with_run_tables
 from dpp.io.writers import write_band_file
@@ -35,8 +33,24 @@ from dpp.outputs.physics_report import REPORT_FILE, physics_reports, write_physi
 from dpp.outputs.progress import progress
 from dpp.physics import build_hamiltonian
 from dpp.physics.reorder import extrapolation_order
+from dpp.workflows.checks import check_basis, check_run
+from dpp.workflows.settings import RunSettings
 
 log = logging.getLogger("dpp")
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What to evaluate and how: `run` (a train.py run folder) and its `state` (best or
+    final), or a network `checkpoint` (.pth or Lightning .ckpt), else the analytic form;
+    `k_chunk` k-points at once; a plot per system; a progress bar."""
+
+    run: Path | None = None
+    state: str = "best"
+    checkpoint: str | None = None
+    k_chunk: int = 32
+    write_plots: bool = True
+    progress: bool = True
 
 
 def band_file_distance(system: SystemData) -> np.ndarray:
@@ -67,18 +81,20 @@ def fitted_species(run: Path | None, bundle: Bundle) -> tuple[str, ...]:
 
 
 @torch.no_grad()
-def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_dir: Path) -> float:
+def run_evaluate(
+    evaluation: EvaluationSettings, settings: RunSettings, origins: Origins, run_dir: Path
+) -> float:
     """Evaluate every system; returns Σ_X L_X (eV²), NaN without reference bands."""
-    bundle = read_bundle(settings, require_reference=False)
+    bundle = settings.data.load(require_reference=False)
     check_run(settings, bundle, origins, fitting=False)
-    checkpoint = cfg.get("checkpoint")
-    run = cfg.get("run")
+    checkpoint = evaluation.checkpoint
+    run = evaluation.run
     if run is not None:
-        network_file, which = run_state(Path(str(run)), str(cfg.get("state", "best")))
-        bundle = with_run_tables(bundle, Path(str(run)), which)
+        network_file, which = run_state(run, evaluation.state)
+        bundle = with_run_tables(bundle, run, which)
         checkpoint = checkpoint or network_file
         log.info("evaluating the %s state of run %s", which, run)
-    species = fitted_species(None if run is None else Path(str(run)), bundle)
+    species = fitted_species(run, bundle)
     network = None
     if checkpoint is not None or (run is not None and settings.model.name != "ZeroFunction"):
         try:
@@ -98,8 +114,8 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     hamiltonian = build_hamiltonian(bundle, network, settings.physics)
     check_basis(hamiltonian)
     term = BandTerm(bundle.systems, settings.loss)
-    chunk = int(cfg.workflow.k_chunk)
-    show = bool(cfg.workflow.get("progress", True))
+    chunk = evaluation.k_chunk
+    show = evaluation.progress
     total, any_reference, all_bands = 0.0, False, []
     for index, system in enumerate(bundle.systems):
         k_all = torch.arange(system.n_kpoints)
@@ -115,7 +131,7 @@ def run_evaluate(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
         write_band_file(
             run_dir / f"bands_sys{index}.dat", band_file_distance(system), bands.numpy()
         )
-        if cfg.workflow.write_plots:
+        if evaluation.write_plots:
             fig = bands_figure([system], [bands.numpy()], "evaluation", term)
             plots.save_figure(fig, run_dir / f"bands_sys{index}.png")
             plots.close(fig)

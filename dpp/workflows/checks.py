@@ -8,16 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from dpp.app.origins import Origins
-from dpp.app.run import RunSettings
-from dpp.app.settings import bad_argument, frozen_argument
 from dpp.errors import InputError
+from dpp.io.origins import Origins
 from dpp.io.records import Bundle
-from dpp.memory import check_cutoff
+from dpp.memory import check_cutoff, plane_waves
 from dpp.physics.bands import needed_eigenvalues
+from dpp.physics.footprint import check_kpoints
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
 from dpp.threads import available_cores
 from dpp.training.optimizers import read_optimizer_state
+from dpp.workflows.arguments import bad_argument, frozen_argument
+from dpp.workflows.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,24 @@ def check_run(settings: RunSettings, bundle: Bundle, origins: Origins, *, fittin
     physics = settings.physics
     for system in bundle.systems:
         name = Path(system.files.get("input") or "input_X.par").name
+        volume = abs(float(np.linalg.det(system.crystal.lattice)))
         check_cutoff(
-            abs(float(np.linalg.det(system.crystal.lattice))),
+            volume,
             system.settings.max_ke,
             physics.spin_orbit,
             n_species=bundle.n_species,
             file=system.files.get("input"),
             key="maxKE",
             hint=f"lower maxKE in {name}, or run on a machine with more memory",
+        )
+        n_basis = max(1, round(plane_waves(volume, system.settings.max_ke)))
+        check_kpoints(
+            system.n_kpoints,
+            n_basis,
+            system.n_bands,
+            physics,
+            system=system.index,
+            file=system.files.get("kpoints"),
         )
     if not physics.spin_orbit and origins.override_of("hamiltonian.cache_projectors"):
         warnings.warn("hamiltonian.cache_projectors has no effect without spin-orbit", stacklevel=2)
@@ -123,3 +134,15 @@ def check_basis(hamiltonian: PseudopotentialHamiltonian) -> None:
                 found=f"nBands = {system.n_bands} ({needed} eigenvalues)",
                 hint="raise maxKE or lower nBands",
             )
+
+
+def check_parallel(loss_reorder: str, world_size: int, origins: Origins) -> None:
+    """smooth_reorder between k-batches needs the previous epoch's bands of the neighbouring
+    k-points, which other processes hold: it runs in single-process training only."""
+    if loss_reorder == "smooth" and world_size > 1:
+        raise origins.error(
+            "loss.reorder",
+            "smooth reordering needs every k-point's bands in one process",
+            expected="one process, or loss.reorder=eigvec",
+            found=f"smooth with {world_size} processes",
+        )
