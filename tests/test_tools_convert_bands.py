@@ -355,6 +355,8 @@ def test_converted_silicon_bundle_trains_without_a_hand_written_file(tmp_path: P
     assert np.isfinite(loss) and loss > 0.0
     rows = cost_rows(run_dir / "final_training_cost.dat")
     assert [epoch for epoch, _ in rows] == [1, 2] and rows[-1][1] <= rows[0][1]
+    trained = np.loadtxt(run_dir / "final_SiParams.dat")  # a6, a7 start at 0 and are trained
+    assert trained[6] != 0.0 and trained[7] != 0.0
 
 
 def test_elements_without_values_get_their_analogue_scaled_to_their_size(

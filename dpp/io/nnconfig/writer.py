@@ -8,7 +8,7 @@ run's energies is arbitrary, so each system's rigid energy offset is left free
 (`energy_zero = per_system`); that needs every k-point of a system in one batch
 (`separateKptGrad = 0`). The network's v(q) is kept smooth between the shells the bands
 constrain by the curvature regulariser, on its departure from the starting Wang–Zunger
-curve (`smoothness = 1e-4`, `smoothness_reference = prior`, physics.md §7.7; the strength
+curve (`smoothness = 3e-5`, `smoothness_reference = prior`, physics.md §7.7; the strength
 measured on the shipped Si and GaAs bands, docs/recipes.md). A DFT pseudopotential acts
 differently on s and p electrons; a local v(q) alone can mimic that only with a large,
 slowly decaying tail that is not converged in the basis and does not transfer. So the
@@ -44,7 +44,7 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "plotEvery": "20",
     "patience": "100",
     "energy_zero": "per_system",
-    "smoothness": "1e-4",
+    "smoothness": "3e-5",
     "smoothness_reference": "prior",
 }
 """NN_config keys of a converted bundle besides nSystem, SObool and cacheSO (values as text)."""
