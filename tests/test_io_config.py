@@ -30,7 +30,7 @@ DPP_SWITCHES = [
     "basis_search", "allow_left_handed", "long_range_with_nn", "nonlocal_without_soc",
     "legacy_batchnorm", "legacy_fifth_param", "legacy_reorder", "legacy_relE_detached",
     "legacy_mc_modes", "eigensolver", "k_chunk", "seed", "energy_zero", "smoothness",
-    "smoothness_reference",
+    "smoothness_reference", "train_slots",
 ]  # fmt: skip
 
 
@@ -119,7 +119,7 @@ def test_translation_paths_groups_and_sources(tmp_path: Path) -> None:
     extra = (
         "optimizer = sgd\nsgd_momentum = 0.9\noptimizer_lr = 0.01\nmc_bool = 0\n"
         "init_Zunger_optimizer = sgd\nsmooth_reorder = 1\nnum_cores = 0\nruntime_flag = 1\n"
-        "plotEvery = 5\nadam_beta1 = 0.8\n"
+        "plotEvery = 5\nadam_beta1 = 0.8\ntrain_slots = 6 7\n"
     )
     translation = translate(read_nn_config(write(tmp_path, extra)))
     assert translation.groups == {
@@ -130,6 +130,7 @@ def test_translation_paths_groups_and_sources(tmp_path: Path) -> None:
     values = translation.values
     assert values["learning_rate"] == 0.01 and values["optimizer.momentum"] == 0.9
     assert values["model.hidden_layers"] == (20, 20, 20) and values["loss.reorder"] == "smooth"
+    assert values["model.train_slots"] == (6, 7)
     assert values["num_threads"] == "auto" and values["trainer.profiler"] == "simple"
     assert values["trainer.check_val_every_n_epoch"] == 5
     # optimiser keys are kept whatever the optimiser: it may be chosen later (recipe,

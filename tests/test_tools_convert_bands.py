@@ -81,6 +81,9 @@ def test_pw_output_gives_cell_kpoints_and_spin_doubled_aligned_bands(tmp_path: P
     config = read_nn_config(tmp_path / "NN_config.par")
     assert config.get("nSystem") == 1 and config.get("SObool") is False
     assert config.get("hiddenLayers") == (32, 32)
+    # the p-channel nonlocal strengths a6, a7 are trained beside the network
+    assert config.get("nonlocal_without_soc") is True and config.get("train_slots") == (6, 7)
+    assert config.get("smoothness_reference") == "prior"
     assert "Cohen & Bergstresser" in (tmp_path / "init_SiParams.par").read_text()
     bundle = load_bundle(tmp_path)
     assert bundle.species == ("Si",) and bundle.systems[0].n_bands == 16
@@ -142,7 +145,9 @@ def test_pw_67_spin_orbit_scf_gives_kramers_pairs_at_the_highest_occupied_level(
     assert bands[:, 7].max() == pytest.approx(0.0, abs=1e-9)
     np.testing.assert_allclose(bands[:, 0::2], bands[:, 1::2], atol=1e-3)  # Kramers pairs
     assert np.min(bands[:, 8]) == pytest.approx(6.9942 - 6.3176, abs=1e-4)  # pw.x's levels
-    assert read_nn_config(tmp_path / "NN_config.par").get("SObool") is True
+    config = read_nn_config(tmp_path / "NN_config.par")
+    assert config.get("SObool") is True and config.get("train_slots") == (5, 6, 7)
+    assert config.get("nonlocal_without_soc") is None  # the spinor Hamiltonian has them
 
 
 def test_berkeleygw_quasiparticle_bands(tmp_path: Path) -> None:
@@ -350,6 +355,8 @@ def test_converted_silicon_bundle_trains_without_a_hand_written_file(tmp_path: P
     assert np.isfinite(loss) and loss > 0.0
     rows = cost_rows(run_dir / "final_training_cost.dat")
     assert [epoch for epoch, _ in rows] == [1, 2] and rows[-1][1] <= rows[0][1]
+    trained = np.loadtxt(run_dir / "final_SiParams.dat")  # a6, a7 start at 0 and are trained
+    assert trained[6] != 0.0 and trained[7] != 0.0
 
 
 def test_elements_without_values_get_their_analogue_scaled_to_their_size(

@@ -212,6 +212,13 @@ _KEYS = (
         "model.scale",
         "one output factor per species in species order",
     ),
+    _key(
+        "train_slots",
+        "int_list",
+        "model.train_slots",
+        "analytic slots a0..a8 trained by gradient beside the network (6 7: nonlocal strengths)",
+        minimum=0,
+    ),
     # 3.5 penalties
     _key(
         "penalize_starting",

@@ -7,9 +7,15 @@ init_<S>Params.par files, then 100 epochs of the default recipe. The zero of a p
 run's energies is arbitrary, so each system's rigid energy offset is left free
 (`energy_zero = per_system`); that needs every k-point of a system in one batch
 (`separateKptGrad = 0`). The network's v(q) is kept smooth between the shells the bands
-constrain by the curvature regulariser (`smoothness = 1e-5`, physics.md §7.7; the strength
-measured on the shipped Si bands, docs/recipes.md). Every key can be edited in the file or
-overridden on the command line (`trainer.max_epochs=...`).
+constrain by the curvature regulariser, on its departure from the starting Wang–Zunger
+curve (`smoothness = 3e-5`, `smoothness_reference = prior`, physics.md §7.7; the strength
+measured on the shipped Si and GaAs bands, docs/recipes.md). A DFT pseudopotential acts
+differently on s and p electrons; a local v(q) alone can mimic that only with a large,
+slowly decaying tail that is not converged in the basis and does not transfer. So the
+nonlocal l = 1 channels are on (`nonlocal_without_soc = 1`, or with the spin–orbit term) and
+their strengths a6, a7 (and a5 with spin–orbit) are trained beside the network
+(`train_slots`). Every key can be edited in the file or overridden on the command line
+(`trainer.max_epochs=...`).
 """
 
 from __future__ import annotations
@@ -38,9 +44,14 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "plotEvery": "20",
     "patience": "100",
     "energy_zero": "per_system",
-    "smoothness": "1e-5",
+    "smoothness": "3e-5",
+    "smoothness_reference": "prior",
 }
 """NN_config keys of a converted bundle besides nSystem, SObool and cacheSO (values as text)."""
+NONLOCAL_WITHOUT_SOC = {"nonlocal_without_soc": "1", "train_slots": "6 7"}
+"""The nonlocal channels of a scalar-relativistic bundle and their trained strengths a6, a7."""
+NONLOCAL_WITH_SOC = {"train_slots": "5 6 7"}
+"""A spin–orbit bundle has the nonlocal channels already; a5, a6, a7 are trained."""
 
 SUMMARY_KEYS = ("PPmodel", "hiddenLayers", "init_Zunger_num_epochs", "max_num_epochs")
 
@@ -58,6 +69,7 @@ def default_nn_config(n_system: int, spin_orbit: bool, comment: str) -> str:
     cacheSO; `comment` heads the file as `#` lines."""
     flag = "1" if spin_orbit else "0"
     settings = {"nSystem": str(n_system), "SObool": flag, "cacheSO": flag, **DEFAULT_SETTINGS}
+    settings.update(NONLOCAL_WITH_SOC if spin_orbit else NONLOCAL_WITHOUT_SOC)
     header = "".join(f"# {line}\n" for line in comment.splitlines())
     return header + "".join(f"{key} = {value}\n" for key, value in settings.items())
 
