@@ -289,6 +289,27 @@ def test_nanocrystal_gap_exceeds_the_bulk_gap(fitted, tmp_path: Path) -> None:
     assert (tmp_path / "nc_1nm" / "levels.dat").is_file()
 
 
+@pytest.mark.slow
+def test_passivated_dots_have_no_gap_states_and_a_gap_falling_with_size(fitted, tmp_path) -> None:
+    """The default ligands of conf/states.yaml on 1.0 and 1.3 nm CdSe dots at 2.5 Hartree:
+    the dots' VBM below and CBM above the bulk edges (no surface state in the gap), and a gap
+    above the bulk gap that decreases with the diameter (confinement)."""
+    config = yaml.safe_load((Path(__file__).parent.parent / "conf" / "states.yaml").read_text())
+    ligands = {host: LigandSettings(**values) for host, values in config["ligands"].items()}
+    small = replace(fitted, bundle=shrink_bundle(fitted.bundle, 2.5))
+    edges = bulk_edges(small.hamiltonian(), valence_bands=4)
+    structure = StructureSettings(diameters_nm=(1.0, 1.3), margin_nm=0.4)
+    solver = SolverSettings(n_valence=2, n_conduction=2)
+    results = run_states(small, structure, ligands, solver, tmp_path, cubes=False, plots=False)
+    gaps = [r.states.gap for r in results]
+    for result in results:
+        assert result.states.converged
+        assert float(result.states.valence.energies.max()) < edges.vbm
+        assert float(result.states.conduction.energies.min()) > edges.cbm
+    assert gaps[0] > gaps[1] > edges.gap
+    assert (tmp_path / "gap_vs_diameter.dat").is_file()
+
+
 def test_workflow_writes_levels_densities_and_plots(fitted, tmp_path: Path) -> None:
     structure = StructureSettings(kind="supercell", supercell=(1, 1, 2))
     solver = SolverSettings(max_ke=3.0, n_valence=2, n_conduction=2)
