@@ -33,7 +33,13 @@ from dpp.states.edges import LigandPotential, band_edge_states, box_hamiltonian,
 from dpp.states.structures import bulk_atoms, nanocrystal, radius_for
 from dpp.states.workflow import NM
 
-LIGAND = {"amplitude": -0.5, "width": 1.0, "bond_fraction": 0.5}
+LIGANDS = {"Cd": -0.25, "Se": -0.5}
+"""Gaussian amplitudes (Hartree) of the ligands per host species, as conf/states.yaml."""
+
+LIGAND_WIDTH = 1.0
+"""Bohr."""
+
+BOND_FRACTION = 0.5
 
 
 def one_size(args: argparse.Namespace) -> dict:
@@ -47,9 +53,9 @@ def one_size(args: argparse.Namespace) -> dict:
         bulk_atoms(system),
         radius_for(args.one),
         args.margin_nm * NM,
-        ligand_fraction={s: LIGAND["bond_fraction"] for s in run.bundle.species},
+        ligand_fraction={s: BOND_FRACTION for s in run.bundle.species},
     )
-    ligands = {s: LigandPotential(LIGAND["amplitude"], LIGAND["width"]) for s in run.bundle.species}
+    ligands = {s: LigandPotential(LIGANDS.get(s, -0.5), LIGAND_WIDTH) for s in run.bundle.species}
     began = time.perf_counter()
     hamiltonian = box_hamiltonian(structure, potential, max_ke, ligands, device=args.device)
     states = band_edge_states(hamiltonian, edges, args.states, args.states, tol=args.tol)

@@ -22,6 +22,8 @@ from dpp.errors import InputError
 from dpp.io.records import Bundle
 from dpp.physics import AUTOEV, build_hamiltonian
 from dpp.physics.lattice import Lattice
+from dpp.physics.terms.checks import assert_self_adjoint, check_terms
+from dpp.slots import Slot
 from dpp.states.edges import (
     LigandPotential,
     box_hamiltonian,
@@ -110,6 +112,95 @@ def test_supercell_at_gamma_is_the_bulk_at_the_folded_kpoints(fitted, repeats) -
     assert np.abs(found - expected).max() * AUTOEV < 1e-6
 
 
+def _projector_bundle(name: str, max_ke: float) -> Bundle:
+    """CsPbI3 with its spin–orbit and nonlocal strengths, or zinc-blende CdSe (no inversion
+    centre, a non-orthogonal cell) with invented ones."""
+    if name == "CsPbI3":
+        return shrink_bundle(dpp.io.bundle.load_bundle(DATA / "CsPbI3_soc"), max_ke, 1)
+    bundle = shrink_bundle(dpp.io.bundle.load_bundle(EXAMPLES / "zb_CdSe"), max_ke, 1)
+    bundle.pp_params[:, Slot.SPIN_ORBIT] = [0.5, 1.2]
+    bundle.pp_params[:, Slot.NONLOCAL_1] = [0.3, -0.2]
+    bundle.pp_params[:, Slot.NONLOCAL_2] = [0.01, 0.02]
+    return bundle
+
+
+PROJECTOR_CASES = [
+    ("CsPbI3", 1.5, (1, 1, 2), {"spin_orbit": True}),
+    ("CsPbI3", 1.5, (2, 1, 1), {"nonlocal_without_soc": True}),
+    ("CdSe", 2.5, (1, 2, 2), {"spin_orbit": True}),
+    ("CdSe", 2.5, (2, 1, 1), {"nonlocal_without_soc": True}),
+]
+
+
+@pytest.mark.parametrize(("name", "max_ke", "repeats", "switches"), PROJECTOR_CASES)
+def test_supercell_identity_with_spin_orbit_and_nonlocal(name, max_ke, repeats, switches) -> None:
+    """The identity with the separable spin–orbit and nonlocal projectors: each folded
+    k-point's block of the box matrix has the eigenvalues of dpp's H(κ) (spinor with
+    spin–orbit), the blocks do not couple, and the projectors change the levels."""
+    bundle = _projector_bundle(name, max_ke)
+    system = bundle.systems[0]
+    labels, kpoints = folded_basis(Lattice.from_crystal(system.crystal).reciprocal, max_ke, repeats)
+    folded = replace(bundle, systems=[replace(system, kpoints=kpoints)])
+    bulk = build_hamiltonian(folded, **switches)
+    plain = build_hamiltonian(folded)
+    with torch.no_grad():
+        expected = torch.linalg.eigvalsh(bulk.hamiltonians(0, torch.arange(len(kpoints))))
+        without = torch.linalg.eigvalsh(plain.hamiltonians(0, torch.arange(len(kpoints))))
+    box = box_hamiltonian(supercell(bulk_atoms(system), repeats), bulk, max_ke, {}, labels=labels)
+    assert box.spinor == bulk.options.spin_orbit
+    assert box.dim == expected.numel()
+    matrix = box.dense()
+    n, spins = len(labels) // len(kpoints), box.dim // box.n_basis
+    blocks = matrix.reshape(spins, len(kpoints), n, spins, len(kpoints), n)
+    for i in range(len(kpoints)):
+        block = blocks[:, i, :, :, i, :].reshape(spins * n, spins * n)
+        found = torch.linalg.eigvalsh(block)
+        assert float((found - expected[i]).abs().max()) * AUTOEV < 1e-6
+        if spins == 1:
+            assert float((found - without[i]).abs().max()) * AUTOEV > 0.1
+        blocks[:, i, :, :, i, :] = 0
+    assert float(blocks.abs().max()) < 1e-12
+    if spins == 2:
+        spinless = np.sort(np.repeat(without.numpy().ravel(), 2))
+        assert np.abs(np.sort(torch.linalg.eigvalsh(matrix).numpy()) - spinless).max() > 0.01
+
+
+@pytest.mark.parametrize("switches", [{"spin_orbit": True}, {"nonlocal_without_soc": True}])
+def test_every_box_term_is_hermitian(switches) -> None:
+    """Each matrix-free term of a passivated CdSe dot with spin–orbit and nonlocal strengths
+    passes the shipped adjoint check, as dpp's bulk terms (check_terms) do."""
+    bundle = _projector_bundle("CdSe", 2.0)
+    bulk = build_hamiltonian(bundle, **switches)
+    check_terms(bulk)
+    structure = nanocrystal(bulk_atoms(bundle.systems[0]), 9.0, 2.0, ligand_fraction={"Cd": 0.5})
+    box = box_hamiltonian(structure, bulk, 1.5, {"Cd": LigandPotential(-0.5, 1.0)})
+    terms = box.terms()
+    wanted = {"kinetic", "local", "nonlocal"} | ({"spin_orbit"} if box.spinor else set())
+    assert set(terms) == wanted
+    for name, operator in terms.items():
+        assert_self_adjoint(name, operator, box.dim)
+    assert_self_adjoint("H", box, box.dim)
+
+
+def test_spinor_folded_solve_finds_kramers_pairs() -> None:
+    """The folded solver on a spin–orbit box: the states nearest the reference, as the dense
+    spectrum, in degenerate Kramers pairs."""
+    bundle = _projector_bundle("CsPbI3", 1.5)
+    bulk = build_hamiltonian(bundle, spin_orbit=True)
+    box = box_hamiltonian(supercell(bulk_atoms(bundle.systems[0]), (1, 1, 1)), bulk, 1.5, {})
+    dense = torch.linalg.eigvalsh(box.dense())
+    reference = float(dense[26]) - 0.01  # the conduction edge (two Kramers pairs nearest)
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(box.dim, 8, dtype=torch.complex128, generator=generator)
+    states = folded_lobpcg(
+        box, start, reference, preconditioner(box), n_wanted=4, tol=1e-5, max_iter=400
+    )
+    nearest = dense[torch.argsort((dense - reference).abs())[:4]].sort().values
+    assert states.converged
+    torch.testing.assert_close(states.energies, nearest, rtol=0, atol=1e-8)
+    assert float((states.energies[1] - states.energies[0]).abs()) < 1e-8
+
+
 def test_box_hamiltonian_is_hermitian_as_an_operator(fitted) -> None:
     bundle = _low_cutoff(fitted, 4.0)
     structure = nanocrystal(bulk_atoms(bundle.systems[0]), 9.0, 3.0, ligand_fraction={"Cd": 0.5})
@@ -196,6 +287,27 @@ def test_nanocrystal_gap_exceeds_the_bulk_gap(fitted, tmp_path: Path) -> None:
     assert result.states.converged
     assert result.states.gap > edges.gap + 0.1 / AUTOEV
     assert (tmp_path / "nc_1nm" / "levels.dat").is_file()
+
+
+@pytest.mark.slow
+def test_passivated_dots_have_no_gap_states_and_a_gap_falling_with_size(fitted, tmp_path) -> None:
+    """The default ligands of conf/states.yaml on 1.0 and 1.3 nm CdSe dots at 2.5 Hartree:
+    the dots' VBM below and CBM above the bulk edges (no surface state in the gap), and a gap
+    above the bulk gap that decreases with the diameter (confinement)."""
+    config = yaml.safe_load((Path(__file__).parent.parent / "conf" / "states.yaml").read_text())
+    ligands = {host: LigandSettings(**values) for host, values in config["ligands"].items()}
+    small = replace(fitted, bundle=shrink_bundle(fitted.bundle, 2.5))
+    edges = bulk_edges(small.hamiltonian(), valence_bands=4)
+    structure = StructureSettings(diameters_nm=(1.0, 1.3), margin_nm=0.4)
+    solver = SolverSettings(n_valence=2, n_conduction=2)
+    results = run_states(small, structure, ligands, solver, tmp_path, cubes=False, plots=False)
+    gaps = [r.states.gap for r in results]
+    for result in results:
+        assert result.states.converged
+        assert float(result.states.valence.energies.max()) < edges.vbm
+        assert float(result.states.conduction.energies.min()) > edges.cbm
+    assert gaps[0] > gaps[1] > edges.gap
+    assert (tmp_path / "gap_vs_diameter.dat").is_file()
 
 
 def test_workflow_writes_levels_densities_and_plots(fitted, tmp_path: Path) -> None:

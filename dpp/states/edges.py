@@ -12,11 +12,15 @@ import torch
 
 from dpp.errors import InputError
 from dpp.physics import PseudopotentialHamiltonian
+from dpp.slots import Slot
 from dpp.states.eigensolver import InteriorStates, folded_lobpcg
 from dpp.states.hamiltonian import GridHamiltonian
 from dpp.states.structures import Structure, ligand_kind
 
 log = logging.getLogger("dpp")
+
+PROJECTOR_SLOTS = {"soc": Slot.SPIN_ORBIT, "nl1": Slot.NONLOCAL_1, "nl2": Slot.NONLOCAL_2}
+"""Parameter slot of the strength of each projector channel (physics.md §4)."""
 
 RETRIES = 2
 """Block doublings when the other side of the gap crowds a folded solve."""
@@ -91,7 +95,8 @@ def box_hamiltonian(
     device: torch.device | str = "cpu",
 ) -> GridHamiltonian:
     """The Hamiltonian of `structure` with the fit's form factors for its species and the
-    Gaussians of `ligands` {host species: potential} for the `lig_<host>` kinds."""
+    Gaussians of `ligands` {host species: potential} for the `lig_<host>` kinds; with the
+    fit's spin–orbit (spinors) and nonlocal channels for the species (none for ligands)."""
     kinds = [*potential.species, *(ligand_kind(host) for host in ligands)]
     unknown = sorted(set(structure.kinds) - set(kinds))
     if unknown:
@@ -109,20 +114,43 @@ def box_hamiltonian(
         columns += [g.form_factor(q)[:, None] for g in gaussians]
         return torch.cat(columns, dim=1)
 
+    indices = np.array([kinds.index(k) for k in structure.kinds])
     return GridHamiltonian(
         structure.cell,
         structure.positions,
-        np.array([kinds.index(k) for k in structure.kinds]),
+        indices,
         form_factors,
         max_ke,
         labels=labels,
         device=device,
+        strengths=_projector_strengths(potential, indices),
+        spinor=potential.options.spin_orbit,
     )
+
+
+def _projector_strengths(
+    potential: PseudopotentialHamiltonian, indices: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-atom a5, a6, a7 of the active channels for atoms of kind `indices` (kinds past
+    the fit's species are ligands: zero)."""
+    options = potential.options
+    channels = [
+        *(["soc"] if options.spin_orbit else []),
+        *(["nl1", "nl2"] if options.nonlocal_active else []),
+    ]
+    table = potential.pp_table().detach().cpu().numpy()
+    host = indices < len(table)
+    strengths = {}
+    for channel in channels:
+        values = np.zeros(len(indices))
+        values[host] = table[indices[host], PROJECTOR_SLOTS[channel]]
+        strengths[channel] = values
+    return strengths
 
 
 def _start(hamiltonian: GridHamiltonian, columns: int, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    shape = (hamiltonian.n_basis, columns)
+    shape = (hamiltonian.dim, columns)
     start = torch.complex(
         torch.randn(shape, generator=generator, dtype=torch.float64),
         torch.randn(shape, generator=generator, dtype=torch.float64),
@@ -132,7 +160,7 @@ def _start(hamiltonian: GridHamiltonian, columns: int, seed: int) -> torch.Tenso
 
 def preconditioner(hamiltonian: GridHamiltonian) -> torch.Tensor:
     """Diagonal approximation of ((H − E)²)⁻¹ on the basis."""
-    return 1.0 / (1.0 + (hamiltonian.kinetic / PRECONDITIONER_ENERGY) ** 2)
+    return 1.0 / (1.0 + (hamiltonian.diagonal / PRECONDITIONER_ENERGY) ** 2)
 
 
 def band_edge_states(

@@ -7,7 +7,9 @@ atoms' potentials v_s(r − τ_α) with no real-space truncation. The grid holds
 difference G − G' of the basis without wrap-around (N_r ≥ 4 n_r + 1 points along b_r for
 labels |n_r| ≤ n_r), so the product V ψ restricted to the basis is the exact matrix product
 Σ_{G'} V(G − G') ψ(G'). Vectors live on the basis (memory O(N_basis × n_states)); FFTs run
-in batches of `batch` vectors (memory O(batch × N_grid)).
+in batches of `batch` vectors (memory O(batch × N_grid)). The spin–orbit and nonlocal terms
+are separable projectors (dpp.states.projectors); with spin–orbit, vectors are spinors (2N, m),
+spin up first, and the kinetic and local terms act on each spin alone.
 
 dpp's bulk Hamiltonian uses exp(+i G·τ) (the crystal inverted through the origin): the
 same eigenvalues (its H(k) is the complex conjugate of this one's), atoms in place here.
@@ -26,6 +28,9 @@ from dpp.errors import InputError
 from dpp.physics.basis import plane_wave_basis
 from dpp.physics.geometry import Q_GROUPING
 from dpp.physics.lattice import reciprocal_vectors
+from dpp.states.projectors import SeparableProjectors
+
+Operator = Callable[[torch.Tensor], torch.Tensor]
 
 FormFactors = Callable[[torch.Tensor], torch.Tensor]
 """v_s(q): q (M,) in 1/Bohr → (M, n_kinds) in Hartree·Bohr³."""
@@ -50,6 +55,8 @@ class GridHamiltonian:
 
     kpoint: Cartesian k (1/Bohr), Γ by default. labels: the basis as integer reciprocal
     coordinates in place of the sphere |G|²/2 < max_ke (e.g. the folded primitive spheres).
+    strengths: per-atom projector strengths {`soc`: a5, `nl1`: a6, `nl2`: a7} (n_atoms,) of
+    physics.md §5.6–5.8; spinor: vectors are (2N, m) spinors (required with `soc`).
     """
 
     def __init__(
@@ -64,6 +71,8 @@ class GridHamiltonian:
         labels: np.ndarray | None = None,
         batch: int = FFT_BATCH,
         device: torch.device | str = "cpu",
+        strengths: dict[str, np.ndarray] | None = None,
+        spinor: bool = False,
     ) -> None:
         cell = np.asarray(cell, dtype=np.float64)
         self.volume = float(abs(np.linalg.det(cell)))
@@ -85,7 +94,15 @@ class GridHamiltonian:
         self.device = torch.device(device)
         k = np.zeros(3) if kpoint is None else np.asarray(kpoint, dtype=np.float64)
         waves = self.labels @ self.reciprocal + k
+        self.spinor = spinor
         self.kinetic = torch.as_tensor(0.5 * (waves * waves).sum(1), device=self.device)
+        self.projectors = SeparableProjectors(
+            torch.as_tensor(waves, device=self.device),
+            np.asarray(positions, dtype=np.float64),
+            strengths or {},
+            self.volume,
+            spinor=spinor,
+        )
         wrapped = np.mod(self.labels, self.shape)
         cells = (wrapped[:, 0] * self.shape[1] + wrapped[:, 1]) * self.shape[2] + wrapped[:, 2]
         self.cells = torch.as_tensor(cells, device=self.device)
@@ -97,6 +114,16 @@ class GridHamiltonian:
     @property
     def n_basis(self) -> int:
         return int(self.labels.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """Length of a vector: N_basis, doubled for spinors."""
+        return self.n_basis * (2 if self.spinor else 1)
+
+    @property
+    def diagonal(self) -> torch.Tensor:
+        """The kinetic energy of every vector component (dim,), Hartree."""
+        return self.kinetic.repeat(2) if self.spinor else self.kinetic
 
     @property
     def n_grid(self) -> int:
@@ -131,7 +158,15 @@ class GridHamiltonian:
         return potential / self.volume
 
     def apply_local(self, vectors: torch.Tensor) -> torch.Tensor:
-        """V_loc ψ for basis vectors (N_basis, m), by FFT batches."""
+        """V_loc ψ for vectors (dim, m), each spin alone, by FFT batches."""
+        if self.spinor:
+            n, m = self.n_basis, vectors.shape[1]
+            paired = vectors.reshape(2, n, m).permute(1, 0, 2).reshape(n, 2 * m)
+            return self._local(paired).reshape(n, 2, m).permute(1, 0, 2).reshape(2 * n, m)
+        return self._local(vectors)
+
+    def _local(self, vectors: torch.Tensor) -> torch.Tensor:
+        """V_loc ψ for basis vectors (N_basis, m)."""
         out = torch.empty_like(vectors)
         for start in range(0, vectors.shape[1], self.batch):
             block = vectors[:, start : start + self.batch]
@@ -145,20 +180,35 @@ class GridHamiltonian:
             out[:, start : start + self.batch] = spectrum[:, self.cells].T
         return out
 
+    def terms(self) -> dict[str, Operator]:
+        """Each active term as an operator on vectors (dim, m), by name (`kinetic`,
+        `local`, `nonlocal`, `spin_orbit` as dpp.physics.terms); their sum is H."""
+        return {
+            "kinetic": lambda vectors: self.diagonal[:, None] * vectors,
+            "local": self.apply_local,
+            **self.projectors.terms(),
+        }
+
     def __call__(self, vectors: torch.Tensor) -> torch.Tensor:
-        """H ψ in Hartree for basis vectors (N_basis, m) complex128."""
-        return self.kinetic[:, None] * vectors + self.apply_local(vectors)
+        """H ψ in Hartree for vectors (dim, m) complex128."""
+        out = self.diagonal[:, None] * vectors + self.apply_local(vectors)
+        if self.projectors.active:
+            out += self.projectors.apply(vectors)
+        return out
 
     def dense(self) -> torch.Tensor:
-        """The full matrix (N_basis, N_basis), for tests of small boxes only."""
-        identity = torch.eye(self.n_basis, dtype=torch.complex128, device=self.device)
+        """The full matrix (dim, dim), for tests of small boxes only."""
+        identity = torch.eye(self.dim, dtype=torch.complex128, device=self.device)
         return self(identity)
 
     def density(self, vector: torch.Tensor) -> np.ndarray:
-        """|ψ(r)|² on the FFT grid (shape), normalised to 1 over the box (1/Bohr³)."""
-        grid = torch.zeros(self.n_grid, dtype=torch.complex128, device=self.device)
-        grid[self.cells] = vector
-        values = torch.fft.ifftn(grid.reshape(self.shape)).abs() ** 2
+        """|ψ(r)|² (summed over spin) on the FFT grid (shape), normalised to 1 over the box
+        (1/Bohr³)."""
+        grid = torch.zeros(
+            (self.dim // self.n_basis, self.n_grid), dtype=torch.complex128, device=self.device
+        )
+        grid[:, self.cells] = vector.reshape(-1, self.n_basis)
+        values = (torch.fft.ifftn(grid.reshape(-1, *self.shape), dim=(1, 2, 3)).abs() ** 2).sum(0)
         values = values / values.sum() * (self.n_grid / self.volume)
         return values.cpu().numpy()
 

@@ -11,11 +11,14 @@ Each check works through the public term interface only (`coefficients`, `add_to
   `adjoint` is the adjoint of the linear part of `add_to` (what the backward pass relies on);
 - drift: `drift` bounds (to a few per cent) the spectral norm of the change of the term's
   matrix between two parameter tables (what the warm-started eigensolver relies on).
+
+`assert_self_adjoint` checks a matrix-free operator (e.g. each term of a dpp.states box):
+⟨x, A y⟩ = ⟨A x, y⟩ for random blocks x, y.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -97,6 +100,30 @@ def assert_drift_bound(
         f"{term.name}: drift bound {bound:.6g} Hartree below the actual change {actual:.6g}"
     )
     assert term.drift(states[0], states[0]) == 0.0, f"{term.name}: drift of no change is not 0"
+
+
+def assert_self_adjoint(
+    name: str,
+    operator: Callable[[torch.Tensor], torch.Tensor],
+    dim: int,
+    columns: int = 3,
+    seed: int = 0,
+    rtol: float = 1e-12,
+    device: torch.device | str = "cpu",
+) -> None:
+    """The matrix-free `operator` (vectors (dim, m) → (dim, m), complex128) is Hermitian:
+    Xᴴ(A Y) = (A X)ᴴY for random blocks X, Y, to `rtol` of the largest entry."""
+    generator = torch.Generator().manual_seed(seed)
+    x, y = (
+        torch.randn((dim, columns), dtype=torch.complex128, generator=generator) for _ in range(2)
+    )
+    x, y = x.to(device), y.to(device)
+    with torch.no_grad():
+        left = x.mH @ operator(y)
+        right = operator(x).mH @ y
+    error = float((left - right).abs().max())
+    scale = max(float(left.abs().max()), 1e-300)
+    assert error <= rtol * scale, f"{name}: not Hermitian (|<x,Ay> − <Ax,y>| = {error:.3g})"
 
 
 def check_terms(
