@@ -257,13 +257,7 @@ def run_fit(fit: Fit, training: Training, settings: RunSettings, run_dir: Path) 
     )
     holder["module"] = module
     ckpt_path = training.ckpt_path
-    identity = fingerprint.fingerprint(
-        bundle,
-        [g.n_basis for g in hamiltonian.geometries],
-        settings.model,
-        settings.physics,
-        settings.data,
-    )
+    identity = settings.identity(bundle, hamiltonian)
     if training.resume:
         ckpt_path = str(run_dir / LAST_CHECKPOINT)
         if Path(ckpt_path).is_file():

@@ -83,13 +83,7 @@ def run_monte_carlo(
         chain.n_replicas,
         chain.workers,
     )
-    identity = fingerprint.fingerprint(
-        bundle,
-        [g.n_basis for g in hamiltonian.geometries],
-        settings.model,
-        settings.physics,
-        settings.data,
-    )
+    identity = settings.identity(bundle, hamiltonian)
     if mc.resume and (run_dir / CHECKPOINT_NAME).is_file():
         fingerprint.check_resume(run_dir, identity)
     else:
