@@ -58,22 +58,22 @@ class SystemTargets:
         self._weights = self._window_weights()
         self.reference_mean = 0.0
         if settings.energy_zero == "per_system" and self.reference is not None:
-            self._centre_reference()
+            self.centre_reference(float(rigid_offset(self.reference, self.all_weights())))
         own = system.settings.relE_bIdx
         self.relative_band = own if own is not None else settings.relE_bIdx
         self.reordering = BandReordering(
             settings.reorder, system.n_kpoints, settings.legacy_reorder
         )
 
-    def _centre_reference(self) -> None:
-        """Hold the reference relative to its weighted mean, rounded to REFERENCE_QUANTUM: a
-        fit with a free energy zero then sees the same numbers, bit for bit, whatever constant
-        the reference was given with (`reference_mean` keeps the mean, eV)."""
+    def centre_reference(self, mean: float) -> None:
+        """Hold the reference relative to `mean` (eV, its weighted mean or that of all
+        systems), rounded to REFERENCE_QUANTUM: a fit with a free energy zero then sees the
+        same numbers, bit for bit, whatever constant the reference was given with
+        (`reference_mean` keeps the mean)."""
         assert self.reference is not None
-        mean = rigid_offset(self.reference, self.all_weights())
         centred = self.reference - mean
         self.reference = torch.round(centred / REFERENCE_QUANTUM) * REFERENCE_QUANTUM
-        self.reference_mean = float(mean)
+        self.reference_mean = mean
 
     def require_reference(self) -> torch.Tensor:
         """The reference bands (eV); an InputError when the system has none."""
@@ -163,6 +163,8 @@ class BandTerm(KPointTerm):
         self.free_offset = settings.energy_zero == "per_system"
         self.couples_systems = settings.energy_zero == "common"
         self.common_offset = 0.0
+        if self.couples_systems:
+            self._centre_together()
         self.weight = weight
 
     def bands(
@@ -223,6 +225,18 @@ class BandTerm(KPointTerm):
             offset=self.common_offset,
             free_offset=self.free_offset,
         )
+
+    def _centre_together(self) -> None:
+        """Hold every reference relative to the weighted mean over all systems (one constant:
+        the alignments stay), as `SystemTargets.centre_reference`."""
+        compared = [t for t in self.targets if t.reference is not None]
+        weights = [t.all_weights() for t in compared]
+        total = float(sum(w.sum() for w in weights))
+        if total <= 0.0:
+            return
+        mean = float(sum((w * t.reference).sum() for t, w in zip(compared, weights, strict=True)))
+        for targets in compared:
+            targets.centre_reference(mean / total)
 
     def offset_sum(
         self, hamiltonian: PseudopotentialHamiltonian, system: int, bands: torch.Tensor
@@ -295,7 +309,7 @@ class BandTerm(KPointTerm):
         last `align`."""
         targets = self.targets[system]
         if self.couples_systems:
-            return self.common_offset
+            return self.common_offset - targets.reference_mean
         if not self.free_offset or targets.reference is None:
             return 0.0
         weights = targets.all_weights().cpu()
