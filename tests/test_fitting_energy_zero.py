@@ -7,15 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from training_support import cost_rows, run_app, small_bundle
+from training_support import INGAASP, cost_rows, run_app, small_bundle
 
 from dpp.errors import SettingError
 from dpp.fitting import LossSettings
 from dpp.fitting.band_loss import band_loss
 from dpp.fitting.build import training_objective
 from dpp.fitting.gauss_newton import FunctionSpaceGaussNewton
-from dpp.fitting.linearisation import linearise, model_loss, store_gradient
-from dpp.fitting.objective import trainable
+from dpp.fitting.linearisation import _system_bands, linearise, model_loss, store_gradient
+from dpp.fitting.objective import accumulate, trainable
 from dpp.fitting.smoothness import SmoothnessTerm, curvature_penalty, turning_points
 from dpp.io import load_bundle
 from dpp.models import build_model
@@ -199,3 +199,125 @@ def test_training_is_blind_to_the_reference_zero(tmp_path):
     )
     assert epochs == epochs_moved and len(epochs) == 3
     assert costs_moved == costs
+
+
+@pytest.fixture(scope="module")
+def systems(tmp_path_factory: pytest.TempPathFactory):
+    """Four crystals (InAs, InP, GaAs, GaP) with 4 k-points each."""
+    return load_bundle(small_bundle(tmp_path_factory.mktemp("common"), INGAASP, n_k=4))
+
+
+def coupled_loss(bundle, hamiltonian) -> torch.Tensor:
+    """Σ_X Σ w (e − c)² with c = Σ w e / Σ w over all systems, differentiable in c too."""
+    objective = training_objective(bundle, LossSettings())
+    errors, weights = [], []
+    for system, targets in enumerate(objective.primary.targets):
+        k = torch.arange(bundle.systems[system].n_kpoints)
+        bands = objective.primary.bands(hamiltonian, system, k)
+        errors.append((bands - targets.reference).reshape(-1))
+        weights.append(targets.all_weights().reshape(-1))
+    error, weight = torch.cat(errors), torch.cat(weights)
+    offset = (weight * error).sum() / weight.sum()
+    return (weight * (error - offset) ** 2).sum()
+
+
+def test_common_zero_ignores_one_shift_of_every_system_not_one_between_them(systems):
+    model = network(systems)
+    common = LossSettings(energy_zero="common")
+    moved_all = systems
+    for system in range(len(systems.systems)):
+        moved_all = shifted(moved_all, system, 7.3)
+    reference = total_loss(systems, common, model)
+    assert total_loss(moved_all, common, model) == pytest.approx(reference, rel=1e-10)
+    hamiltonian = build_hamiltonian(systems, model)
+    with torch.no_grad():
+        assert reference == pytest.approx(float(coupled_loss(systems, hamiltonian)), rel=1e-12)
+    # one system moved against the others: an alignment the common zero keeps
+    one_moved = total_loss(shifted(systems, 1, 0.5), common, model)
+    assert one_moved > reference + 0.1
+    per_system = total_loss(shifted(systems, 1, 0.5), LossSettings(energy_zero="per_system"), model)
+    assert per_system < reference  # each offset free: never worse than one shared offset
+
+
+def test_common_zero_gradient_is_the_coupled_gradient(systems):
+    """accumulate (gradient training) and the Gauss–Newton slope both give the gradient of
+    the loss with the offset differentiated through (held fixed at its optimum)."""
+    hamiltonian = build_hamiltonian(systems, network(systems))
+    coupled_loss(systems, hamiltonian).backward()
+    expected = [p.grad.clone() for _, p in trainable(hamiltonian)]
+    objective = training_objective(systems, LossSettings(energy_zero="common"))
+    items = torch.cat(
+        [
+            torch.stack([torch.full((s.n_kpoints,), i), torch.arange(s.n_kpoints)], 1)
+            for i, s in enumerate(systems.systems)
+        ]
+    )
+    for _, parameter in trainable(hamiltonian):
+        parameter.grad = None
+    accumulate(objective, hamiltonian, [items])
+    for (name, parameter), reference in zip(trainable(hamiltonian), expected, strict=True):
+        torch.testing.assert_close(parameter.grad, reference, rtol=1e-9, atol=1e-12, msg=name)
+    linearisation = linearise(objective, hamiltonian)
+    store_gradient(linearisation, objective, hamiltonian)
+    for (name, parameter), reference in zip(trainable(hamiltonian), expected, strict=True):
+        torch.testing.assert_close(parameter.grad, reference, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_gauss_newton_models_a_common_zero_exactly(systems):
+    """The systems' models plus the coupling equal Σ w (e₀ + J δv − c(δv))² with the offset
+    optimal at every step δv: the Gauss–Newton model of the coupled loss."""
+    hamiltonian = build_hamiltonian(systems, network(systems))
+    objective = training_objective(systems, LossSettings(energy_zero="common"))
+    linearisation = linearise(objective, hamiltonian)
+    assert linearisation.coupling is not None
+    generator = torch.Generator().manual_seed(5)
+    steps = [
+        0.01 * torch.randn(len(m.values), generator=generator, dtype=torch.float64)
+        for m in linearisation.models
+    ]
+    errors, weights = [], []
+    for system, (targets, step) in enumerate(zip(objective.primary.targets, steps, strict=True)):
+        k = torch.arange(systems.systems[system].n_kpoints)
+        bands, jacobian = _system_bands(objective, hamiltonian, system, k, None)
+        moved = bands + jacobian @ step
+        errors.append((moved - targets.reference).reshape(-1))
+        weights.append(targets.all_weights().reshape(-1))
+    error, weight = torch.cat(errors), torch.cat(weights)
+    error = error - (weight * error).sum() / weight.sum()
+    expected = float((weight * error * error).sum())
+    modelled = sum(
+        float(m(m.values + step)) for m, step in zip(linearisation.models, steps, strict=True)
+    )
+    modelled += float(linearisation.coupling(steps))
+    assert modelled == pytest.approx(expected, rel=1e-10)
+    assert float(linearisation.coupling(steps)) < 0.0  # the shared offset follows the step
+
+
+def test_common_zero_refuses_partial_batches(systems):
+    hamiltonian = build_hamiltonian(systems, network(systems))
+    objective = training_objective(systems, LossSettings(energy_zero="common"))
+    items = torch.stack([torch.zeros(2, dtype=torch.long), torch.arange(2)], 1)
+    with pytest.raises(SettingError, match="every k-point of every system in one batch"):
+        accumulate(objective, hamiltonian, [items])
+
+
+@pytest.mark.slow
+def test_train_with_a_common_zero_keeps_the_alignment(tmp_path):
+    """train.py with `energy_zero = common` in NN_config on four crystals: every reference
+    moved by +7.3 eV gives the same fit (to round-off); the run records the mode."""
+    finals = []
+    for offset in (0.0, 7.3):
+        folder = small_bundle(tmp_path / str(offset), INGAASP, n_k=3, energy_zero="common")
+        for table in folder.glob("expBandStruct_*.par"):
+            rows = np.loadtxt(table)
+            rows[:, 1:] += offset
+            np.savetxt(table, rows)
+        run_dir = tmp_path / f"run{offset}"
+        run_app(run_dir, [f"data.bundle={folder}", "trainer.max_epochs=2", "seed=1"])
+        assert "energy_zero: common" in (run_dir / "config_resolved.yaml").read_text()
+        finals.append(cost_rows(run_dir / "final_training_cost.dat"))
+    (epochs, costs), (epochs_moved, costs_moved) = (
+        list(zip(*rows, strict=True)) for rows in finals
+    )
+    assert epochs == epochs_moved and len(epochs) == 2
+    assert costs_moved == costs  # bit for bit: the references are held relative to one mean

@@ -70,7 +70,7 @@ def run_gradient(cfg: DictConfig, settings: RunSettings, origins: Origins, run_d
     check_devices(cfg.trainer.get("accelerator"), cfg.trainer.get("devices"), origins)
     trainer = _trainer(cfg, origins, callbacks, loggers) if epochs > 0 else None
     if trainer is not None:
-        check_parallel(settings.loss.reorder, trainer.world_size, origins)
+        check_parallel(settings.loss, settings.data.separate_kpt_grad, trainer.world_size, origins)
     training = Training(
         trainer=trainer,
         optimizer=optimizer,

@@ -13,17 +13,18 @@ def band_loss(
     *,
     shift: torch.Tensor | float = 0.0,
     reference_shift: torch.Tensor | float = 0.0,
+    offset: float = 0.0,
     free_offset: bool = False,
 ) -> torch.Tensor:
     """L = Σ_k Σ_b w_k u_b ((E_kb − shift) − (E^ref_kb − reference_shift) − c)², in eV².
 
     A sum, not a mean. `bands`/`reference` are (nK, nBands) in eV, `kweights` (nK,),
     `band_weights` (nBands,) or per k-point (nK, nBands) (band windows). The shifts
-    implement relative energies (relE_bIdx): scalars or (nK, 1) columns. c = 0, or with
-    `free_offset` the rigid offset that minimises L (`rigid_offset`, differentiable: the loss
-    is then the same for any constant added to either side).
+    implement relative energies (relE_bIdx): scalars or (nK, 1) columns. c = `offset` (a
+    constant, eV), or with `free_offset` the rigid offset that minimises L (`rigid_offset`,
+    differentiable: the loss is then the same for any constant added to either side).
     """
-    error = (bands - shift) - (reference - reference_shift)
+    error = (bands - shift) - (reference - reference_shift) - offset
     weights = kweights[:, None] * band_weights
     if free_offset:
         error = error - rigid_offset(error, weights)

@@ -58,22 +58,22 @@ class SystemTargets:
         self._weights = self._window_weights()
         self.reference_mean = 0.0
         if settings.energy_zero == "per_system" and self.reference is not None:
-            self._centre_reference()
+            self.centre_reference(float(rigid_offset(self.reference, self.all_weights())))
         own = system.settings.relE_bIdx
         self.relative_band = own if own is not None else settings.relE_bIdx
         self.reordering = BandReordering(
             settings.reorder, system.n_kpoints, settings.legacy_reorder
         )
 
-    def _centre_reference(self) -> None:
-        """Hold the reference relative to its weighted mean, rounded to REFERENCE_QUANTUM: a
-        fit with a free energy zero then sees the same numbers, bit for bit, whatever constant
-        the reference was given with (`reference_mean` keeps the mean, eV)."""
+    def centre_reference(self, mean: float) -> None:
+        """Hold the reference relative to `mean` (eV, its weighted mean or that of all
+        systems), rounded to REFERENCE_QUANTUM: a fit with a free energy zero then sees the
+        same numbers, bit for bit, whatever constant the reference was given with
+        (`reference_mean` keeps the mean)."""
         assert self.reference is not None
-        mean = rigid_offset(self.reference, self.all_weights())
         centred = self.reference - mean
         self.reference = torch.round(centred / REFERENCE_QUANTUM) * REFERENCE_QUANTUM
-        self.reference_mean = float(mean)
+        self.reference_mean = mean
 
     def require_reference(self) -> torch.Tensor:
         """The reference bands (eV); an InputError when the system has none."""
@@ -143,7 +143,10 @@ class BandBatch(NamedTuple):
 
 class BandTerm(KPointTerm):
     """L = Σ_X Σ_k Σ_b w_k u_b (E_kb − E^ref_kb − c_X)² (eV²), optionally relative to band r;
-    c_X = 0 (`energy_zero` absolute) or each system's optimal rigid offset (`per_system`)."""
+    c_X = 0 (`energy_zero` absolute), each system's optimal rigid offset (`per_system`), or
+    the one offset c that is optimal for all systems together (`common`): `common_offset`,
+    set by `align` from every system's bands at the present parameters. Held constant, c is
+    exact for the value and, being optimal (∂L/∂c = 0), for the gradient."""
 
     name = "bands"
 
@@ -158,6 +161,10 @@ class BandTerm(KPointTerm):
         self.mode = settings.relE_reference
         self.detach_first = settings.legacy_relE_detached
         self.free_offset = settings.energy_zero == "per_system"
+        self.couples_systems = settings.energy_zero == "common"
+        self.common_offset = 0.0
+        if self.couples_systems:
+            self._centre_together()
         self.weight = weight
 
     def bands(
@@ -215,8 +222,60 @@ class BandTerm(KPointTerm):
             batch.weights,
             shift=shift,
             reference_shift=reference_shift,
+            offset=self.common_offset,
             free_offset=self.free_offset,
         )
+
+    def _centre_together(self) -> None:
+        """Hold every reference relative to the weighted mean over all systems (one constant:
+        the alignments stay), as `SystemTargets.centre_reference`."""
+        compared = [t for t in self.targets if t.reference is not None]
+        weights = [t.all_weights() for t in compared]
+        total = float(sum(w.sum() for w in weights))
+        if total <= 0.0:
+            return
+        mean = float(sum((w * t.reference).sum() for t, w in zip(compared, weights, strict=True)))
+        for targets in compared:
+            targets.centre_reference(mean / total)
+
+    def offset_sum(
+        self, hamiltonian: PseudopotentialHamiltonian, system: int, bands: torch.Tensor
+    ) -> torch.Tensor:
+        """S_X = Σ_k Σ_b w_k u_b e_kb of `system` from its `bands` at every k-point (eV),
+        differentiable in `bands`: the common offset is Σ_X S_X / Σ_X W_X."""
+        k_all = torch.arange(bands.shape[0], device=bands.device)
+        batch = self._compared(hamiltonian, system, k_all, bands)
+        shift, reference_shift = self._shifts(hamiltonian, system, k_all, batch)
+        error = (batch.bands - shift) - (batch.reference - reference_shift)
+        return (batch.kweights[:, None] * batch.weights * error).sum()
+
+    def compared_weight(self) -> float:
+        """W = Σ_X Σ_k Σ_b w_k u_b over the systems with reference bands."""
+        return sum(t.total_weight() for t in self.targets if t.reference is not None)
+
+    def align(self, hamiltonian: PseudopotentialHamiltonian, bands: Sequence[torch.Tensor]) -> None:
+        """Set `common_offset` (eV) from the bands (nK, nBands) at every k-point of every
+        system, when the energy zero is common (else nothing)."""
+        if not self.couples_systems:
+            return
+        for system, system_bands in enumerate(bands):
+            expected = len(self.targets[system].kweights)
+            if system_bands.shape[0] != expected:
+                raise SettingError(
+                    "loss.energy_zero",
+                    "a common energy offset needs every k-point of every system in one batch",
+                    expected="data.separate_kpt_grad=false on one process, or "
+                    "energy_zero=per_system",
+                    found=f"{system_bands.shape[0]} of {expected} k-points of system {system}",
+                )
+        with torch.no_grad():
+            total = sum(
+                float(self.offset_sum(hamiltonian, s, b.detach()))
+                for s, b in enumerate(bands)
+                if self.targets[s].reference is not None
+            )
+        weight = self.compared_weight()
+        self.common_offset = total / weight if weight > 0.0 else 0.0
 
     def _shifts(
         self,
@@ -246,8 +305,11 @@ class BandTerm(KPointTerm):
     def model_offset(self, system: int, bands: np.ndarray) -> float:
         """The rigid offset (eV) between computed `bands` (nK, nBands) of `system` and its
         reference as read, when the energy zero is free (else 0): what a plot subtracts from
-        the model to lay it on the reference."""
+        the model to lay it on the reference; with a common zero, the `common_offset` of the
+        last `align`."""
         targets = self.targets[system]
+        if self.couples_systems:
+            return self.common_offset - targets.reference_mean
         if not self.free_offset or targets.reference is None:
             return 0.0
         weights = targets.all_weights().cpu()
@@ -258,7 +320,7 @@ class BandTerm(KPointTerm):
         """The weighted RMS band error (meV) behind band losses `per_system` (eV², this
         term's value per system): sqrt(Σ_X L_X / (weight · Σ_X Σ_k Σ_b w_k u_b)) · 1000.
         NaN when every weight is zero."""
-        total = sum(t.total_weight() for t in self.targets if t.reference is not None)
+        total = self.compared_weight()
         loss = float(sum(float(v) for v in per_system))
         if total <= 0.0 or self.weight <= 0.0:
             return math.nan
@@ -267,7 +329,8 @@ class BandTerm(KPointTerm):
     def shifts(self, bands: Sequence[torch.Tensor]) -> list[tuple[float, float]]:
         """Shifts (calculated, reference) per system that bring the bands onto the loss's
         common footing (eV): band r at the first k-point (or 0), plus the optimal offset of
-        the calculated bands with a free energy zero."""
+        the calculated bands with a free energy zero, or the `common_offset` of the last
+        `align`."""
         out = []
         for calc, targets in zip(bands, self.targets, strict=True):
             r = targets.relative_band
@@ -279,6 +342,8 @@ class BandTerm(KPointTerm):
                 error = (calc.detach() - shift[0]) - (targets.reference - shift[1])
                 weights = targets.all_weights()
                 shift = (shift[0] + float(rigid_offset(error, weights)), shift[1])
+            elif self.couples_systems:
+                shift = (shift[0] + self.common_offset, shift[1])
             out.append(shift)
         return out
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from dpp.fitting.linearisation import (
     Linearisation,
+    OffsetCoupling,
     SystemModel,
     linearise,
     model_bytes,
@@ -173,7 +174,12 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
             return {"converged": self.converged, "linearisation": None}
         models = [(m.loss, m.values, m.gradient, m.curvature) for m in cached.models]
         linearisation = (cached.parameters, cached.per_system, cached.terms, models)
-        return {"converged": self.converged, "linearisation": linearisation}
+        coupling = cached.coupling
+        return {
+            "converged": self.converged,
+            "linearisation": linearisation,
+            "coupling": None if coupling is None else (coupling.slopes, coupling.scale),
+        }
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         """Bring back a `checkpoint_state()`, its tensors on the parameters' device."""
@@ -183,6 +189,7 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
             return
         device = self.parameters[0].device
         parameters, per_system, terms, models = state["linearisation"]
+        coupling = state.get("coupling")
         self.linearisation = Linearisation(
             [p.to(device) for p in parameters],
             per_system,
@@ -191,6 +198,9 @@ class FunctionSpaceGaussNewton(torch.optim.Optimizer):
                 SystemModel(loss, values.to(device), gradient.to(device), curvature.to(device))
                 for loss, values, gradient, curvature in models
             ],
+            coupling=None
+            if coupling is None
+            else OffsetCoupling([slope.to(device) for slope in coupling[0]], coupling[1]),
         )
 
     def evaluate(self) -> tuple[Linearisation, int]:

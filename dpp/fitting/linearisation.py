@@ -59,16 +59,33 @@ class SystemModel:
 
 
 @dataclass
+class OffsetCoupling:
+    """What a common energy zero adds to the sum of the systems' models, each taken with
+    the offset c₀ of the present bands held fixed: −(weight/W)·(Σ_X g_X·δv_X)² (eV²), g_X =
+    ∂S_X/∂v_X the slope of the system's weighted error sum (`BandTerm.offset_sum`), W the
+    total weight. The sum is then the model of the loss with the offset optimal at every δv
+    (its minimum over c), exactly; it is 0 with slope 0 at δv = 0."""
+
+    slopes: list[torch.Tensor]
+    scale: float
+
+    def __call__(self, steps: Sequence[torch.Tensor]) -> torch.Tensor:
+        moved = sum(slope @ step for slope, step in zip(self.slopes, steps, strict=True))
+        return -self.scale * moved * moved
+
+
+@dataclass
 class Linearisation:
     """A full evaluation at `parameters`: the k-point loss per system (eV²), the global terms
-    by label, each system's quadratic model and those of the global terms that solve
-    (`dpp.fitting.solved_terms`)."""
+    by label, each system's quadratic model, those of the global terms that solve
+    (`dpp.fitting.solved_terms`) and the coupling of the systems by a common energy zero."""
 
     parameters: list[torch.Tensor]
     per_system: torch.Tensor
     terms: dict[str, float]
     models: list[SystemModel]
     solved: list[ResidualModel] = field(default_factory=list)
+    coupling: OffsetCoupling | None = None
 
     @property
     def total(self) -> float:
@@ -218,16 +235,16 @@ def _band_jacobian(
     return bands, jacobian
 
 
-def _system_model(
+def _system_bands(
     objective: Objective,
     hamiltonian: PseudopotentialHamiltonian,
     system: int,
     own: torch.Tensor,
     combine: Combine | None,
-) -> SystemModel:
-    """The model of one system from its bands and band Jacobian at every k-point: this
-    process solves the k-indices `own`, `combine` sums the zero-padded parts of all
-    processes (exact: every entry is one process's value plus zeros)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bands (nK, nBands) of one system at every k-point and their Jacobian (nK, nBands,
+    n_values): this process solves the k-indices `own`, `combine` sums the zero-padded parts
+    of all processes (exact: every entry is one process's value plus zeros)."""
     geometry = hamiltonian.geometries[system]
     n_bands, n_values = hamiltonian.systems[system].n_bands, model_size(hamiltonian, system)
     device = geometry.kpoints.device
@@ -237,7 +254,19 @@ def _system_model(
         bands[own], jacobian[own] = _band_jacobian(objective, hamiltonian, system, own)
     if combine is not None:
         combine([bands, jacobian])
-    k_all = torch.arange(geometry.n_kpoints, device=device)
+    return bands, jacobian
+
+
+def _system_model(
+    objective: Objective,
+    hamiltonian: PseudopotentialHamiltonian,
+    system: int,
+    bands: torch.Tensor,
+    jacobian: torch.Tensor,
+) -> SystemModel:
+    """The model of one system's loss from its bands and band Jacobian at every k-point."""
+    n_values = jacobian.shape[-1]
+    k_all = torch.arange(bands.shape[0], device=bands.device)
     with torch.enable_grad():
         bands.requires_grad_(True)
         loss = objective.batch(hamiltonian, system, k_all, bands)
@@ -293,10 +322,25 @@ def linearise(
         kpoints = [
             torch.arange(g.n_kpoints, device=g.kpoints.device) for g in hamiltonian.geometries
         ]
-    models = [
-        _system_model(objective, hamiltonian, system, own, combine)
-        for system, own in enumerate(kpoints)
-    ]
+    coupling = None
+    if objective.couples_systems:
+        parts = [
+            _system_bands(objective, hamiltonian, system, own, combine)
+            for system, own in enumerate(kpoints)
+        ]
+        objective.align(hamiltonian, [bands for bands, _ in parts])
+        models = [_system_model(objective, hamiltonian, s, *part) for s, part in enumerate(parts)]
+        coupling = _offset_coupling(objective, hamiltonian, parts)
+    else:
+        models = [
+            _system_model(
+                objective,
+                hamiltonian,
+                system,
+                *_system_bands(objective, hamiltonian, system, own, combine),
+            )
+            for system, own in enumerate(kpoints)
+        ]
     per_system = torch.tensor([model.loss for model in models], dtype=torch.float64)
     terms: dict[str, float] = {}
     solved: list[ResidualModel] = []
@@ -309,7 +353,25 @@ def linearise(
             with torch.no_grad():
                 values = term.values(hamiltonian)
             terms.update((label, float(term.weight * value)) for label, value in values.items())
-    return Linearisation(parameters, per_system, terms, models, solved)
+    return Linearisation(parameters, per_system, terms, models, solved, coupling)
+
+
+def _offset_coupling(
+    objective: Objective,
+    hamiltonian: PseudopotentialHamiltonian,
+    parts: Sequence[tuple[torch.Tensor, torch.Tensor]],
+) -> OffsetCoupling:
+    """The coupling of a common energy zero from every system's bands and band Jacobian."""
+    term = objective.primary
+    assert isinstance(term, BandTerm)
+    slopes = []
+    for system, (bands, jacobian) in enumerate(parts):
+        with torch.enable_grad():
+            bands = bands.detach().requires_grad_(True)
+            (weights,) = torch.autograd.grad(term.offset_sum(hamiltonian, system, bands), bands)
+        slopes.append(jacobian.reshape(-1, jacobian.shape[-1]).T @ weights.reshape(-1))
+    total = term.compared_weight()
+    return OffsetCoupling(slopes, term.weight / total if total > 0.0 else 0.0)
 
 
 def _exact_terms(objective: Objective, hamiltonian: PseudopotentialHamiltonian) -> torch.Tensor:
@@ -356,4 +418,7 @@ def model_loss(
         if damping > 0.0:
             step = values - model.values
             total = total + damping * (model.scale * step * step).sum()
+    if linearisation.coupling is not None:
+        steps = [values - model.values for model, values in pairs[: len(linearisation.models)]]
+        total = total + linearisation.coupling(steps)
     return total

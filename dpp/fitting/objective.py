@@ -52,6 +52,16 @@ class Objective:
             total = total + term.weight * term.value(hamiltonian, system, k_indices)
         return total
 
+    def align(self, hamiltonian: PseudopotentialHamiltonian, bands: Sequence[torch.Tensor]) -> None:
+        """Give the primary term the bands of every system at every k-point before their
+        losses, when its energy zero is common to all systems (`BandTerm.align`)."""
+        self.primary.align(hamiltonian, bands)
+
+    @property
+    def couples_systems(self) -> bool:
+        """Whether a system's loss depends on the other systems' bands (a common zero)."""
+        return self.primary.couples_systems
+
     def global_values(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:
         """Weighted global terms by label (differentiable)."""
         out: dict[str, torch.Tensor] = {}
@@ -80,16 +90,15 @@ class Objective:
     ) -> Evaluation:
         """Every term over every system and k-point, without gradients; `bands` are the
         primary term's bands of every system ((nK, nBands) eV) when already computed."""
-        per_system, all_bands = [], []
-        for system in range(len(hamiltonian.systems)):
-            device = hamiltonian.geometries[system].kpoints.device
-            k_all = torch.arange(hamiltonian.geometries[system].n_kpoints, device=device)
-            if bands is None:
-                system_bands = self.primary.bands(hamiltonian, system, k_all)
-            else:
-                system_bands = bands[system]
-            per_system.append(float(self.batch(hamiltonian, system, k_all, system_bands)))
-            all_bands.append(system_bands)
+        k_all = [torch.arange(g.n_kpoints, device=g.kpoints.device) for g in hamiltonian.geometries]
+        if bands is None:
+            bands = [self.primary.bands(hamiltonian, s, k) for s, k in enumerate(k_all)]
+        all_bands = list(bands)
+        self.align(hamiltonian, all_bands)
+        per_system = [
+            float(self.batch(hamiltonian, s, k, b))
+            for s, (k, b) in enumerate(zip(k_all, all_bands, strict=True))
+        ]
         terms = self.global_loss(hamiltonian)
         return Evaluation(sum(per_system) + sum(terms.values()), per_system, terms, all_bands)
 
@@ -124,6 +133,10 @@ def accumulate(
     """Loss of every batch (back-propagated one system-batch at a time with `backward`, None:
     no gradient) and, with `global_terms`, of the global terms once: returns the k-point terms
     per system (n_systems,) and the global terms by label."""
+    if objective.couples_systems:
+        per_system = _coupled(objective, hamiltonian, batches, backward)
+        terms = objective.global_loss(hamiltonian, backward) if global_terms else {}
+        return per_system, terms
     per_system = torch.zeros(len(hamiltonian.systems), dtype=torch.float64)
     for batch in batches:
         for system, k in split_batch(batch):
@@ -133,3 +146,29 @@ def accumulate(
             per_system[system] += float(loss.detach())
     terms = objective.global_loss(hamiltonian, backward) if global_terms else {}
     return per_system, terms
+
+
+def _coupled(
+    objective: Objective,
+    hamiltonian: PseudopotentialHamiltonian,
+    batches: Sequence[torch.Tensor],
+    backward: Callable[[torch.Tensor], None] | None,
+) -> torch.Tensor:
+    """`accumulate` when the systems' losses are coupled (a common energy zero): the bands of
+    every system first, then the common offset, then the losses, back-propagated at once."""
+    device = hamiltonian.pp_fixed.device
+    items = torch.cat([torch.empty((0, 2), dtype=torch.long), *(b.cpu() for b in batches)])
+    groups = dict(split_batch(items))
+    k_indices = [
+        groups.get(s, torch.empty(0, dtype=torch.long)).sort().values.to(device)
+        for s in range(len(hamiltonian.systems))
+    ]
+    bands = [objective.primary.bands(hamiltonian, s, k) for s, k in enumerate(k_indices)]
+    objective.align(hamiltonian, bands)
+    losses = [
+        objective.batch(hamiltonian, s, k, b)
+        for s, (k, b) in enumerate(zip(k_indices, bands, strict=True))
+    ]
+    if backward is not None:
+        backward(torch.stack(losses).sum())
+    return torch.tensor([float(loss.detach()) for loss in losses], dtype=torch.float64)

@@ -11,7 +11,7 @@ from dpp.fitting.windows import BandWindow
 REORDER_MODES = ("none", "smooth", "eigvec")
 RELATIVE_MODES = ("first_kpoint", "same_kpoint")
 PENALTY_REFERENCES = ("prior", "zero")
-ENERGY_ZERO_MODES = ("absolute", "per_system")
+ENERGY_ZERO_MODES = ("absolute", "per_system", "common")
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,9 @@ class LossSettings:
         the bands never fitted (dpp.fitting.windows); input_X.par may set its own.
     energy_zero: `absolute` compares energies as given (the reference's zero is meaningful);
         `per_system` removes each system's optimal rigid offset between computed and
-        reference bands (the zero of a periodic DFT run is arbitrary).
+        reference bands (the zero of a periodic DFT run is arbitrary); `common` removes one
+        offset shared by every system (references on one scale: their band alignments are
+        fitted, the overall zero is free).
     smoothness: strength λ of the curvature regulariser on the network's v(q)
         (dpp.fitting.smoothness; 0 = off), on v itself (`zero`) or on its departure from
         the starting curve (`prior`, as penalty_reference).

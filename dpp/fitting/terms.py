@@ -10,6 +10,7 @@ gradient training and Monte Carlo evaluate the same list of terms (`Objective`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import torch
 
@@ -21,6 +22,8 @@ class KPointTerm(ABC):
 
     name: str = "kpoint_term"
     weight: float = 1.0
+    couples_systems: bool = False
+    """Whether a system's value depends on the other systems' bands (`align` them first)."""
 
     @abstractmethod
     def value(
@@ -37,6 +40,11 @@ class KPointTerm(ABC):
         self, hamiltonian: PseudopotentialHamiltonian, system: int, k_indices: torch.Tensor
     ) -> torch.Tensor | None:
         """Bands (eV) the term compares with its reference at these k-points, if any."""
+        return None
+
+    def align(self, hamiltonian: PseudopotentialHamiltonian, bands: Sequence[torch.Tensor]) -> None:
+        """Take the bands (nK, nBands, eV) of every system at every k-point before values are
+        taken at the same parameters (terms that couple systems; nothing by default)."""
         return None
 
 

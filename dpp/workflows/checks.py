@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dpp.errors import InputError
+from dpp.fitting.settings import LossSettings
 from dpp.io.origins import Origins
 from dpp.io.records import Bundle
 from dpp.memory import check_cutoff, plane_waves
@@ -136,13 +137,27 @@ def check_basis(hamiltonian: PseudopotentialHamiltonian) -> None:
             )
 
 
-def check_parallel(loss_reorder: str, world_size: int, origins: Origins) -> None:
+def check_parallel(
+    loss: LossSettings, separate_kpt_grad: bool, world_size: int, origins: Origins
+) -> None:
     """smooth_reorder between k-batches needs the previous epoch's bands of the neighbouring
-    k-points, which other processes hold: it runs in single-process training only."""
-    if loss_reorder == "smooth" and world_size > 1:
+    k-points, which other processes hold: it runs in single-process training only. A free
+    energy zero couples every k-point of a system (`per_system`) or of all systems
+    (`common`): they must be in one batch of one process."""
+    if loss.reorder == "smooth" and world_size > 1:
         raise origins.error(
             "loss.reorder",
             "smooth reordering needs every k-point's bands in one process",
             expected="one process, or loss.reorder=eigvec",
             found=f"smooth with {world_size} processes",
+        )
+    if loss.energy_zero != "absolute" and (separate_kpt_grad or world_size > 1):
+        scope = "a system" if loss.energy_zero == "per_system" else "every system"
+        raise origins.error(
+            "loss.energy_zero",
+            f"a {loss.energy_zero} energy zero needs every k-point of {scope} in one batch",
+            expected="data.separate_kpt_grad=false (NN_config separateKptGrad = 0) on one "
+            "process, or loss.energy_zero=absolute",
+            found=f"separate_kpt_grad={str(separate_kpt_grad).lower()} on {world_size} "
+            f"process{'es' if world_size > 1 else ''}",
         )

@@ -345,8 +345,9 @@ _KEYS = (
         "energy_zero",
         "choice",
         "loss.energy_zero",
-        "absolute: the reference's zero is meaningful; per_system: each system's offset is free",
-        choices=("absolute", "per_system"),
+        "absolute: the reference's zero is meaningful; per_system: each system's offset is "
+        "free; common: one offset shared by every system (their alignment is kept)",
+        choices=("absolute", "per_system", "common"),
     ),
     _key(
         "smoothness",
