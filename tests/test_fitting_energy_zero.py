@@ -16,7 +16,12 @@ from dpp.fitting.build import training_objective
 from dpp.fitting.gauss_newton import FunctionSpaceGaussNewton
 from dpp.fitting.linearisation import _system_bands, linearise, model_loss, store_gradient
 from dpp.fitting.objective import accumulate, trainable
-from dpp.fitting.smoothness import SmoothnessTerm, curvature_penalty, turning_points
+from dpp.fitting.smoothness import (
+    SmoothnessTerm,
+    curvature_penalty,
+    departure_penalty,
+    turning_points,
+)
 from dpp.io import load_bundle
 from dpp.models import build_model
 from dpp.physics import build_hamiltonian
@@ -86,7 +91,7 @@ def test_per_system_zero_refuses_partial_batches(bundle):
 def test_gauss_newton_models_offset_and_smoothness_exactly(bundle):
     """With a free offset and the curvature regulariser, the model at its point is the loss
     and its slope the autograd gradient; the curvature stays positive semi-definite."""
-    settings = LossSettings(energy_zero="per_system", smoothness=1e-3)
+    settings = LossSettings(energy_zero="per_system", smoothness=1e-3, departure=1e-3)
     hamiltonian = build_hamiltonian(bundle, network(bundle))
     objective = training_objective(bundle, settings)
     assert "smoothness" in {term.name for term in objective.global_terms}
@@ -97,7 +102,7 @@ def test_gauss_newton_models_offset_and_smoothness_exactly(bundle):
     expected = [p.grad.clone() for _, p in trainable(hamiltonian)]
     linearisation = linearise(objective, hamiltonian)
     assert linearisation.total == pytest.approx(float(loss.detach()), rel=1e-12)
-    assert linearisation.terms["smoothness"] > 0
+    assert linearisation.terms["smoothness"] > 0 and linearisation.terms["departure"] > 0
     store_gradient(linearisation, objective, hamiltonian)
     for (name, parameter), reference in zip(trainable(hamiltonian), expected, strict=True):
         torch.testing.assert_close(parameter.grad, reference, rtol=1e-9, atol=1e-12, msg=name)
@@ -114,6 +119,29 @@ def test_curvature_penalty_of_known_curves():
     assert float(curvature_penalty(straight, spacing)) == pytest.approx(0.0, abs=1e-16)
     parabola = (q * q)[:, None]  # v'' = 2 everywhere
     assert float(curvature_penalty(parabola, spacing)) == pytest.approx(4.0, rel=1e-10)
+
+
+def test_departure_penalty_is_the_mean_square_size():
+    q = torch.linspace(0.0, 2.0, 201, dtype=torch.float64)
+    constant = torch.stack([torch.full_like(q, 3.0), torch.full_like(q, -1.0)], dim=1)
+    assert float(departure_penalty(constant)) == pytest.approx(9.0 + 1.0, rel=1e-14)
+    assert float(departure_penalty(torch.zeros(5, 2))) == 0.0
+
+
+def test_departure_costs_the_size_not_the_shape_of_a_departure(bundle):
+    """A network shifted by a constant from its prior: no curvature, a departure of that
+    constant squared per species, λ·N_k and μ·N_k scaled."""
+    model = network(bundle)
+    hamiltonian = build_hamiltonian(bundle, model)
+    probe = SmoothnessTerm(1.0, 5.0, 10)
+    with torch.no_grad():
+        own = model(probe.q[:, None])
+    term = SmoothnessTerm(2.0, 5.0, 10, prior=own - 0.5, departure=3.0)
+    values = {k: float(v.detach()) for k, v in term.values(hamiltonian).items()}
+    assert values["smoothness"] == pytest.approx(0.0, abs=1e-12)
+    assert values["departure"] == pytest.approx(3.0 * 10 * 0.25 * bundle.n_species, rel=1e-12)
+    only = SmoothnessTerm(0.0, 5.0, 10, prior=own, departure=1.0)
+    assert only.active and set(only.values(hamiltonian)) == {"departure"}
 
 
 def test_smoothness_relative_to_the_prior_costs_nothing_on_the_prior(bundle):

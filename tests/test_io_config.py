@@ -30,7 +30,7 @@ DPP_SWITCHES = [
     "basis_search", "allow_left_handed", "long_range_with_nn", "nonlocal_without_soc",
     "legacy_batchnorm", "legacy_fifth_param", "legacy_reorder", "legacy_relE_detached",
     "legacy_mc_modes", "eigensolver", "k_chunk", "seed", "energy_zero", "smoothness",
-    "smoothness_reference", "train_slots",
+    "smoothness_reference", "departure", "train_slots",
 ]  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 from dataclasses import replace
@@ -83,7 +84,7 @@ def test_pw_output_gives_cell_kpoints_and_spin_doubled_aligned_bands(tmp_path: P
     assert config.get("hiddenLayers") == (32, 32)
     # the p-channel nonlocal strengths a6, a7 are trained beside the network
     assert config.get("nonlocal_without_soc") is True and config.get("train_slots") == (6, 7)
-    assert config.get("smoothness_reference") == "prior"
+    assert config.get("smoothness_reference") == "prior" and config.get("departure") == 1e-2
     assert "Cohen & Bergstresser" in (tmp_path / "init_SiParams.par").read_text()
     bundle = load_bundle(tmp_path)
     assert bundle.species == ("Si",) and bundle.systems[0].n_bands == 16
@@ -342,21 +343,26 @@ def test_wang_zunger_fit_follows_the_tabulated_form_factors() -> None:
 
 
 @pytest.mark.slow
-def test_converted_silicon_bundle_trains_without_a_hand_written_file(tmp_path: Path) -> None:
+def test_converted_silicon_bundle_trains_without_a_hand_written_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """`python train.py data.bundle=<converted>` in-process: pre-fit and two epochs of the
     default recipe on the bundle as dpp-convert-bands wrote it (a lower cutoff for speed:
     about 15 s of CPU, 45 s on a busy machine)."""
     bundle = tmp_path / "si"
     assert main([str(PWO), "--max-ke", "3", "-o", str(bundle)]) == 0
     run_dir = tmp_path / "run"
-    loss = run_app(
-        run_dir, [f"data.bundle={bundle}", "trainer.max_epochs=2", "init.num_epochs=100"]
-    )
+    with caplog.at_level(logging.INFO, logger="dpp"):
+        loss = run_app(
+            run_dir, [f"data.bundle={bundle}", "trainer.max_epochs=2", "init.num_epochs=100"]
+        )
     assert np.isfinite(loss) and loss > 0.0
     rows = cost_rows(run_dir / "final_training_cost.dat")
     assert [epoch for epoch, _ in rows] == [1, 2] and rows[-1][1] <= rows[0][1]
     trained = np.loadtxt(run_dir / "final_SiParams.dat")  # a6, a7 start at 0 and are trained
     assert trained[6] != 0.0 and trained[7] != 0.0
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 2/2")]
+    assert epochs and "smoothness" in epochs[0] and "departure" in epochs[0]  # both penalties
 
 
 def test_elements_without_values_get_their_analogue_scaled_to_their_size(

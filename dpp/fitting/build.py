@@ -39,7 +39,9 @@ def training_objective(
     prior = None
     if settings.smoothness_reference == "prior":
         prior = prior_curve(smoothness_grid(q_max), bundle.pp_params, bundle.qspace_prior)
-    smoothness = SmoothnessTerm(settings.smoothness, q_max, sum(n_kpoints), prior)
+    smoothness = SmoothnessTerm(
+        settings.smoothness, q_max, sum(n_kpoints), prior, departure=settings.departure
+    )
     terms = [term for term in (penalties, smoothness) if term.active]
     terms += _observable_terms(bundle, settings)
     return Objective([BandTerm(bundle.systems, settings, device)], terms)

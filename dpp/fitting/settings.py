@@ -37,6 +37,8 @@ class LossSettings:
     smoothness: strength λ of the curvature regulariser on the network's v(q)
         (dpp.fitting.smoothness; 0 = off), on v itself (`zero`) or on its departure from
         the starting curve (`prior`, as penalty_reference).
+    departure: strength μ of the penalty on the size of v − reference curve (the same
+        reference; 0 = off).
     """
 
     relE_bIdx: int | None = None  # noqa: N815 - the NN_config key users know
@@ -59,6 +61,7 @@ class LossSettings:
     energy_zero: str = "absolute"
     smoothness: float = 0.0
     smoothness_reference: str = "zero"
+    departure: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -83,7 +86,7 @@ class LossSettings:
                 given, f"needs {other} too", expected="both or neither", found=f"only {given}"
             )
         self.window  # noqa: B018 - validates the window settings
-        for name in ("defpot_weight", "coupling_weight", "smoothness"):
+        for name in ("defpot_weight", "coupling_weight", "smoothness", "departure"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise SettingError(

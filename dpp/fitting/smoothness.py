@@ -5,8 +5,11 @@ The bands fix v_s only at the few |G − G'| of each crystal's basis; between th
 network is free, and an optimiser that uses that freedom to the full gives a v(q) that swings
 between the shells and does not transfer (a strained crystal samples other |G − G'|). The
 regulariser R = λ · N_k · Σ_s mean_q (d²v_s/dq²)² over (Q_LOW, largest |G − G'|] keeps v(q)
-as straight as the bands allow. It diagonalises nothing, so Gauss–Newton evaluates it exactly
-inside its model.
+as straight as the bands allow. Straight is not small: a smooth departure from the starting
+curve of many Hartree·Bohr³ costs little curvature, and such a curve is as far from a
+screened atomic potential as a zigzag one. The departure penalty D = μ · N_k · Σ_s mean_q
+(v_s − p_s)² bounds its size. Both diagonalise nothing, so Gauss–Newton evaluates them
+exactly inside its model.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ def curvature_penalty(values: torch.Tensor, spacing: float) -> torch.Tensor:
     by central second differences ((Hartree·Bohr³)²·Bohr⁴)."""
     second = (values[2:] - 2.0 * values[1:-1] + values[:-2]) / (spacing * spacing)
     return second.pow(2).mean(dim=0).sum()
+
+
+def departure_penalty(values: torch.Tensor) -> torch.Tensor:
+    """Σ_s mean_q v_s(q)² of `values` (M, S) on a uniform grid ((Hartree·Bohr³)²)."""
+    return values.pow(2).mean(dim=0).sum()
 
 
 def turning_points(values: np.ndarray, swing: float = SWING) -> int:
@@ -59,19 +67,28 @@ def smoothness_grid(q_max: float, dtype: torch.dtype = torch.float64) -> torch.T
 
 
 class SmoothnessTerm(GlobalTerm):
-    """λ · N_k · Σ_s mean_q ((v_s − p_s)''(q))² over (Q_LOW, `q_max`] (label `smoothness`),
-    none without a network form factor; N_k (all systems' k-points) scales it like the band
-    loss. The reference curve p is 0, or `prior` ((M, S) on the grid, Hartree·Bohr³): then
-    only the curvature of the departure from it costs."""
+    """λ · N_k · Σ_s mean_q ((v_s − p_s)''(q))² over (Q_LOW, `q_max`] (label `smoothness`)
+    and μ · N_k · Σ_s mean_q (v_s − p_s)² (label `departure`, μ = `departure`), the active
+    ones, none without a network form factor; N_k (all systems' k-points) scales them like
+    the band loss. The reference curve p is 0, or `prior` ((M, S) on the grid,
+    Hartree·Bohr³): then only the departure from it costs."""
 
     name = "smoothness"
     solves = False
 
     def __init__(
-        self, strength: float, q_max: float, n_kpoints: int, prior: torch.Tensor | None = None
+        self,
+        strength: float,
+        q_max: float,
+        n_kpoints: int,
+        prior: torch.Tensor | None = None,
+        *,
+        departure: float = 0.0,
     ) -> None:
         self.strength = strength
         self.factor = strength * n_kpoints
+        self.departure = departure
+        self.departure_factor = departure * n_kpoints
         self.q = smoothness_grid(q_max)
         self.spacing = float(self.q[1] - self.q[0])
         self.prior = prior
@@ -79,7 +96,7 @@ class SmoothnessTerm(GlobalTerm):
 
     @property
     def active(self) -> bool:
-        return self.strength > 0.0
+        return self.strength > 0.0 or self.departure > 0.0
 
     def values(self, hamiltonian: PseudopotentialHamiltonian) -> dict[str, torch.Tensor]:
         if not hamiltonian.uses_network:
@@ -92,7 +109,12 @@ class SmoothnessTerm(GlobalTerm):
         values = hamiltonian.model(q[:, None])
         if prior is not None:
             values = values - prior
-        return {"smoothness": self.factor * curvature_penalty(values, self.spacing)}
+        out = {}
+        if self.strength > 0.0:
+            out["smoothness"] = self.factor * curvature_penalty(values, self.spacing)
+        if self.departure > 0.0:
+            out["departure"] = self.departure_factor * departure_penalty(values)
+        return out
 
 
 def form_factor_turning_points(hamiltonian: PseudopotentialHamiltonian) -> dict[str, int]:

@@ -363,6 +363,13 @@ _KEYS = (
         "the regulariser's curvature: of v itself (zero) or of v minus the starting curve (prior)",
         choices=("zero", "prior"),
     ),
+    _key(
+        "departure",
+        "float",
+        "loss.departure",
+        "strength of the penalty on the size of v(q) minus the smoothness reference (0 = off)",
+        minimum=0.0,
+    ),
     # 3.8 Monte Carlo (mc_perturb_mode is checked by MonteCarloSettings)
     _key("mc_bool", "bool", None, "run Monte Carlo instead of gradient training"),
     _key("mc_iter", "int", "mc.iterations", "number of Monte Carlo trial moves", minimum=1),
