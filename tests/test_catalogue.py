@@ -354,7 +354,7 @@ CASES = [
     Case("nn_mc_and_training", both(nn("mc_bool", "1"), nn("max_num_epochs", "5")), KV,
          "mc_bool", "max_num_epochs = 0", "max_num_epochs = 5"),
     Case("nn_common_zero_kpoint_batches", nn("energy_zero", "common"), KV, "energy_zero",
-         "separateKptGrad = 0", "separate_kpt_grad=true"),
+         "separate_kpt_grad=false", "separate_kpt_grad=true"),
     Case("nn_system_zero_kpoint_batches", nn("energy_zero", "per_system"), KV, "energy_zero",
          "one process", "separate_kpt_grad=true"),
     Case("nn_two_reorders", both(nn("smooth_reorder", "1"), nn("eigvec_reorder", "1")), KV,

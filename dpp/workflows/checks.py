@@ -156,8 +156,7 @@ def check_parallel(
         raise origins.error(
             "loss.energy_zero",
             f"a {loss.energy_zero} energy zero needs every k-point of {scope} in one batch",
-            expected="data.separate_kpt_grad=false (NN_config separateKptGrad = 0) on one "
-            "process, or loss.energy_zero=absolute",
+            expected="data.separate_kpt_grad=false on one process, or loss.energy_zero=absolute",
             found=f"separate_kpt_grad={str(separate_kpt_grad).lower()} on {world_size} "
             f"process{'es' if world_size > 1 else ''}",
         )
