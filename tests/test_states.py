@@ -193,7 +193,7 @@ def test_spinor_folded_solve_finds_kramers_pairs() -> None:
     generator = torch.Generator().manual_seed(0)
     start = torch.randn(box.dim, 8, dtype=torch.complex128, generator=generator)
     states = folded_lobpcg(
-        box, start, reference, preconditioner(box), n_wanted=4, tol=1e-5, max_iter=400
+        box, start, reference, preconditioner(box, reference), n_wanted=4, tol=1e-5, max_iter=400
     )
     nearest = dense[torch.argsort((dense - reference).abs())[:4]].sort().values
     assert states.converged
@@ -225,7 +225,13 @@ def test_folded_lobpcg_finds_the_eigenvalues_nearest_the_reference(fitted) -> No
     generator = torch.Generator().manual_seed(0)
     start = torch.randn(box.n_basis, wanted + 4, dtype=torch.complex128, generator=generator)
     states = folded_lobpcg(
-        box, start, reference, preconditioner(box), n_wanted=wanted, tol=1e-6, max_iter=400
+        box,
+        start,
+        reference,
+        preconditioner(box, reference),
+        n_wanted=wanted,
+        tol=1e-6,
+        max_iter=400,
     )
     nearest = dense[torch.argsort((dense - reference).abs())[:wanted]].sort().values
     assert states.converged

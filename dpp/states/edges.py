@@ -25,8 +25,8 @@ PROJECTOR_SLOTS = {"soc": Slot.SPIN_ORBIT, "nl1": Slot.NONLOCAL_1, "nl2": Slot.N
 RETRIES = 2
 """Block doublings when the other side of the gap crowds a folded solve."""
 
-PRECONDITIONER_ENERGY = 0.3
-"""Kinetic energy scale τ (Hartree) of the diagonal preconditioner 1/(1 + (|k+G|²/2τ)²)."""
+PRECONDITIONER_ENERGY = 0.4
+"""Width E_p (Hartree) of the folded-spectrum preconditioner 1/((T + V̄ − E)² + E_p²)."""
 
 
 @dataclass(frozen=True)
@@ -148,19 +148,24 @@ def _projector_strengths(
     return strengths
 
 
-def _start(hamiltonian: GridHamiltonian, columns: int, seed: int) -> torch.Tensor:
+def _start(hamiltonian: GridHamiltonian, reference: float, columns: int, seed: int) -> torch.Tensor:
+    """Random vectors (dim, columns) shaped by the preconditioner."""
     generator = torch.Generator().manual_seed(seed)
     shape = (hamiltonian.dim, columns)
     start = torch.complex(
         torch.randn(shape, generator=generator, dtype=torch.float64),
         torch.randn(shape, generator=generator, dtype=torch.float64),
     )
-    return start.to(hamiltonian.device) * preconditioner(hamiltonian)[:, None]
+    return start.to(hamiltonian.device) * preconditioner(hamiltonian, reference)[:, None]
 
 
-def preconditioner(hamiltonian: GridHamiltonian) -> torch.Tensor:
-    """Diagonal approximation of ((H − E)²)⁻¹ on the basis."""
-    return 1.0 / (1.0 + (hamiltonian.diagonal / PRECONDITIONER_ENERGY) ** 2)
+def preconditioner(hamiltonian: GridHamiltonian, reference: float) -> torch.Tensor:
+    """Diagonal approximation of ((H − E)²)⁻¹ on the basis, E = `reference` (Hartree):
+    1/((T + V̄ − E)² + E_p²) with T = |k+G|²/2 and V̄ the mean local potential of the box,
+    largest on the plane waves resonant with E (the folded-spectrum preconditioner of
+    Wang and Zunger)."""
+    resonance = hamiltonian.diagonal + hamiltonian.mean_potential - reference
+    return 1.0 / (resonance**2 + PRECONDITIONER_ENERGY**2)
 
 
 def band_edge_states(
@@ -220,13 +225,13 @@ def _solve_side(
     """The folded solve of one side of the gap; when states of the other side crowd the
     block (fewer than `wanted` inside `window`), again with twice the vectors, at most
     RETRIES times (small boxes, whose levels are sparse)."""
-    start = _start(hamiltonian, wanted + buffer, seed)
+    start = _start(hamiltonian, reference, wanted + buffer, seed)
     for attempt in range(RETRIES + 1):
         states = folded_lobpcg(
             hamiltonian,
             start,
             reference,
-            preconditioner(hamiltonian),
+            preconditioner(hamiltonian, reference),
             n_wanted=wanted,
             tol=tol,
             max_iter=max_iter,
@@ -237,6 +242,6 @@ def _solve_side(
         if bool(inside.all()) or attempt == RETRIES:
             return states
         log.info("%s: states of the other side in the block; %d vectors", label, 2 * start.shape[1])
-        extra = _start(hamiltonian, start.shape[1], seed + attempt + 1)
+        extra = _start(hamiltonian, reference, start.shape[1], seed + attempt + 1)
         start = torch.cat([states.vectors, extra[:, : 2 * start.shape[1] - wanted]], dim=1)
     return states

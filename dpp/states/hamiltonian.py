@@ -126,6 +126,11 @@ class GridHamiltonian:
         return self.kinetic.repeat(2) if self.spinor else self.kinetic
 
     @property
+    def mean_potential(self) -> float:
+        """V(G = 0), the local potential averaged over the box, Hartree."""
+        return float(self.potential_r.mean())
+
+    @property
     def n_grid(self) -> int:
         return math.prod(self.shape)
 
