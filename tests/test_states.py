@@ -34,7 +34,7 @@ from dpp.states.eigensolver import folded_lobpcg
 from dpp.states.hamiltonian import folded_basis
 from dpp.states.settings import LigandSettings, SolverSettings, StructureSettings
 from dpp.states.structures import bulk_atoms, nanocrystal, radius_for, read_structure, supercell
-from dpp.states.workflow import run_states
+from dpp.states.workflow import at_cutoff, run_states
 
 CHECKPOINT = DATA / "extras" / "nn_zbCdSe" / "epoch_199_PPmodel.pth"
 RUN_CONFIG = {
@@ -89,6 +89,16 @@ def test_load_run_names_an_unknown_setting(tmp_path: Path) -> None:
 
 def _low_cutoff(fitted, max_ke: float) -> Bundle:
     return shrink_bundle(fitted.bundle, max_ke)
+
+
+def test_at_cutoff_gives_the_bulk_edges_and_the_boxes_one_cutoff(fitted) -> None:
+    """bench_states.py and dpp-states fold at the bulk band edges of the boxes' cutoff."""
+    low = at_cutoff(fitted, 2.5)
+    assert {system.settings.max_ke for system in low.bundle.systems} == {2.5}
+    assert at_cutoff(fitted, None) is fitted
+    expected = bulk_edges(replace(fitted, bundle=_low_cutoff(fitted, 2.5)).hamiltonian(), 4)
+    assert bulk_edges(low.hamiltonian(), 4) == expected
+    assert expected != bulk_edges(fitted.hamiltonian(), 4)
 
 
 @pytest.mark.parametrize("repeats", [(1, 1, 1), (2, 2, 2), (1, 2, 3)])
