@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from dpp.physics import PseudopotentialHamiltonian
 from dpp.slots import Slot
 from dpp.states.eigensolver import InteriorStates, folded_lobpcg
 from dpp.states.hamiltonian import GridHamiltonian
+from dpp.states.realgamma import RealGamma, real_gamma
 from dpp.states.structures import Structure, ligand_kind
 
 log = logging.getLogger("dpp")
@@ -148,18 +149,17 @@ def _projector_strengths(
     return strengths
 
 
-def _start(hamiltonian: GridHamiltonian, reference: float, columns: int, seed: int) -> torch.Tensor:
-    """Random vectors (dim, columns) shaped by the preconditioner."""
+Box = GridHamiltonian | RealGamma
+
+
+def _start(hamiltonian: Box, reference: float, columns: int, seed: int) -> torch.Tensor:
+    """Random vectors (dim, columns) of the operator's dtype, shaped by the preconditioner."""
     generator = torch.Generator().manual_seed(seed)
-    shape = (hamiltonian.dim, columns)
-    start = torch.complex(
-        torch.randn(shape, generator=generator, dtype=torch.float64),
-        torch.randn(shape, generator=generator, dtype=torch.float64),
-    )
+    start = torch.randn(hamiltonian.dim, columns, generator=generator, dtype=hamiltonian.dtype)
     return start.to(hamiltonian.device) * preconditioner(hamiltonian, reference)[:, None]
 
 
-def preconditioner(hamiltonian: GridHamiltonian, reference: float) -> torch.Tensor:
+def preconditioner(hamiltonian: Box, reference: float) -> torch.Tensor:
     """Diagonal approximation of ((H − E)²)⁻¹ on the basis, E = `reference` (Hartree):
     1/((T + V̄ − E)² + E_p²) with T = |k+G|²/2 and V̄ the mean local potential of the box,
     largest on the plane waves resonant with E (the folded-spectrum preconditioner of
@@ -184,10 +184,13 @@ def band_edge_states(
     folded-spectrum solves, about E_v = VBM + offset·gap and E_c = CBM − offset·gap of the
     bulk (offset a fraction of the bulk gap, into the gap), valence states below the bulk
     midgap and conduction states above it; `buffer` extra vectors per block; residual
-    tolerance `tol` (Hartree)."""
+    tolerance `tol` (Hartree). At Γ without spinors the solves run on real coordinates
+    (dpp.states.realgamma); the vectors returned are plane-wave coefficients."""
     middle = 0.5 * (edges.vbm + edges.cbm)
+    real = real_gamma(hamiltonian)
+    operator = hamiltonian if real is None else real
     valence = _solve_side(
-        hamiltonian,
+        operator,
         edges.vbm + offset * edges.gap,
         n_valence,
         (-math.inf, middle),
@@ -198,7 +201,7 @@ def band_edge_states(
         seed,
     )
     conduction = _solve_side(
-        hamiltonian,
+        operator,
         edges.cbm - offset * edges.gap,
         n_conduction,
         (middle, math.inf),
@@ -208,11 +211,14 @@ def band_edge_states(
         max_iter,
         seed,
     )
+    if real is not None:
+        valence = replace(valence, vectors=real.to_complex(valence.vectors))
+        conduction = replace(conduction, vectors=real.to_complex(conduction.vectors))
     return EdgeStates(valence, conduction)
 
 
 def _solve_side(
-    hamiltonian: GridHamiltonian,
+    hamiltonian: Box,
     reference: float,
     wanted: int,
     window: tuple[float, float],

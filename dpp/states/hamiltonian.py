@@ -59,6 +59,8 @@ class GridHamiltonian:
     physics.md §5.6–5.8; spinor: vectors are (2N, m) spinors (required with `soc`).
     """
 
+    dtype = torch.complex128
+
     def __init__(
         self,
         cell: np.ndarray,
@@ -94,6 +96,7 @@ class GridHamiltonian:
         self.device = torch.device(device)
         k = np.zeros(3) if kpoint is None else np.asarray(kpoint, dtype=np.float64)
         waves = self.labels @ self.reciprocal + k
+        self.gamma = not np.any(k)
         self.spinor = spinor
         self.kinetic = torch.as_tensor(0.5 * (waves * waves).sum(1), device=self.device)
         self.projectors = SeparableProjectors(
