@@ -175,7 +175,7 @@ def band_edge_states(
     n_conduction: int,
     *,
     offset: float = 0.1,
-    buffer: int = 4,
+    buffer: int = 8,
     tol: float = 1e-4,
     max_iter: int = 500,
     seed: int = 0,

@@ -35,7 +35,7 @@ Operator = Callable[[torch.Tensor], torch.Tensor]
 FormFactors = Callable[[torch.Tensor], torch.Tensor]
 """v_s(q): q (M,) in 1/Bohr → (M, n_kinds) in Hartree·Bohr³."""
 
-FFT_BATCH = 4
+FFT_BATCH = 2
 """Vectors transformed at once (memory: FFT_BATCH × grid points × 16 B)."""
 
 
