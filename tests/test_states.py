@@ -32,7 +32,7 @@ from dpp.states.edges import (
     bulk_edges,
     preconditioner,
 )
-from dpp.states.eigensolver import folded_lobpcg
+from dpp.states.eigensolver import _orthonormal, folded_lobpcg
 from dpp.states.hamiltonian import folded_basis
 from dpp.states.realgamma import real_gamma
 from dpp.states.settings import LigandSettings, SolverSettings, StructureSettings
@@ -225,6 +225,22 @@ def test_box_hamiltonian_is_hermitian_as_an_operator(fitted) -> None:
     left = x.mH @ box(y)
     right = box(x).mH @ y
     torch.testing.assert_close(left, right, rtol=1e-12, atol=1e-12)
+
+
+def test_orthonormal_drops_dependent_columns_and_carries_the_images() -> None:
+    """A block with a repeated column, a column inside span(others) and a tiny one: an
+    orthonormal basis of the rest, orthogonal to the others, whose images under a matrix
+    are the matrix applied to it (the LOBPCG blocks P and W)."""
+    generator = torch.Generator().manual_seed(3)
+    matrix = torch.randn(50, 50, dtype=torch.float64, generator=generator)
+    others = torch.linalg.qr(torch.randn(50, 3, dtype=torch.float64, generator=generator))[0]
+    fresh = torch.randn(50, 2, dtype=torch.float64, generator=generator)
+    block = torch.cat([fresh, fresh[:, :1], others.sum(1, keepdim=True), 1e-30 * fresh[:, 1:]], 1)
+    basis, image = _orthonormal([block, matrix @ block], [others, matrix @ others])
+    assert basis.shape == (50, 2)
+    torch.testing.assert_close(basis.T @ basis, torch.eye(2, dtype=torch.float64))
+    assert float((others.T @ basis).abs().max()) < 1e-14
+    torch.testing.assert_close(image, matrix @ basis)
 
 
 def test_folded_lobpcg_finds_the_eigenvalues_nearest_the_reference(fitted) -> None:

@@ -29,8 +29,8 @@ log = logging.getLogger("dpp")
 Operator = Callable[[torch.Tensor], torch.Tensor]
 
 DEPENDENT = 1e-10
-"""Gram eigenvalues (of unit columns, per column) below which a direction is dropped as
-linearly dependent."""
+"""A direction is dropped as linearly dependent below this fraction of its norm after
+projection, or this Gram eigenvalue (of unit columns, per column)."""
 
 
 @dataclass(frozen=True)
@@ -52,16 +52,17 @@ def _orthonormal(
 ) -> list[torch.Tensor]:
     """blocks[0] made orthonormal and orthogonal to the orthonormal others[0], by two passes
     of projection and Gram eigen-orthonormalisation of unit-normalised columns (columns
-    that nearly lie in span others[0] or repeat earlier ones are dropped); blocks[1:], the
+    that lie in span others[0] to DEPENDENT or repeat earlier ones are dropped); blocks[1:], the
     images of blocks[0] under linear operators whose images of others[0] are others[1:],
     transformed alike."""
     for _ in range(2):
+        before = torch.linalg.vector_norm(blocks[0], dim=0)
         if others is not None:
             overlap = others[0].mH @ blocks[0]
             blocks = [b - o @ overlap for b, o in zip(blocks, others, strict=True)]
         norms = torch.linalg.vector_norm(blocks[0], dim=0)
-        nonzero = norms > 0
-        blocks = [b[:, nonzero] / norms[nonzero] for b in blocks]
+        kept = norms > DEPENDENT * before
+        blocks = [b[:, kept] / norms[kept] for b in blocks]
         values, vectors = torch.linalg.eigh(blocks[0].mH @ blocks[0])
         keep = values > DEPENDENT * max(blocks[0].shape[1], 1)
         transform = vectors[:, keep] / values[keep].sqrt()
