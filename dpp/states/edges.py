@@ -23,6 +23,9 @@ log = logging.getLogger("dpp")
 PROJECTOR_SLOTS = {"soc": Slot.SPIN_ORBIT, "nl1": Slot.NONLOCAL_1, "nl2": Slot.NONLOCAL_2}
 """Parameter slot of the strength of each projector channel (physics.md §4)."""
 
+Box = GridHamiltonian | RealGamma
+"""A box Hamiltonian on plane-wave coefficients or on real coordinates."""
+
 RETRIES = 2
 """Block doublings when the other side of the gap crowds a folded solve."""
 
@@ -147,9 +150,6 @@ def _projector_strengths(
         values[host] = table[indices[host], PROJECTOR_SLOTS[channel]]
         strengths[channel] = values
     return strengths
-
-
-Box = GridHamiltonian | RealGamma
 
 
 def _start(hamiltonian: Box, reference: float, columns: int, seed: int) -> torch.Tensor:
