@@ -121,7 +121,8 @@ def folded_lobpcg(
     """The `n_wanted` eigenpairs of H nearest `reference` (Hartree) within `window` (Hartree;
     Ritz values outside it are taken only when too few lie inside).
 
-    start: (N, m) initial block, m ≥ n_wanted (the extra columns speed convergence).
+    start: (N, m) initial block, m ≥ n_wanted (the extra columns speed convergence); real
+    for an H that maps real vectors to real ones (dpp.states.realgamma), else complex.
     preconditioner: (N,) positive diagonal approximating ((H − E)²)⁻¹. Converged when the
     n_wanted nearest Ritz pairs of H have ‖Hx − εx‖ ≤ tol (Hartree).
     """
