@@ -31,7 +31,7 @@ from dpp.physics import AUTOEV
 from dpp.run import load_run
 from dpp.states.edges import LigandPotential, band_edge_states, box_hamiltonian, bulk_edges
 from dpp.states.structures import bulk_atoms, nanocrystal, radius_for
-from dpp.states.workflow import NM
+from dpp.states.workflow import NM, at_cutoff
 
 LIGANDS = {"Cd": -0.25, "Se": -0.5}
 """Gaussian amplitudes (Hartree) of the ligands per host species, as conf/states.yaml."""
@@ -44,11 +44,11 @@ BOND_FRACTION = 0.5
 
 def one_size(args: argparse.Namespace) -> dict:
     """Solve one nanocrystal; its numbers as a dict."""
-    run = load_run(args.run)
+    run = at_cutoff(load_run(args.run), args.max_ke)
     potential = run.hamiltonian(device=args.device)
     edges = bulk_edges(potential, args.valence_bands)
     system = run.bundle.systems[0]
-    max_ke = args.max_ke or system.settings.max_ke
+    max_ke = system.settings.max_ke
     structure = nanocrystal(
         bulk_atoms(system),
         radius_for(args.one),
@@ -70,6 +70,7 @@ def one_size(args: argparse.Namespace) -> dict:
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "gap_ev": states.gap * AUTOEV,
         "iterations": [states.valence.iterations, states.conduction.iterations],
+        "applications": states.valence.applications + states.conduction.applications,
         "converged": states.converged,
     }
 
@@ -123,6 +124,7 @@ def main() -> None:
                 f"({1000 * row['seconds'] / row['atoms']:.1f} ms/atom)  "
                 f"peak {row['peak_mb']:.0f} MB ({row['peak_mb'] / row['atoms']:.2f} MB/atom)  "
                 f"gap {row['gap_ev']:.3f} eV  iterations {row['iterations']}  "
+                f"H applications {row['applications']}  "
                 f"{'converged' if row['converged'] else 'NOT converged'}",
                 flush=True,
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from dpp.physics import PseudopotentialHamiltonian
 from dpp.slots import Slot
 from dpp.states.eigensolver import InteriorStates, folded_lobpcg
 from dpp.states.hamiltonian import GridHamiltonian
+from dpp.states.realgamma import RealGamma, real_gamma
 from dpp.states.structures import Structure, ligand_kind
 
 log = logging.getLogger("dpp")
@@ -22,11 +23,14 @@ log = logging.getLogger("dpp")
 PROJECTOR_SLOTS = {"soc": Slot.SPIN_ORBIT, "nl1": Slot.NONLOCAL_1, "nl2": Slot.NONLOCAL_2}
 """Parameter slot of the strength of each projector channel (physics.md §4)."""
 
+Box = GridHamiltonian | RealGamma
+"""A box Hamiltonian on plane-wave coefficients or on real coordinates."""
+
 RETRIES = 2
 """Block doublings when the other side of the gap crowds a folded solve."""
 
-PRECONDITIONER_ENERGY = 0.3
-"""Kinetic energy scale τ (Hartree) of the diagonal preconditioner 1/(1 + (|k+G|²/2τ)²)."""
+PRECONDITIONER_ENERGY = 0.4
+"""Width E_p (Hartree) of the folded-spectrum preconditioner 1/((T + V̄ − E)² + E_p²)."""
 
 
 @dataclass(frozen=True)
@@ -148,19 +152,20 @@ def _projector_strengths(
     return strengths
 
 
-def _start(hamiltonian: GridHamiltonian, columns: int, seed: int) -> torch.Tensor:
+def _start(hamiltonian: Box, reference: float, columns: int, seed: int) -> torch.Tensor:
+    """Random vectors (dim, columns) of the operator's dtype, shaped by the preconditioner."""
     generator = torch.Generator().manual_seed(seed)
-    shape = (hamiltonian.dim, columns)
-    start = torch.complex(
-        torch.randn(shape, generator=generator, dtype=torch.float64),
-        torch.randn(shape, generator=generator, dtype=torch.float64),
-    )
-    return start.to(hamiltonian.device) * preconditioner(hamiltonian)[:, None]
+    start = torch.randn(hamiltonian.dim, columns, generator=generator, dtype=hamiltonian.dtype)
+    return start.to(hamiltonian.device) * preconditioner(hamiltonian, reference)[:, None]
 
 
-def preconditioner(hamiltonian: GridHamiltonian) -> torch.Tensor:
-    """Diagonal approximation of ((H − E)²)⁻¹ on the basis."""
-    return 1.0 / (1.0 + (hamiltonian.diagonal / PRECONDITIONER_ENERGY) ** 2)
+def preconditioner(hamiltonian: Box, reference: float) -> torch.Tensor:
+    """Diagonal approximation of ((H − E)²)⁻¹ on the basis, E = `reference` (Hartree):
+    1/((T + V̄ − E)² + E_p²) with T = |k+G|²/2 and V̄ the mean local potential of the box,
+    largest on the plane waves resonant with E (the folded-spectrum preconditioner of
+    Wang and Zunger)."""
+    resonance = hamiltonian.diagonal + hamiltonian.mean_potential - reference
+    return 1.0 / (resonance**2 + PRECONDITIONER_ENERGY**2)
 
 
 def band_edge_states(
@@ -170,7 +175,7 @@ def band_edge_states(
     n_conduction: int,
     *,
     offset: float = 0.1,
-    buffer: int = 4,
+    buffer: int = 8,
     tol: float = 1e-4,
     max_iter: int = 500,
     seed: int = 0,
@@ -179,10 +184,13 @@ def band_edge_states(
     folded-spectrum solves, about E_v = VBM + offset·gap and E_c = CBM − offset·gap of the
     bulk (offset a fraction of the bulk gap, into the gap), valence states below the bulk
     midgap and conduction states above it; `buffer` extra vectors per block; residual
-    tolerance `tol` (Hartree)."""
+    tolerance `tol` (Hartree). At Γ without spinors the solves run on real coordinates
+    (dpp.states.realgamma); the vectors returned are plane-wave coefficients."""
     middle = 0.5 * (edges.vbm + edges.cbm)
+    real = real_gamma(hamiltonian)
+    operator = hamiltonian if real is None else real
     valence = _solve_side(
-        hamiltonian,
+        operator,
         edges.vbm + offset * edges.gap,
         n_valence,
         (-math.inf, middle),
@@ -193,7 +201,7 @@ def band_edge_states(
         seed,
     )
     conduction = _solve_side(
-        hamiltonian,
+        operator,
         edges.cbm - offset * edges.gap,
         n_conduction,
         (middle, math.inf),
@@ -203,11 +211,14 @@ def band_edge_states(
         max_iter,
         seed,
     )
+    if real is not None:
+        valence = replace(valence, vectors=real.to_complex(valence.vectors))
+        conduction = replace(conduction, vectors=real.to_complex(conduction.vectors))
     return EdgeStates(valence, conduction)
 
 
 def _solve_side(
-    hamiltonian: GridHamiltonian,
+    hamiltonian: Box,
     reference: float,
     wanted: int,
     window: tuple[float, float],
@@ -220,13 +231,13 @@ def _solve_side(
     """The folded solve of one side of the gap; when states of the other side crowd the
     block (fewer than `wanted` inside `window`), again with twice the vectors, at most
     RETRIES times (small boxes, whose levels are sparse)."""
-    start = _start(hamiltonian, wanted + buffer, seed)
+    start = _start(hamiltonian, reference, wanted + buffer, seed)
     for attempt in range(RETRIES + 1):
         states = folded_lobpcg(
             hamiltonian,
             start,
             reference,
-            preconditioner(hamiltonian),
+            preconditioner(hamiltonian, reference),
             n_wanted=wanted,
             tol=tol,
             max_iter=max_iter,
@@ -237,6 +248,6 @@ def _solve_side(
         if bool(inside.all()) or attempt == RETRIES:
             return states
         log.info("%s: states of the other side in the block; %d vectors", label, 2 * start.shape[1])
-        extra = _start(hamiltonian, start.shape[1], seed + attempt + 1)
+        extra = _start(hamiltonian, reference, start.shape[1], seed + attempt + 1)
         start = torch.cat([states.vectors, extra[:, : 2 * start.shape[1] - wanted]], dim=1)
     return states

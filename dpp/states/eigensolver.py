@@ -2,10 +2,16 @@
 
 The states nearest a reference energy E are the lowest of (H − E)² (Wang and Zunger's
 folded spectrum). LOBPCG iterates a block X with the preconditioned residuals W and the
-previous directions P, Rayleigh–Ritz on span[X, W, P] of the folded operator; every
+previous directions P, Rayleigh–Ritz on span[X, P, W] of the folded operator; every
 iteration ends with Rayleigh–Ritz of H itself on span X, which separates states that the
 folding makes degenerate (E ± δ) and resolves degenerate levels and Kramers pairs, and
 whose residuals ‖H x − ε x‖ (Hartree) decide convergence.
+
+P and W are orthonormalised against X and each other, their images under H and the
+folded operator carried along by the same linear combinations (no extra H application),
+so that the Rayleigh–Ritz basis stays well conditioned (the usual breakdown of LOBPCG
+when P and X become nearly parallel). Wanted columns whose residual met the tolerance
+are soft-locked: they stay in X but get no new W or P directions.
 """
 
 from __future__ import annotations
@@ -22,32 +28,46 @@ log = logging.getLogger("dpp")
 
 Operator = Callable[[torch.Tensor], torch.Tensor]
 
+DEPENDENT = 1e-10
+"""A direction is dropped as linearly dependent below this fraction of its norm after
+projection, or this Gram eigenvalue (of unit columns, per column)."""
+
 
 @dataclass(frozen=True)
 class InteriorStates:
     """energies (n,) Hartree ascending, vectors (N, n), residuals ‖Hx − εx‖ (n,) Hartree,
-    the iterations used and whether every residual met the tolerance."""
+    the iterations used, the vectors H was applied to (in all) and whether every residual
+    met the tolerance."""
 
     energies: torch.Tensor
     vectors: torch.Tensor
     residuals: torch.Tensor
     iterations: int
+    applications: int
     converged: bool
 
 
-def _orthonormal(block: torch.Tensor, others: torch.Tensor | None = None) -> torch.Tensor:
-    """An orthonormal basis of `block` orthogonal to the orthonormal `others` (columns whose
-    norm vanishes are dropped)."""
-    if others is not None:
-        block = block - others @ (others.mH @ block)
-    gram = block.mH @ block
-    values, vectors = torch.linalg.eigh(gram)
-    keep = values > values.max() * 1e-14
-    basis = block @ (vectors[:, keep] / values[keep].sqrt())
-    if others is not None:
-        basis = basis - others @ (others.mH @ basis)
-    values, vectors = torch.linalg.eigh(basis.mH @ basis)
-    return basis @ (vectors / values.sqrt())
+def _orthonormal(
+    blocks: list[torch.Tensor], others: list[torch.Tensor] | None = None
+) -> list[torch.Tensor]:
+    """blocks[0] made orthonormal and orthogonal to the orthonormal others[0], by two passes
+    of projection and Gram eigen-orthonormalisation of unit-normalised columns (columns
+    that lie in span others[0] to DEPENDENT or repeat earlier ones are dropped); blocks[1:], the
+    images of blocks[0] under linear operators whose images of others[0] are others[1:],
+    transformed alike."""
+    for _ in range(2):
+        before = torch.linalg.vector_norm(blocks[0], dim=0)
+        if others is not None:
+            overlap = others[0].mH @ blocks[0]
+            blocks = [b - o @ overlap for b, o in zip(blocks, others, strict=True)]
+        norms = torch.linalg.vector_norm(blocks[0], dim=0)
+        kept = norms > DEPENDENT * before
+        blocks = [b[:, kept] / norms[kept] for b in blocks]
+        values, vectors = torch.linalg.eigh(blocks[0].mH @ blocks[0])
+        keep = values > DEPENDENT * max(blocks[0].shape[1], 1)
+        transform = vectors[:, keep] / values[keep].sqrt()
+        blocks = [b @ transform for b in blocks]
+    return blocks
 
 
 def _ritz_h(
@@ -69,6 +89,22 @@ def _nearest(
     return torch.argsort(distance)[:count]
 
 
+def _active(
+    energies: torch.Tensor,
+    residuals: torch.Tensor,
+    reference: float,
+    window: tuple[float, float],
+    count: int,
+    tol: float,
+) -> torch.Tensor:
+    """Columns still iterated: all but the wanted ones (as `_nearest`) whose residual met
+    `tol` (soft locking)."""
+    nearest = _nearest(energies, reference, window, count)
+    active = torch.ones(len(energies), dtype=torch.bool, device=energies.device)
+    active[nearest] = residuals[nearest] > tol
+    return active
+
+
 def folded_lobpcg(
     hamiltonian: Operator,
     start: torch.Tensor,
@@ -85,56 +121,61 @@ def folded_lobpcg(
     """The `n_wanted` eigenpairs of H nearest `reference` (Hartree) within `window` (Hartree;
     Ritz values outside it are taken only when too few lie inside).
 
-    start: (N, m) initial block, m ≥ n_wanted (the extra columns speed convergence).
+    start: (N, m) initial block, m ≥ n_wanted (the extra columns speed convergence); real
+    for an H that maps real vectors to real ones (dpp.states.realgamma), else complex.
     preconditioner: (N,) positive diagonal approximating ((H − E)²)⁻¹. Converged when the
     n_wanted nearest Ritz pairs of H have ‖Hx − εx‖ ≤ tol (Hartree).
     """
     began = time.perf_counter()
+    applications = 0
 
-    def folded(h_vectors: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    def apply(vectors: torch.Tensor) -> torch.Tensor:
+        nonlocal applications
+        applications += vectors.shape[1]
+        return hamiltonian(vectors)
+
+    def images(vectors: torch.Tensor) -> list[torch.Tensor]:
+        """[ψ, Hψ, (H − E)²ψ]."""
+        h_vectors = apply(vectors)
         shifted = h_vectors - reference * vectors
-        return hamiltonian(shifted) - reference * shifted
+        return [vectors, h_vectors, apply(shifted) - reference * shifted]
 
-    x = _orthonormal(start)
-    hx = hamiltonian(x)
-    ax = folded(hx, x)
-    p = hp = ap = None
-    energies = residuals = torch.zeros(0)
+    x, hx, ax = images(_orthonormal([start])[0])
+    energies, rotation, residuals = _ritz_h(x, hx)
+    x, hx, ax = x @ rotation, hx @ rotation, ax @ rotation
+    columns = x.shape[1]
+    active = _active(energies, residuals, reference, window, n_wanted, tol)
+    p: list[torch.Tensor] | None = None
     iteration = 0
     for iteration in range(1, max_iter + 1):
         theta = (x.conj() * ax).sum(0).real
-        residual = ax - x * theta
-        blocks = [x] if p is None else [x, p]
-        h_blocks = [hx] if hp is None else [hx, hp]
-        a_blocks = [ax] if ap is None else [ax, ap]
-        w = _orthonormal(preconditioner[:, None] * residual, torch.cat(blocks, dim=1))
-        hw = hamiltonian(w)
-        basis = torch.cat([*blocks, w], dim=1)
-        h_basis = torch.cat([*h_blocks, hw], dim=1)
-        a_basis = torch.cat([*a_blocks, folded(hw, w)], dim=1)
-        gram = basis.mH @ basis
-        small = basis.mH @ a_basis
-        values, vectors = torch.linalg.eigh(gram)
-        keep = values > values.max() * 1e-12
-        whiten = vectors[:, keep] / values[keep].sqrt()
-        folded_small = whiten.mH @ (0.5 * (small + small.mH)) @ whiten
-        _, rotation = torch.linalg.eigh(folded_small)
-        coefficients = whiten @ rotation[:, : x.shape[1]]
+        residual = (ax - x * theta)[:, active]
+        basis = [x, hx, ax]
+        if p is not None:
+            p = _orthonormal(p, basis)
+            basis = [torch.cat(pair, dim=1) for pair in zip(basis, p, strict=True)]
+        (w,) = _orthonormal([preconditioner[:, None] * residual], basis[:1])
+        basis = [torch.cat(pair, dim=1) for pair in zip(basis, images(w), strict=True)]
+        small = basis[0].mH @ basis[2]
+        _, vectors = torch.linalg.eigh(0.5 * (small + small.mH))
+        coefficients = vectors[:, :columns]
         tail = coefficients.clone()
-        tail[: x.shape[1]] = 0
-        p, hp, ap = basis @ tail, h_basis @ tail, a_basis @ tail
-        x, hx, ax = basis @ coefficients, h_basis @ coefficients, a_basis @ coefficients
+        tail[:columns] = 0
+        x, hx, ax = (b @ coefficients for b in basis)
         energies, rotation, residuals = _ritz_h(x, hx)
         x, hx, ax = x @ rotation, hx @ rotation, ax @ rotation
-        nearest = _nearest(energies, reference, window, n_wanted)
-        worst = float(residuals[nearest].max())
+        active = _active(energies, residuals, reference, window, n_wanted, tol)
+        p = [b @ (tail @ rotation[:, active]) for b in basis]
+        worst = float(residuals[_nearest(energies, reference, window, n_wanted)].max())
         if iteration % log_every == 0 or worst <= tol:
             log.info(
-                "%s: iteration %d, largest residual %.3g Ha of %d wanted (%.1f s)",
+                "%s: iteration %d, largest residual %.3g Ha of %d wanted, %d H applications "
+                "(%.1f s)",
                 label,
                 iteration,
                 worst,
                 n_wanted,
+                applications,
                 time.perf_counter() - began,
             )
         if worst <= tol:
@@ -145,5 +186,6 @@ def folded_lobpcg(
         vectors=x[:, nearest],
         residuals=residuals[nearest],
         iterations=iteration,
+        applications=applications,
         converged=bool(residuals[nearest].max() <= tol),
     )

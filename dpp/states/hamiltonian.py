@@ -35,7 +35,7 @@ Operator = Callable[[torch.Tensor], torch.Tensor]
 FormFactors = Callable[[torch.Tensor], torch.Tensor]
 """v_s(q): q (M,) in 1/Bohr → (M, n_kinds) in Hartree·Bohr³."""
 
-FFT_BATCH = 4
+FFT_BATCH = 2
 """Vectors transformed at once (memory: FFT_BATCH × grid points × 16 B)."""
 
 
@@ -58,6 +58,8 @@ class GridHamiltonian:
     strengths: per-atom projector strengths {`soc`: a5, `nl1`: a6, `nl2`: a7} (n_atoms,) of
     physics.md §5.6–5.8; spinor: vectors are (2N, m) spinors (required with `soc`).
     """
+
+    dtype = torch.complex128
 
     def __init__(
         self,
@@ -94,6 +96,7 @@ class GridHamiltonian:
         self.device = torch.device(device)
         k = np.zeros(3) if kpoint is None else np.asarray(kpoint, dtype=np.float64)
         waves = self.labels @ self.reciprocal + k
+        self.gamma = not np.any(k)
         self.spinor = spinor
         self.kinetic = torch.as_tensor(0.5 * (waves * waves).sum(1), device=self.device)
         self.projectors = SeparableProjectors(
@@ -124,6 +127,11 @@ class GridHamiltonian:
     def diagonal(self) -> torch.Tensor:
         """The kinetic energy of every vector component (dim,), Hartree."""
         return self.kinetic.repeat(2) if self.spinor else self.kinetic
+
+    @property
+    def mean_potential(self) -> float:
+        """V(G = 0), the local potential averaged over the box, Hartree."""
+        return float(self.potential_r.mean())
 
     @property
     def n_grid(self) -> int:

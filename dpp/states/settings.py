@@ -78,7 +78,7 @@ class SolverSettings:
     n_conduction: int = 4
     tol: float = 1e-4
     max_iter: int = 500
-    buffer: int = 4
+    buffer: int = 8
     offset: float = 0.1
     device: str = "cpu"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 from ase.units import Bohr
 
-from dpp.io.records import Bundle
 from dpp.physics import AUTOEV
 from dpp.physics.lattice import Lattice
 from dpp.run import FittedRun
@@ -77,14 +76,16 @@ def structures(
     return boxes
 
 
-def _with_cutoff(bundle: Bundle, max_ke: float) -> Bundle:
-    """The bundle with every system's maxKE (Hartree) replaced, so that the bulk band edges
-    and the boxes share one cutoff."""
+def at_cutoff(run: FittedRun, max_ke: float | None) -> FittedRun:
+    """The run with every system's maxKE replaced by `max_ke` (Hartree; None: the fit's), so
+    that the bulk band edges and the boxes share one cutoff."""
+    if max_ke is None:
+        return run
     systems = [
         replace(system, settings=replace(system.settings, max_ke=max_ke))
-        for system in bundle.systems
+        for system in run.bundle.systems
     ]
-    return replace(bundle, systems=systems)
+    return replace(run, bundle=replace(run.bundle, systems=systems))
 
 
 def run_states(
@@ -99,8 +100,7 @@ def run_states(
 ) -> list[BoxResult]:
     """Solve every box and write `<box>/levels.dat`, `<box>/density_<state>.cube`,
     `<box>/levels.png` and, for several nanocrystals, `gap_vs_diameter.dat/.png`."""
-    if solver.max_ke is not None:
-        run = replace(run, bundle=_with_cutoff(run.bundle, solver.max_ke))
+    run = at_cutoff(run, solver.max_ke)
     potential = run.hamiltonian(device=solver.device)
     edges = bulk_edges(potential, solver.valence_bands, structure_settings.system)
     max_ke = run.bundle.systems[structure_settings.system].settings.max_ke
