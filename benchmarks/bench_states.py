@@ -58,7 +58,9 @@ def one_size(args: argparse.Namespace) -> dict:
     ligands = {s: LigandPotential(LIGANDS.get(s, -0.5), LIGAND_WIDTH) for s in run.bundle.species}
     began = time.perf_counter()
     hamiltonian = box_hamiltonian(structure, potential, max_ke, ligands, device=args.device)
-    states = band_edge_states(hamiltonian, edges, args.states, args.states, tol=args.tol)
+    states = band_edge_states(
+        hamiltonian, edges, args.states, args.states, tol=args.tol, max_iter=args.max_iter
+    )
     seconds = time.perf_counter() - began
     return {
         "diameter_nm": args.one,
@@ -100,6 +102,7 @@ def main() -> None:
     parser.add_argument("--margin-nm", type=float, default=0.6)
     parser.add_argument("--max-ke", type=float, default=None, help="Hartree (default: fit's)")
     parser.add_argument("--tol", type=float, default=1e-4, help="residual, Hartree")
+    parser.add_argument("--max-iter", type=int, default=500, help="LOBPCG iterations per solve")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
