@@ -318,6 +318,9 @@ def commented(text: bytes) -> bytes:
     return b"# a comment line\n\n" + b"\n".join(ln + b"   # trailing" if ln else ln for ln in lines)
 
 
+SLOW = pytest.mark.slow
+"""Cases that spawn train.py beyond the two the default run keeps."""
+
 KV = "NN_config.par"
 # fmt: off
 CASES = [
@@ -852,13 +855,30 @@ def _one_error_line(result: subprocess.CompletedProcess) -> str:
 @pytest.mark.parametrize(
     ("mutation", "arguments", "fragment"),
     [
-        (nn("optimizer_lr", "abc"), [], "NN_config.par, line"),
-        (None, ["optimizer.dampin=0.1"], "did you mean 'optimizer.damping'"),
-        (None, ["hydra.run.dir={bundle}/NN_config.par/run"], "cannot write the run directory"),
-        (inp("maxKE", "0"), ["hydra.run.dir={root}/run_maxke"], "key 'maxKE'"),
-        (None, ["paths.output_root=a=b"], "key 'paths.output_root=a=b': malformed override"),
+        pytest.param(
+            nn("optimizer_lr", "abc"), [], "NN_config.par, line", id="nn_config", marks=SLOW
+        ),
+        pytest.param(
+            None, ["optimizer.dampin=0.1"], "did you mean 'optimizer.damping'", id="override"
+        ),
+        pytest.param(
+            None,
+            ["hydra.run.dir={bundle}/NN_config.par/run"],
+            "cannot write the run directory",
+            id="run_dir",
+            marks=SLOW,
+        ),
+        pytest.param(
+            inp("maxKE", "0"), ["hydra.run.dir={root}/run_maxke"], "key 'maxKE'", id="in_job"
+        ),
+        pytest.param(
+            None,
+            ["paths.output_root=a=b"],
+            "key 'paths.output_root=a=b': malformed override",
+            id="malformed",
+            marks=SLOW,
+        ),
     ],
-    ids=["nn_config", "override", "run_dir", "in_job", "malformed"],
 )
 def test_train_py_refuses_with_one_line(
     tmp_path: Path, mutation: Mutation | None, arguments: list[str], fragment: str

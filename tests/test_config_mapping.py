@@ -244,6 +244,7 @@ def test_embedded_example_is_the_default():
     assert settings.model.hidden_layers == (20, 20, 20)
 
 
+@pytest.mark.slow
 def test_monte_carlo_workflow_on_a_gradient_bundle(tmp_path: Path):
     """workflow=monte_carlo on a bundle whose NN_config trains by gradient."""
     folder = small_bundle(tmp_path, n_k=3, max_ke=1.5)

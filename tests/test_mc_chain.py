@@ -140,7 +140,14 @@ def test_final_current_loss_matches_fresh_evaluation(bundle, tmp_path: Path, eng
     assert (run / f"best_pot_{bundle.species[0]}.dat").is_file()
 
 
-@pytest.mark.parametrize(("replicas", "burn_in"), [((), 0), ((4.0, 1.0), 0), ((), 4)])
+@pytest.mark.parametrize(
+    ("replicas", "burn_in"),
+    [
+        ((), 0),
+        pytest.param((4.0, 1.0), 0, marks=pytest.mark.slow),
+        pytest.param((), 4, marks=pytest.mark.slow),
+    ],
+)
 def test_restart_reproduces_uninterrupted_run(bundle, tmp_path: Path, replicas, burn_in) -> None:
     change = {"replica_betas": replicas, "exchange_every": 2, "workers": 2 if replicas else 0}
     change.update(burn_in=burn_in, tune_block=2)

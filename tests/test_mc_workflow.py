@@ -21,6 +21,7 @@ from dpp.physics.observables import deformation_potentials
 MC = ["workflow=monte_carlo", "model.name=ZeroFunction", "mc.progress=false", "seed=3"]
 
 
+@pytest.mark.slow
 def test_workflow_two_temperatures_with_step_files(tmp_path: Path) -> None:
     folder = tiny_bundle(tmp_path / "bundle")
     (folder / "mcOpts1.par").write_text(

@@ -98,6 +98,7 @@ def test_final_and_best_band_files_hold_those_states(chain) -> None:
         assert figures[f"{which}_plotBS.png"].get_suptitle().startswith(f"{which} state, loss")
 
 
+@pytest.mark.slow
 def test_workflow_plot_interval_and_movies(tmp_path: Path) -> None:
     folder = tiny_bundle(tmp_path / "bundle")
     run = tmp_path / "run"

@@ -82,6 +82,7 @@ def test_cspbi3_spin_orbit_maxke6_check_values() -> None:
     np.testing.assert_allclose(bands[::2], bands[1::2], atol=1e-9)  # Kramers pairs
 
 
+@pytest.mark.slow
 def test_nonlocal_term_matters() -> None:
     bundle = shrink_bundle(load_bundle(DATA / "CsPbI3_soc_golden"), 6.0, n_kpoints=1)
     bundle.pp_params[:, 6:8] = 0.0

@@ -136,6 +136,7 @@ def test_fast_dev_run_and_debug_preset_run_one_batch(tmp_path: Path):
         assert [x for x, _ in cost_rows(tmp_path / name / "final_training_cost.dat")] == [1]
 
 
+@pytest.mark.slow
 def test_custom_callback_and_csv_logger_from_the_command_line(tmp_path: Path):
     bundle = small_bundle(tmp_path)
     marks = tmp_path / "marks"
