@@ -30,16 +30,17 @@ import yaml
 from dpp.physics import AUTOEV
 from dpp.run import load_run
 from dpp.states.edges import LigandPotential, band_edge_states, box_hamiltonian, bulk_edges
-from dpp.states.structures import bulk_atoms, nanocrystal, radius_for
-from dpp.states.workflow import NM, at_cutoff
+from dpp.states.settings import LigandSettings, StructureSettings
+from dpp.states.workflow import at_cutoff, structures
 
-LIGANDS = {"Cd": -0.25, "Se": -0.5}
-"""Gaussian amplitudes (Hartree) of the ligands per host species, as conf/states.yaml."""
+STATES_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "states.yaml"
+"""dpp-states' configuration: the ligands of its defaults passivate the dots here too."""
 
-LIGAND_WIDTH = 1.0
-"""Bohr."""
 
-BOND_FRACTION = 0.5
+def default_ligands() -> dict[str, LigandSettings]:
+    """The ligand pseudo-atoms of conf/states.yaml, by host species."""
+    section = yaml.safe_load(STATES_CONFIG.read_text())["ligands"]
+    return {host: LigandSettings(**values) for host, values in section.items()}
 
 
 def one_size(args: argparse.Namespace) -> dict:
@@ -47,17 +48,13 @@ def one_size(args: argparse.Namespace) -> dict:
     run = at_cutoff(load_run(args.run), args.max_ke)
     potential = run.hamiltonian(device=args.device)
     edges = bulk_edges(potential, args.valence_bands)
-    system = run.bundle.systems[0]
-    max_ke = system.settings.max_ke
-    structure = nanocrystal(
-        bulk_atoms(system),
-        radius_for(args.one),
-        args.margin_nm * NM,
-        ligand_fraction={s: BOND_FRACTION for s in run.bundle.species},
-    )
-    ligands = {s: LigandPotential(LIGANDS.get(s, -0.5), LIGAND_WIDTH) for s in run.bundle.species}
+    max_ke = run.bundle.systems[0].settings.max_ke
+    ligands = default_ligands()
+    shape = StructureSettings(diameters_nm=(args.one,), margin_nm=args.margin_nm)
+    ((_, structure, _),) = structures(run, shape, ligands)
+    gaussians = {host: LigandPotential(g.amplitude, g.width) for host, g in ligands.items()}
     began = time.perf_counter()
-    hamiltonian = box_hamiltonian(structure, potential, max_ke, ligands, device=args.device)
+    hamiltonian = box_hamiltonian(structure, potential, max_ke, gaussians, device=args.device)
     states = band_edge_states(
         hamiltonian, edges, args.states, args.states, tol=args.tol, max_iter=args.max_iter
     )

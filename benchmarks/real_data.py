@@ -32,6 +32,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dpp.outputs.physics_report import REPORT_FILE
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "qe"
 TRANSFER = {
@@ -46,7 +48,7 @@ QUIET = ["trainer.enable_progress_bar=false", "outputs.converge_plots=false"]
 
 @dataclass
 class Report:
-    """What a physics_report.md says of each system: RMS (meV), gap error (meV)."""
+    """What a fit's physics report says of each system: RMS (meV), gap error (meV)."""
 
     rms: list[float] = field(default_factory=list)
     gap_error: list[float] = field(default_factory=list)
@@ -82,7 +84,7 @@ def cutoff(bundle: Path, index: int) -> float:
 
 
 def read_report(path: Path) -> Report:
-    """The band RMS and gap error of every system in a physics_report.md (the first state)."""
+    """The band RMS and gap error of every system in a physics report (the first state)."""
     text = path.read_text().split("\n## ")[1]
     report = Report()
     for line in text.splitlines():
@@ -118,14 +120,14 @@ def fit_and_transfer(
     name = "+".join(cases)
     fit = work / f"fit_{name}"
     bundle = work / f"bundle_{name}"
-    if not (reuse and (fit / "physics_report.md").is_file()):
+    if not (reuse and (fit / REPORT_FILE).is_file()):
         convert(cases, bundle, work)
         run(
             [sys.executable, "train.py", f"data.bundle={bundle}", f"trainer.max_epochs={epochs}",
              f"hydra.run.dir={fit}", *QUIET, *overrides],
             work / f"train_{name}.log",
         )  # fmt: skip
-    trained = read_report(fit / "physics_report.md")
+    trained = read_report(fit / REPORT_FILE)
     print(f"\n{name}: {epochs} epochs, turning points of v(q): {turning_points(fit / 'train.log')}")
     for case, rms, gap in zip(cases, trained.rms, trained.gap_error, strict=True):
         print(f"  {case:12s} training   RMS {rms:7.1f} meV   gap error {gap:+7.1f} meV")
@@ -142,7 +144,7 @@ def fit_and_transfer(
                  "state=final", f"hydra.run.dir={out}", *QUIET],
                 work / f"evaluate_{other}_{name}.log",
             )  # fmt: skip
-            moved = read_report(out / "physics_report.md")
+            moved = read_report(out / REPORT_FILE)
             print(
                 f"  {other:12s} transfer   RMS {moved.rms[0]:7.1f} meV   "
                 f"gap error {moved.gap_error[0]:+7.1f} meV"

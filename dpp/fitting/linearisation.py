@@ -19,7 +19,7 @@ residuals (`dpp.fitting.solved_terms`), evaluated in full on every DDP rank.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -322,25 +322,18 @@ def linearise(
         kpoints = [
             torch.arange(g.n_kpoints, device=g.kpoints.device) for g in hamiltonian.geometries
         ]
-    coupling = None
+    # one system's Jacobian at a time, unless a common energy zero needs all bands first
+    parts: Iterable[tuple[torch.Tensor, torch.Tensor]] = (
+        _system_bands(objective, hamiltonian, system, own, combine)
+        for system, own in enumerate(kpoints)
+    )
     if objective.couples_systems:
-        parts = [
-            _system_bands(objective, hamiltonian, system, own, combine)
-            for system, own in enumerate(kpoints)
-        ]
+        parts = list(parts)
         objective.align(hamiltonian, [bands for bands, _ in parts])
-        models = [_system_model(objective, hamiltonian, s, *part) for s, part in enumerate(parts)]
-        coupling = _offset_coupling(objective, hamiltonian, parts)
-    else:
-        models = [
-            _system_model(
-                objective,
-                hamiltonian,
-                system,
-                *_system_bands(objective, hamiltonian, system, own, combine),
-            )
-            for system, own in enumerate(kpoints)
-        ]
+    models = [_system_model(objective, hamiltonian, s, *part) for s, part in enumerate(parts)]
+    coupling = (
+        _offset_coupling(objective, hamiltonian, parts) if objective.couples_systems else None
+    )
     per_system = torch.tensor([model.loss for model in models], dtype=torch.float64)
     terms: dict[str, float] = {}
     solved: list[ResidualModel] = []

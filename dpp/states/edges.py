@@ -152,11 +152,12 @@ def _projector_strengths(
     return strengths
 
 
-def _start(hamiltonian: Box, reference: float, columns: int, seed: int) -> torch.Tensor:
-    """Random vectors (dim, columns) of the operator's dtype, shaped by the preconditioner."""
+def _start(hamiltonian: Box, weights: torch.Tensor, columns: int, seed: int) -> torch.Tensor:
+    """Random vectors (dim, columns) of the operator's dtype, shaped by the preconditioner's
+    `weights` (dim,)."""
     generator = torch.Generator().manual_seed(seed)
     start = torch.randn(hamiltonian.dim, columns, generator=generator, dtype=hamiltonian.dtype)
-    return start.to(hamiltonian.device) * preconditioner(hamiltonian, reference)[:, None]
+    return start.to(hamiltonian.device) * weights[:, None]
 
 
 def preconditioner(hamiltonian: Box, reference: float) -> torch.Tensor:
@@ -231,13 +232,14 @@ def _solve_side(
     """The folded solve of one side of the gap; when states of the other side crowd the
     block (fewer than `wanted` inside `window`), again with twice the vectors, at most
     RETRIES times (small boxes, whose levels are sparse)."""
-    start = _start(hamiltonian, reference, wanted + buffer, seed)
+    weights = preconditioner(hamiltonian, reference)
+    start = _start(hamiltonian, weights, wanted + buffer, seed)
     for attempt in range(RETRIES + 1):
         states = folded_lobpcg(
             hamiltonian,
             start,
             reference,
-            preconditioner(hamiltonian, reference),
+            weights,
             n_wanted=wanted,
             tol=tol,
             max_iter=max_iter,
@@ -248,6 +250,6 @@ def _solve_side(
         if bool(inside.all()) or attempt == RETRIES:
             return states
         log.info("%s: states of the other side in the block; %d vectors", label, 2 * start.shape[1])
-        extra = _start(hamiltonian, reference, start.shape[1], seed + attempt + 1)
+        extra = _start(hamiltonian, weights, start.shape[1], seed + attempt + 1)
         start = torch.cat([states.vectors, extra[:, : 2 * start.shape[1] - wanted]], dim=1)
     return states
