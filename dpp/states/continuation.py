@@ -96,6 +96,15 @@ def _prolonged(coarse: GridHamiltonian, fine: GridHamiltonian, states: EdgeState
     return EdgeStates(*sides)
 
 
+def _moved_edges(states: EdgeStates, coarse: BulkEdges, fine: BulkEdges) -> BulkEdges:
+    """The box's own band edges at the finer cutoff, predicted: those of its coarse `states`
+    moved as the bulk band edges move from `coarse` to `fine` (Hartree)."""
+    return BulkEdges(
+        vbm=float(states.valence.energies.max()) + fine.vbm - coarse.vbm,
+        cbm=float(states.conduction.energies.min()) + fine.cbm - coarse.cbm,
+    )
+
+
 def solve_box(
     structure: Structure,
     levels: list[Level],
@@ -104,13 +113,25 @@ def solve_box(
     name: str = "box",
 ) -> BoxSolve:
     """The band-edge states of `structure` at the last level's cutoff: one box and solve per
-    level, the first from random vectors, each later one from the states of the level
-    before, prolonged."""
+    level, the first from random vectors folded about the bulk band edges, each later one
+    from the states of the level before, prolonged, folded about the box's own edges
+    predicted from them (`_moved_edges`: closer to the wanted states than the bulk's, which
+    speeds the folded solve; the offset is then a fraction of the box's gap)."""
     coarse: GridHamiltonian | None = None
     states: EdgeStates | None = None
+    edges = levels[0].edges
     plane_waves, applications, seconds = [], [], []
-    for level in levels:
+    for previous, level in zip([None, *levels], levels, strict=False):
         began = time.perf_counter()
+        if previous is not None:
+            edges = _moved_edges(states, previous.edges, level.edges)
+            log.info(
+                "%s: maxKE %g Ha folds about the predicted VBM %.4f eV, CBM %.4f eV",
+                name,
+                level.max_ke,
+                edges.vbm * AUTOEV,
+                edges.cbm * AUTOEV,
+            )
         hamiltonian = box_hamiltonian(
             structure, level.potential, level.max_ke, ligands, device=solver.device
         )
@@ -127,7 +148,7 @@ def solve_box(
         start = None if coarse is None else _prolonged(coarse, hamiltonian, states)
         states = band_edge_states(
             hamiltonian,
-            level.edges,
+            edges,
             solver.n_valence,
             solver.n_conduction,
             offset=solver.offset,
