@@ -9,6 +9,9 @@ train.py, or a checkpoint and bundle (a run folder is written for them):
     python benchmarks/bench_states.py \
         --checkpoint tests/data/extras/nn_zbCdSe/epoch_199_PPmodel.pth \
         --model Net_relu_xavier_decay2 --bundle dpp/data/examples/zb_CdSe --diameters 1.5
+
+`--coarse-ke` sets the cutoff continuation as dpp-states' `solver.coarse_ke` (default: its
+default; `--coarse-ke` with no value: off, the direct solve).
 """
 
 from __future__ import annotations

@@ -69,13 +69,14 @@ class SolverSettings:
     maxKE). valence_bands: valence bands of the bulk primitive cell (spatial; spinor with
     spin–orbit), for its band edges. n_valence, n_conduction: states wanted below and above
     the gap. tol: residual ‖Hψ − εψ‖ (Hartree). offset: the folding energies lie this
-    fraction of the bulk gap inside it from the VBM and CBM. buffer: extra vectors per
-    block. device: cpu or cuda. coarse_ke: cutoffs (Hartree, ascending) of the cutoff
-    continuation, each box solved at them first, each solve starting the next
-    (dpp.states.continuation); those at or above the box cutoff are skipped, () is off."""
+    fraction of the gap inside it from the VBM and CBM (of the bulk; after a coarser level,
+    of the box as predicted from it). buffer: extra vectors per block. device: cpu or cuda.
+    coarse_ke: cutoffs (Hartree, ascending) of the cutoff continuation, each box solved at
+    them first, each solve starting the next (dpp.states.continuation); those at or above
+    the box cutoff are skipped, () is off."""
 
     max_ke: float | None = None
-    coarse_ke: tuple[float, ...] = (2.5,)
+    coarse_ke: tuple[float, ...] = (2.5, 5.0)
     valence_bands: int = 4
     n_valence: int = 4
     n_conduction: int = 4
