@@ -9,6 +9,9 @@ train.py, or a checkpoint and bundle (a run folder is written for them):
     python benchmarks/bench_states.py \
         --checkpoint tests/data/extras/nn_zbCdSe/epoch_199_PPmodel.pth \
         --model Net_relu_xavier_decay2 --bundle dpp/data/examples/zb_CdSe --diameters 1.5
+
+`--coarse-ke` sets the cutoff continuation as dpp-states' `solver.coarse_ke` (default: its
+default; `--coarse-ke` with no value: off, the direct solve).
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ import yaml
 
 from dpp.physics import AUTOEV
 from dpp.run import load_run
-from dpp.states.edges import LigandPotential, band_edge_states, box_hamiltonian, bulk_edges
-from dpp.states.settings import LigandSettings, StructureSettings
-from dpp.states.workflow import at_cutoff, structures
+from dpp.states.continuation import solve_box
+from dpp.states.edges import LigandPotential
+from dpp.states.settings import LigandSettings, SolverSettings, StructureSettings
+from dpp.states.workflow import cutoff_levels, structures
 
 STATES_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "states.yaml"
 """dpp-states' configuration: the ligands of its defaults passivate the dots here too."""
@@ -44,32 +48,45 @@ def default_ligands() -> dict[str, LigandSettings]:
 
 
 def one_size(args: argparse.Namespace) -> dict:
-    """Solve one nanocrystal; its numbers as a dict."""
-    run = at_cutoff(load_run(args.run), args.max_ke)
-    potential = run.hamiltonian(device=args.device)
-    edges = bulk_edges(potential, args.valence_bands)
-    max_ke = run.bundle.systems[0].settings.max_ke
+    """Solve one nanocrystal as dpp-states does (cutoff continuation through --coarse-ke);
+    its numbers as a dict (time from the first box built, bulk band edges excluded)."""
+    run = load_run(args.run)
+    solver = SolverSettings(
+        max_ke=args.max_ke,
+        coarse_ke=tuple(args.coarse_ke),
+        valence_bands=args.valence_bands,
+        n_valence=args.states,
+        n_conduction=args.states,
+        tol=args.tol,
+        max_iter=args.max_iter,
+        device=args.device,
+    )
+    levels = cutoff_levels(run, solver)
     ligands = default_ligands()
     shape = StructureSettings(diameters_nm=(args.one,), margin_nm=args.margin_nm)
     ((_, structure, _),) = structures(run, shape, ligands)
     gaussians = {host: LigandPotential(g.amplitude, g.width) for host, g in ligands.items()}
     began = time.perf_counter()
-    hamiltonian = box_hamiltonian(structure, potential, max_ke, gaussians, device=args.device)
-    states = band_edge_states(
-        hamiltonian, edges, args.states, args.states, tol=args.tol, max_iter=args.max_iter
-    )
+    solve = solve_box(structure, levels, gaussians, solver)
     seconds = time.perf_counter() - began
+    states = solve.states
     return {
         "diameter_nm": args.one,
         "atoms": len(structure.kinds),
         "host_atoms": structure.n_host_atoms,
-        "plane_waves": hamiltonian.n_basis,
-        "grid": list(hamiltonian.shape),
+        "plane_waves": solve.hamiltonian.n_basis,
+        "grid": list(solve.hamiltonian.shape),
         "seconds": seconds,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "gap_ev": states.gap * AUTOEV,
         "iterations": [states.valence.iterations, states.conduction.iterations],
         "applications": states.valence.applications + states.conduction.applications,
+        "levels": [
+            {"max_ke": level.max_ke, "plane_waves": n, "applications": a, "seconds": t}
+            for level, n, a, t in zip(
+                levels, solve.plane_waves, solve.applications, solve.seconds, strict=True
+            )
+        ],
         "converged": states.converged,
     }
 
@@ -98,6 +115,13 @@ def main() -> None:
     parser.add_argument("--valence-bands", type=int, default=4)
     parser.add_argument("--margin-nm", type=float, default=0.6)
     parser.add_argument("--max-ke", type=float, default=None, help="Hartree (default: fit's)")
+    parser.add_argument(
+        "--coarse-ke",
+        type=float,
+        nargs="*",
+        default=list(SolverSettings.coarse_ke),
+        help="continuation cutoffs, Hartree, ascending (none: off; default: dpp-states')",
+    )
     parser.add_argument("--tol", type=float, default=1e-4, help="residual, Hartree")
     parser.add_argument("--max-iter", type=int, default=500, help="LOBPCG iterations per solve")
     parser.add_argument("--device", default="cpu")
@@ -125,6 +149,7 @@ def main() -> None:
                 f"peak {row['peak_mb']:.0f} MB ({row['peak_mb'] / row['atoms']:.2f} MB/atom)  "
                 f"gap {row['gap_ev']:.3f} eV  iterations {row['iterations']}  "
                 f"H applications {row['applications']}  "
+                f"levels {[(lv['max_ke'], lv['applications']) for lv in row['levels']]}  "
                 f"{'converged' if row['converged'] else 'NOT converged'}",
                 flush=True,
             )

@@ -180,16 +180,26 @@ def band_edge_states(
     tol: float = 1e-4,
     max_iter: int = 500,
     seed: int = 0,
+    start: EdgeStates | None = None,
 ) -> EdgeStates:
     """The `n_valence` highest valence and `n_conduction` lowest conduction states: two
     folded-spectrum solves, about E_v = VBM + offset·gap and E_c = CBM − offset·gap of the
     bulk (offset a fraction of the bulk gap, into the gap), valence states below the bulk
-    midgap and conduction states above it; `buffer` extra vectors per block; residual
-    tolerance `tol` (Hartree). At Γ without spinors the solves run on real coordinates
+    midgap and conduction states above it; `buffer` extra vectors per block (random start);
+    residual tolerance `tol` (Hartree). start: states whose vectors and buffers (plane-wave
+    coefficients on this basis, dpp.states.continuation) start the solves in place of
+    random vectors. At Γ without spinors the solves run on real coordinates
     (dpp.states.realgamma); the vectors returned are plane-wave coefficients."""
     middle = 0.5 * (edges.vbm + edges.cbm)
     real = real_gamma(hamiltonian)
     operator = hamiltonian if real is None else real
+
+    def block(side: InteriorStates | None) -> torch.Tensor | None:
+        if side is None:
+            return None
+        vectors = torch.cat([side.vectors, side.buffer], dim=1)
+        return vectors if real is None else real.to_real(vectors)
+
     valence = _solve_side(
         operator,
         edges.vbm + offset * edges.gap,
@@ -200,6 +210,7 @@ def band_edge_states(
         tol,
         max_iter,
         seed,
+        block(None if start is None else start.valence),
     )
     conduction = _solve_side(
         operator,
@@ -211,10 +222,13 @@ def band_edge_states(
         tol,
         max_iter,
         seed,
+        block(None if start is None else start.conduction),
     )
     if real is not None:
-        valence = replace(valence, vectors=real.to_complex(valence.vectors))
-        conduction = replace(conduction, vectors=real.to_complex(conduction.vectors))
+        valence, conduction = (
+            replace(s, vectors=real.to_complex(s.vectors), buffer=real.to_complex(s.buffer))
+            for s in (valence, conduction)
+        )
     return EdgeStates(valence, conduction)
 
 
@@ -228,12 +242,15 @@ def _solve_side(
     tol: float,
     max_iter: int,
     seed: int,
+    start: torch.Tensor | None = None,
 ) -> InteriorStates:
-    """The folded solve of one side of the gap; when states of the other side crowd the
-    block (fewer than `wanted` inside `window`), again with twice the vectors, at most
-    RETRIES times (small boxes, whose levels are sparse)."""
+    """The folded solve of one side of the gap from the block `start` (None: `wanted` +
+    `buffer` random vectors); when states of the other side crowd the block (fewer than
+    `wanted` inside `window`), again with twice the vectors, at most RETRIES times (small
+    boxes, whose levels are sparse)."""
     weights = preconditioner(hamiltonian, reference)
-    start = _start(hamiltonian, weights, wanted + buffer, seed)
+    if start is None:
+        start = _start(hamiltonian, weights, wanted + buffer, seed)
     for attempt in range(RETRIES + 1):
         states = folded_lobpcg(
             hamiltonian,

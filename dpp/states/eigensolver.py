@@ -37,10 +37,12 @@ projection, or this Gram eigenvalue (of unit columns, per column)."""
 class InteriorStates:
     """energies (n,) Hartree ascending, vectors (N, n), residuals ‖Hx − εx‖ (n,) Hartree,
     the iterations used, the vectors H was applied to (in all) and whether every residual
-    met the tolerance."""
+    met the tolerance; buffer (N, m − n): the final block's other Ritz vectors (a start for
+    a further solve with the vectors)."""
 
     energies: torch.Tensor
     vectors: torch.Tensor
+    buffer: torch.Tensor
     residuals: torch.Tensor
     iterations: int
     applications: int
@@ -181,9 +183,12 @@ def folded_lobpcg(
         if worst <= tol:
             break
     nearest = torch.sort(_nearest(energies, reference, window, n_wanted)).values
+    others = torch.ones(columns, dtype=torch.bool, device=x.device)
+    others[nearest] = False
     return InteriorStates(
         energies=energies[nearest],
         vectors=x[:, nearest],
+        buffer=x[:, others],
         residuals=residuals[nearest],
         iterations=iteration,
         applications=applications,

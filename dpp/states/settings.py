@@ -69,10 +69,14 @@ class SolverSettings:
     maxKE). valence_bands: valence bands of the bulk primitive cell (spatial; spinor with
     spin–orbit), for its band edges. n_valence, n_conduction: states wanted below and above
     the gap. tol: residual ‖Hψ − εψ‖ (Hartree). offset: the folding energies lie this
-    fraction of the bulk gap inside it from the VBM and CBM. buffer: extra vectors per
-    block. device: cpu or cuda."""
+    fraction of the gap inside it from the VBM and CBM (of the bulk; after a coarser level,
+    of the box as predicted from it). buffer: extra vectors per block. device: cpu or cuda.
+    coarse_ke: cutoffs (Hartree, ascending) of the cutoff continuation, each box solved at
+    them first, each solve starting the next (dpp.states.continuation); those at or above
+    the box cutoff are skipped, () is off."""
 
     max_ke: float | None = None
+    coarse_ke: tuple[float, ...] = (2.5, 5.0)
     valence_bands: int = 4
     n_valence: int = 4
     n_conduction: int = 4
@@ -83,6 +87,7 @@ class SolverSettings:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "coarse_ke", _cutoffs(self.coarse_ke))
         for name in ("valence_bands", "n_valence", "n_conduction", "max_iter"):
             if getattr(self, name) < 1:
                 raise SettingError(name, "too small", expected=">= 1", found=getattr(self, name))
@@ -94,3 +99,23 @@ class SolverSettings:
             )
         if self.max_ke is not None and not self.max_ke > 0:
             raise SettingError("max_ke", "non-positive cutoff", expected="> 0", found=self.max_ke)
+
+
+def _cutoffs(values: object) -> tuple[float, ...]:
+    """`coarse_ke` as a tuple of ascending positive cutoffs (Hartree)."""
+    expected = "a list of ascending cutoffs > 0 (Hartree), [] for none"
+    try:
+        if isinstance(values, str):
+            raise TypeError
+        cutoffs = tuple(float(e) for e in values)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise SettingError(
+            "coarse_ke", "not a list of cutoffs", expected=expected, found=values
+        ) from None
+    if not all(e > 0 for e in cutoffs) or any(
+        b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)
+    ):
+        raise SettingError(
+            "coarse_ke", "bad continuation cutoffs", expected=expected, found=list(cutoffs)
+        )
+    return cutoffs

@@ -8,20 +8,14 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 from ase.units import Bohr
 
 from dpp.physics import AUTOEV
 from dpp.physics.lattice import Lattice
 from dpp.run import FittedRun
 from dpp.states import report
-from dpp.states.edges import (
-    EdgeStates,
-    LigandPotential,
-    band_edge_states,
-    box_hamiltonian,
-    bulk_edges,
-)
+from dpp.states.continuation import Level, solve_box
+from dpp.states.edges import EdgeStates, LigandPotential, bulk_edges
 from dpp.states.settings import LigandSettings, SolverSettings, StructureSettings
 from dpp.states.structures import (
     Structure,
@@ -88,6 +82,29 @@ def at_cutoff(run: FittedRun, max_ke: float | None) -> FittedRun:
     return replace(run, bundle=replace(run.bundle, systems=systems))
 
 
+def cutoff_levels(run: FittedRun, solver: SolverSettings, system: int = 0) -> list[Level]:
+    """The continuation's levels: the fit's potential and the bulk band edges of the bundle
+    `system` at each cutoff of `solver.coarse_ke` below the box cutoff (`solver.max_ke`,
+    None: the system's maxKE), then at the box cutoff."""
+    fine = at_cutoff(run, solver.max_ke)
+    max_ke = fine.bundle.systems[system].settings.max_ke
+    runs = [at_cutoff(run, e) for e in solver.coarse_ke if e < max_ke] + [fine]
+    levels = []
+    for level_run in runs:
+        potential = level_run.hamiltonian(device=solver.device)
+        edges = bulk_edges(potential, solver.valence_bands, system)
+        cutoff = level_run.bundle.systems[system].settings.max_ke
+        log.info(
+            "bulk band edges of the fit at maxKE %g Ha: VBM %.4f eV, CBM %.4f eV, gap %.4f eV",
+            cutoff,
+            edges.vbm * AUTOEV,
+            edges.cbm * AUTOEV,
+            edges.gap * AUTOEV,
+        )
+        levels.append(Level(cutoff, potential, edges))
+    return levels
+
+
 def run_states(
     run: FittedRun,
     structure_settings: StructureSettings,
@@ -100,41 +117,14 @@ def run_states(
 ) -> list[BoxResult]:
     """Solve every box and write `<box>/levels.dat`, `<box>/density_<state>.cube`,
     `<box>/levels.png` and, for several nanocrystals, `gap_vs_diameter.dat/.png`."""
-    run = at_cutoff(run, solver.max_ke)
-    potential = run.hamiltonian(device=solver.device)
-    edges = bulk_edges(potential, solver.valence_bands, structure_settings.system)
-    max_ke = run.bundle.systems[structure_settings.system].settings.max_ke
-    log.info(
-        "bulk band edges of the fit at maxKE %g Ha: VBM %.4f eV, CBM %.4f eV, gap %.4f eV",
-        max_ke,
-        edges.vbm * AUTOEV,
-        edges.cbm * AUTOEV,
-        edges.gap * AUTOEV,
-    )
+    levels = cutoff_levels(run, solver, structure_settings.system)
+    edges = levels[-1].edges
     gaussians = {h: LigandPotential(g.amplitude, g.width) for h, g in ligands.items()}
     results = []
     for name, structure, diameter in structures(run, structure_settings, ligands):
         began = time.perf_counter()
-        hamiltonian = box_hamiltonian(structure, potential, max_ke, gaussians, device=solver.device)
-        log.info(
-            "%s: %d atoms (%d host), box %.2f Bohr, %d plane waves, FFT grid %s",
-            name,
-            len(structure.kinds),
-            structure.n_host_atoms,
-            float(np.linalg.norm(structure.cell, axis=1).max()),
-            hamiltonian.n_basis,
-            "x".join(map(str, hamiltonian.shape)),
-        )
-        states = band_edge_states(
-            hamiltonian,
-            edges,
-            solver.n_valence,
-            solver.n_conduction,
-            offset=solver.offset,
-            buffer=solver.buffer,
-            tol=solver.tol,
-            max_iter=solver.max_iter,
-        )
+        solve = solve_box(structure, levels, gaussians, solver, name)
+        hamiltonian, states = solve.hamiltonian, solve.states
         seconds = time.perf_counter() - began
         if not states.converged:
             log.warning(
