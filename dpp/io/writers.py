@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dpp.slots import LEGACY_SLOTS
+
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write `data` to a temporary file next to `path`, then move it into place, so a reader
@@ -134,9 +136,12 @@ def write_parameter_dump(
 
 
 def write_species_params(path: str | Path, params: np.ndarray, fmt: str | None = None) -> Path:
-    """`best_<S>Params.dat`: one value per line (a0..a8); plain float text, or `fmt` such as
-    `"%.14f"` for the analytic Monte Carlo engine."""
+    """`best_<S>Params.dat`: one value per line, a0..a8 and a9 when it is non-zero (so that
+    files without the s-channel keep the original's nine numbers); plain float text, or
+    `fmt` such as `"%.14f"` for the analytic Monte Carlo engine."""
     values = np.asarray(params, float).ravel()
+    if not np.any(values[LEGACY_SLOTS:]):
+        values = values[:LEGACY_SLOTS]
     return write_text_atomic(
         path, "".join((repr(float(v)) if fmt is None else fmt % v) + "\n" for v in values)
     )
@@ -145,7 +150,7 @@ def write_species_params(path: str | Path, params: np.ndarray, fmt: str | None =
 def write_species_tables(
     folder: Path, prefix: str, species: Sequence[str], table: np.ndarray, fmt: str | None
 ) -> None:
-    """`<prefix>_<S>Params.dat` for every species: a0..a8, one per line."""
+    """`<prefix>_<S>Params.dat` for every species: a0..a8 (a9), one per line."""
     for symbol, row in zip(species, table, strict=True):
         write_species_params(folder / f"{prefix}_{symbol}Params.dat", row, fmt)
 
