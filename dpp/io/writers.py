@@ -135,16 +135,20 @@ def write_parameter_dump(
     return write_text_atomic(path, "".join(blocks))
 
 
-def write_species_params(path: str | Path, params: np.ndarray, fmt: str | None = None) -> Path:
-    """`best_<S>Params.dat`: one value per line, a0..a8 and a9 when it is non-zero (so that
-    files without the s-channel keep the original's nine numbers); plain float text, or
-    `fmt` such as `"%.14f"` for the analytic Monte Carlo engine."""
+def species_params_text(params: np.ndarray, fmt: str | None = None) -> str:
+    """One value per line, a0..a8 and a9 when it is non-zero (so that files without the
+    s-channel keep the original's nine numbers); plain float text, or `fmt` such as
+    `"%.14f"`."""
     values = np.asarray(params, float).ravel()
     if not np.any(values[LEGACY_SLOTS:]):
         values = values[:LEGACY_SLOTS]
-    return write_text_atomic(
-        path, "".join((repr(float(v)) if fmt is None else fmt % v) + "\n" for v in values)
-    )
+    return "".join((repr(float(v)) if fmt is None else fmt % v) + "\n" for v in values)
+
+
+def write_species_params(path: str | Path, params: np.ndarray, fmt: str | None = None) -> Path:
+    """`best_<S>Params.dat` (species_params_text): plain float text, or `fmt` such as
+    `"%.14f"` for the analytic Monte Carlo engine."""
+    return write_text_atomic(path, species_params_text(params, fmt))
 
 
 def write_species_tables(
