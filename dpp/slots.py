@@ -1,4 +1,4 @@
-"""The nine parameter slots a0..a8 of every species (physics.md §4), defined once.
+"""The ten parameter slots a0..a9 of every species (physics.md §4), defined once.
 
 Every table of species parameters is (n_species, N_SLOTS) in this order; code names a slot
 by its member (`Slot.SPIN_ORBIT`), never by a bare number.
@@ -11,7 +11,8 @@ from enum import IntEnum
 
 class Slot(IntEnum):
     """Column of a parameter table: a0..a3 Wang–Zunger (a0 in Hartree·Bohr³, a1 in 1/Bohr²,
-    a2 dimensionless, a3 in Bohr²), a4 long range, a5 spin–orbit, a6/a7 nonlocal, a8 strain."""
+    a2 dimensionless, a3 in Bohr²), a4 long range, a5 spin–orbit, a6/a7 nonlocal
+    l = 1, a8 strain, a9 nonlocal l = 0."""
 
     A0 = 0
     A1 = 1
@@ -22,6 +23,7 @@ class Slot(IntEnum):
     NONLOCAL_1 = 6
     NONLOCAL_2 = 7
     STRAIN = 8
+    NONLOCAL_0 = 9
 
 
 N_SLOTS = len(Slot)
@@ -32,6 +34,9 @@ WANG_ZUNGER = (Slot.A0, Slot.A1, Slot.A2, Slot.A3)
 
 NONLOCAL = (Slot.NONLOCAL_1, Slot.NONLOCAL_2)
 """The two nonlocal l = 1 channels."""
+
+LEGACY_SLOTS = 9
+"""Slots a0..a8 of the original's parameter files; a9 (the l = 0 channel) is optional."""
 
 SPIN_ORBIT_NONLOCAL = (Slot.SPIN_ORBIT, *NONLOCAL)
 """The projector strengths moved together by Monte Carlo modes and perturbation kicks."""

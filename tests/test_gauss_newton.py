@@ -29,6 +29,7 @@ from dpp.fitting.terms import GlobalTerm
 from dpp.io import load_bundle
 from dpp.models import build_model
 from dpp.physics import PhysicsOptions, build_hamiltonian
+from dpp.slots import Slot
 from dpp.training.callbacks.perturbation import Perturbation
 
 REPO_DATA = INGAASP.parent
@@ -103,13 +104,16 @@ def test_degenerate_states_share_their_mean_derivative():
     torch.testing.assert_close(mean, expected)
 
 
-@pytest.mark.parametrize("slots", [(), (4, 5, 6, 7, 8)])
+@pytest.mark.parametrize("slots", [(), (4, 5, 6, 7, 8), (5, 6, 7, 9)])
 def test_spin_orbit_linearisation_gradient(tmp_path, slots: tuple[int, ...]):
     """With spinors (CsPbI3, spin–orbit and nonlocal terms) the model's slope is the
     autograd gradient too, with the analytic slots `slots` trained beside the network as
-    extra columns (spin–orbit a5, nonlocal a6/a7 at fixed v; long range a4 and strain a8
-    also through v)."""
+    extra columns (spin–orbit a5, nonlocal a6/a7 and the s-channel a9 at fixed v; long
+    range a4 and strain a8 also through v)."""
     data = load_bundle(small_bundle(tmp_path, REPO_DATA / "CsPbI3_soc", n_k=2, max_ke=2.0))
+    s_channel = Slot.NONLOCAL_0 in slots
+    if s_channel:
+        data.pp_params[:, Slot.NONLOCAL_0] = [0.3, -0.2, 0.1]
     network = build_model(
         "Net_celu_HeInit_decayGaussian",
         [6, 6],
@@ -117,7 +121,7 @@ def test_spin_orbit_linearisation_gradient(tmp_path, slots: tuple[int, ...]):
         gaussian_std=2.0,
         generator=torch.Generator().manual_seed(1),
     )
-    options = PhysicsOptions(spin_orbit=True)
+    options = PhysicsOptions(spin_orbit=True, nonlocal_s=s_channel)
     hamiltonian = build_hamiltonian(data, network, options, train_slots=slots)
     objective = training_objective(data, LossSettings())
     assert unsupported(objective, hamiltonian) is None
@@ -138,19 +142,21 @@ def test_spin_orbit_linearisation_gradient(tmp_path, slots: tuple[int, ...]):
 
 
 def test_analytic_parameters_train_with_gauss_newton(bundle):
-    """Trained analytic slots (nonlocal strengths without spinors) are extra columns of the
-    model: the Gauss–Newton fit moves them and lowers the loss, without the fallback."""
+    """Trained analytic slots (the nonlocal l = 1 and s-channel strengths without spinors)
+    are extra columns of the model: the Gauss–Newton fit moves them and lowers the loss,
+    without the fallback."""
     module = gauss_newton_module(bundle, inner_iterations=50)
-    options = PhysicsOptions(nonlocal_without_soc=True)
+    options = PhysicsOptions(nonlocal_without_soc=True, nonlocal_s=True)
     module.hamiltonian = build_hamiltonian(
-        bundle, module.hamiltonian.model, options, train_slots=(6, 7)
+        bundle, module.hamiltonian.model, options, train_slots=(6, 7, 9)
     )
     start = module.hamiltonian.pp_free.detach().clone()
     train(module, 3)
     assert isinstance(module.optimizers().optimizer, FunctionSpaceGaussNewton)
     losses = [value for _, value in module.train_history]
     assert losses[-1] < losses[0]
-    assert not torch.equal(module.hamiltonian.pp_free.detach(), start)
+    moved = module.hamiltonian.pp_free.detach() != start
+    assert bool(moved.reshape(-1, 3).all(dim=0).all()), "a6, a7 and a9 of every species move"
 
 
 def gauss_newton_module(bundle, **options):

@@ -12,6 +12,9 @@ import pytest
 import dpp
 from dpp.errors import InputError
 from dpp.io import load_bundle
+from dpp.io.params import read_species_params
+from dpp.io.writers import write_species_params
+from dpp.slots import N_SLOTS, Slot
 
 DATA = Path(__file__).parent / "data"
 ZB_CDSE = Path(dpp.__file__).parent / "data" / "examples" / "zb_CdSe"
@@ -51,7 +54,7 @@ def test_shipped_bundles_load(name: str) -> None:
         warnings.simplefilter("error")
         bundle = load_bundle(path)
     assert bundle.species == species
-    assert bundle.pp_params.shape == (len(species), 9)
+    assert bundle.pp_params.shape == (len(species), N_SLOTS)
     assert len(bundle.systems) == n_systems
     for index, system in enumerate(bundle.systems):
         assert system.index == index
@@ -82,7 +85,7 @@ def test_five_number_params_go_to_strain_slot(bundle: Path) -> None:
     with pytest.warns(UserWarning, match=r"init_CdParams.par.*strain slot a8"):
         loaded = load_bundle(bundle)
     np.testing.assert_allclose(
-        loaded.pp_params[0], [-31.4518, 1.389, -0.0502, 1.6603] + [0] * 4 + [0.0586]
+        loaded.pp_params[0], [-31.4518, 1.389, -0.0502, 1.6603] + [0] * 4 + [0.0586, 0]
     )
     long_range = load_bundle(bundle, fifth_param="long_range")
     assert long_range.pp_params[0, 4] == pytest.approx(0.0586)
@@ -92,7 +95,19 @@ def test_five_number_params_go_to_strain_slot(bundle: Path) -> None:
 def test_four_number_params_pad_with_zeros(bundle: Path) -> None:
     (bundle / "init_SeParams.par").write_text("# a0..a3\n1 2\n3 4  # inline comment\n")
     loaded = load_bundle(bundle)
-    np.testing.assert_allclose(loaded.pp_params[1], [1, 2, 3, 4, 0, 0, 0, 0, 0])
+    np.testing.assert_allclose(loaded.pp_params[1], [1, 2, 3, 4, 0, 0, 0, 0, 0, 0])
+
+
+def test_ten_number_params_carry_the_s_channel(bundle: Path, tmp_path: Path) -> None:
+    """a9 is the 10th number; written files keep nine numbers while a9 = 0."""
+    (bundle / "init_SeParams.par").write_text(" ".join(map(str, range(1, 11))) + "\n")
+    loaded = load_bundle(bundle)
+    assert loaded.pp_params[1, Slot.NONLOCAL_0] == 10
+    write_species_params(tmp_path / "with.dat", loaded.pp_params[1])
+    write_species_params(tmp_path / "without.dat", loaded.pp_params[0])
+    assert len((tmp_path / "with.dat").read_text().split()) == 10
+    assert len((tmp_path / "without.dat").read_text().split()) == 9
+    np.testing.assert_array_equal(read_species_params(tmp_path / "with.dat"), loaded.pp_params[1])
 
 
 def test_reference_optional_only_on_request(bundle: Path) -> None:

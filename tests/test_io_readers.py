@@ -160,7 +160,7 @@ def test_param_steps(tmp_path: Path) -> None:
         read_param_steps(tmp_path, ("Cd", "Se"), params)
     write(tmp_path, "SeParamSteps.par", "0\n" * 9)
     steps = read_param_steps(tmp_path, ("Cd", "Se"), params)
-    np.testing.assert_allclose(steps[0], [0.1, 0.2, 0.3, 0.4, 0.5, 0, 0, 0, 0])
+    np.testing.assert_allclose(steps[0], [0.1, 0.2, 0.3, 0.4, 0.5, 0, 0, 0, 0, 0])
     write(tmp_path, "SeParamSteps.par", "0\n-1\n0\n0\n0\n")
     with pytest.raises(InputError, match="SeParamSteps.par, line 2: negative step"):
         read_param_steps(tmp_path, ("Cd", "Se"), params)

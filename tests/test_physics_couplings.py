@@ -29,6 +29,7 @@ from dpp.physics.couplings import (
     potential_derivative_elements,
 )
 from dpp.physics.eigensolver import lowest_eigh_raw
+from dpp.slots import Slot
 
 COUPLE = DATA / "extras" / "couple"
 MONTECARLO = DATA / "extras" / "montecarlo"
@@ -58,6 +59,8 @@ def cdse(
     system = SystemData(0, crystal, settings, kpoints, weights, np.ones(settings.n_bands))
     suffix = "soc" if soc else "tmp"
     params = np.stack([read_species_params(COUPLE / f"{s}Params_{suffix}.par") for s in CDSE])
+    if switches.get("nonlocal_s"):
+        params[:, Slot.NONLOCAL_0] = (0.5, -0.4)
     options = PhysicsOptions(spin_orbit=soc, **switches)
     return PseudopotentialHamiltonian(
         [system], CDSE, params, model, options, train_slots=train_slots
@@ -92,9 +95,10 @@ def random_weights(keys, seed: int) -> dict:
 # -- dV against finite differences of H(k) ------------------------------------------------
 
 
-@pytest.mark.parametrize("soc", [False, True])
-def test_dv_matches_central_differences_of_the_hamiltonian(soc: bool) -> None:
-    """q = 0: ⟨ψ_a|dH/du|ψ_b⟩ from displaced cells equals the analytic dV, every atom/axis."""
+@pytest.mark.parametrize(("soc", "s_channel"), [(False, False), (True, False), (True, True)])
+def test_dv_matches_central_differences_of_the_hamiltonian(soc: bool, s_channel: bool) -> None:
+    """q = 0: ⟨ψ_a|dH/du|ψ_b⟩ from displaced cells equals the analytic dV, every atom/axis
+    (with the spin–orbit, nonlocal and s-channel projectors where asked)."""
     reference = read_system(COUPLE / "system_0.par")
     shifted = read_system(COUPLE / "system_dx2.par")  # Cd by δ = 1e-5 along (1, -1, 1)
     step = shifted.fractional[0] - reference.fractional[0]
@@ -102,7 +106,7 @@ def test_dv_matches_central_differences_of_the_hamiltonian(soc: bool) -> None:
     u = reference.scale * 1e-5  # Cartesian length of the step, Bohr
     np.testing.assert_allclose(step @ lattice, [0.0, u, 0.0], atol=1e-12)  # δ·a along +y
 
-    hamiltonian = cdse(soc, 3, 4, max_ke=2.5)
+    hamiltonian = cdse(soc, 3, 4, max_ke=2.5, nonlocal_s=s_channel)
     kpoints = torch.tensor([0, 1])  # Γ and L
     matrices = hamiltonian.hamiltonians(0, kpoints).detach()
     vectors = lowest_eigh_raw(matrices, 12)[1]
@@ -118,7 +122,7 @@ def test_dv_matches_central_differences_of_the_hamiltonian(soc: bool) -> None:
             for sign in (1.0, -1.0):
                 fractional = reference.fractional.copy()
                 fractional[atom] += sign * u * np.eye(3)[direction] @ inverse
-                moved = cdse(soc, 3, 4, max_ke=2.5, fractional=fractional)
+                moved = cdse(soc, 3, 4, max_ke=2.5, fractional=fractional, nonlocal_s=s_channel)
                 displaced.append(moved.hamiltonians(0, kpoints).detach())
             derivative = (displaced[0] - displaced[1]) / (2 * u)
             for k in (0, 1):

@@ -16,10 +16,11 @@ from bundle_support import DATA, EXAMPLES, shrink_bundle
 from dpp.io import load_bundle
 from dpp.models import build_model
 from dpp.physics import build_hamiltonian
+from dpp.physics.constants import NL0_WIDTH
 from dpp.physics.radial import projector_rules, radial_integral
 from dpp.physics.terms import FORM_FACTOR_TERMS, OPERATOR_TERMS, Parameters
 from dpp.physics.terms.checks import assert_adjoint, check_terms
-from dpp.slots import Slot
+from dpp.slots import LEGACY_SLOTS, Slot
 
 
 def cdse(max_ke: float = 3.0):
@@ -32,8 +33,18 @@ def cspbi3(max_ke: float = 1.5):
     return shrink_bundle(load_bundle(DATA / "CsPbI3_soc"), max_ke, n_kpoints=3)
 
 
+def with_s_channel(bundle):
+    """The bundle with non-zero nonlocal s-channel strengths a9."""
+    bundle.pp_params[:, Slot.NONLOCAL_0] = np.linspace(0.4, -0.3, bundle.n_species)
+    return bundle
+
+
 HAMILTONIANS = {
     "plain": lambda: build_hamiltonian(cdse()),
+    "s_channel": lambda: build_hamiltonian(with_s_channel(cdse()), nonlocal_s=True),
+    "s_channel_spin_orbit": lambda: build_hamiltonian(
+        with_s_channel(cspbi3()), spin_orbit=True, nonlocal_s=True
+    ),
     "spin_orbit": lambda: build_hamiltonian(cspbi3(), spin_orbit=True),
     "nonlocal_without_soc": lambda: build_hamiltonian(cspbi3(), nonlocal_without_soc=True),
 }
@@ -45,10 +56,12 @@ def test_term_operators_sum_to_hamiltonian(case: str) -> None:
     k = torch.tensor([0, 2])
     operators = hamiltonian.term_operators(0, k)
     expected = {"local", "kinetic"}
-    if case != "plain":
+    if case not in ("plain", "s_channel"):
         expected.add("nonlocal")
-    if case == "spin_orbit":
+    if "spin_orbit" in case:
         expected.add("spin_orbit")
+    if case.startswith("s_channel"):
+        expected.add("nonlocal_s")
     assert set(operators) == expected
     with torch.no_grad():
         total = hamiltonian.hamiltonians(0, k)
@@ -57,7 +70,7 @@ def test_term_operators_sum_to_hamiltonian(case: str) -> None:
     geometry = hamiltonian.geometries[0]
     waves = geometry.kpoints[k][:, None, :] + geometry.basis[None]
     energies = 0.5 * (waves * waves).sum(-1)
-    spinor = 2 if case == "spin_orbit" else 1
+    spinor = 2 if "spin_orbit" in case else 1
     torch.testing.assert_close(
         kinetic, torch.diag_embed(energies.repeat(1, spinor)).to(kinetic.dtype)
     )
@@ -139,13 +152,48 @@ def test_low_rank_kernels_match_the_element_formula() -> None:
     assert spectral <= bound <= 10 * spectral
 
 
+def s_integral(k1: float, k2: float, width: float) -> float:
+    """∫ r² j0(k1 r) j0(k2 r) exp(−r²/w²) dr in closed form: (√π w³/4) e^{−(k1² + k2²) w²/4}
+    i0(k1 k2 w²/2), i0(z) = sinh(z)/z."""
+    z = 0.5 * k1 * k2 * width**2
+    i0 = math.sinh(z) / z if z > 0 else 1.0
+    return math.sqrt(math.pi) * width**3 / 4 * math.exp(-((k1**2 + k2**2) * width**2) / 4) * i0
+
+
+def test_s_channel_kernel_is_the_closed_form_integral() -> None:
+    """4π ∫ r² j0 j0 exp(−r²/w²) dr at w = NL0_WIDTH, element by element (at Γ: K = 0
+    included)."""
+    hamiltonian = build_hamiltonian(cdse(1.0), nonlocal_s=True)
+    geometry = hamiltonian.geometries[0]
+    k = int(geometry.kpoints.norm(dim=1).argmin())
+    waves = geometry.kpoints[k] + geometry.basis
+    norms = waves.norm(dim=1).tolist()
+    assert min(norms) == 0.0
+    kernel = hamiltonian.projector_kernels(0).s_kernel(k)
+    expected = torch.tensor(
+        [[4 * math.pi * s_integral(a, b, NL0_WIDTH) for b in norms] for a in norms],
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(kernel, expected, rtol=1e-11, atol=1e-13)
+    bound = hamiltonian.projector_kernels(0).s_kernel_norm()
+    assert float(torch.linalg.matrix_norm(kernel, ord=2)) <= bound
+
+
 def test_drift_bounds_cover_the_actual_change() -> None:
     bundle = cspbi3()
-    hamiltonian = build_hamiltonian(bundle, spin_orbit=True, train_slots=tuple(Slot))
+    hamiltonian = build_hamiltonian(
+        bundle, spin_orbit=True, nonlocal_s=True, train_slots=tuple(Slot)
+    )
     before = hamiltonian.pp_table().detach().clone()
     after = before.clone()
     generator = torch.Generator().manual_seed(3)
-    after += 0.05 * torch.randn(after.shape, dtype=after.dtype, generator=generator)
+    # a0..a8 first, then a9: the same draws for a0..a8 as before the s-channel existed
+    after[:, :LEGACY_SLOTS] += 0.05 * torch.randn(
+        (after.shape[0], LEGACY_SLOTS), dtype=after.dtype, generator=generator
+    )
+    after[:, Slot.NONLOCAL_0] += 0.05 * torch.randn(
+        after.shape[0], dtype=after.dtype, generator=generator
+    )
     k = torch.arange(3)
     with torch.no_grad():
         operators = [hamiltonian.term_operators(0, k)]

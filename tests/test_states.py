@@ -133,6 +133,7 @@ def _projector_bundle(name: str, max_ke: float) -> Bundle:
     bundle.pp_params[:, Slot.SPIN_ORBIT] = [0.5, 1.2]
     bundle.pp_params[:, Slot.NONLOCAL_1] = [0.3, -0.2]
     bundle.pp_params[:, Slot.NONLOCAL_2] = [0.01, 0.02]
+    bundle.pp_params[:, Slot.NONLOCAL_0] = [0.4, -0.3]
     return bundle
 
 
@@ -141,6 +142,8 @@ PROJECTOR_CASES = [
     ("CsPbI3", 1.5, (2, 1, 1), {"nonlocal_without_soc": True}),
     ("CdSe", 2.5, (1, 2, 2), {"spin_orbit": True}),
     ("CdSe", 2.5, (2, 1, 1), {"nonlocal_without_soc": True}),
+    ("CdSe", 2.5, (1, 1, 2), {"nonlocal_s": True}),
+    ("CdSe", 2.5, (2, 1, 1), {"spin_orbit": True, "nonlocal_s": True}),
 ]
 
 
@@ -177,7 +180,10 @@ def test_supercell_identity_with_spin_orbit_and_nonlocal(name, max_ke, repeats, 
         assert np.abs(np.sort(torch.linalg.eigvalsh(matrix).numpy()) - spinless).max() > 0.01
 
 
-@pytest.mark.parametrize("switches", [{"spin_orbit": True}, {"nonlocal_without_soc": True}])
+@pytest.mark.parametrize(
+    "switches",
+    [{"spin_orbit": True}, {"nonlocal_without_soc": True, "nonlocal_s": True}],
+)
 def test_every_box_term_is_hermitian(switches) -> None:
     """Each matrix-free term of a passivated CdSe dot with spin–orbit and nonlocal strengths
     passes the shipped adjoint check, as dpp's bulk terms (check_terms) do."""
@@ -188,6 +194,7 @@ def test_every_box_term_is_hermitian(switches) -> None:
     box = box_hamiltonian(structure, bulk, 1.5, {"Cd": LigandPotential(-0.5, 1.0)})
     terms = box.terms()
     wanted = {"kinetic", "local", "nonlocal"} | ({"spin_orbit"} if box.spinor else set())
+    wanted |= {"nonlocal_s"} if bulk.options.nonlocal_s else set()
     assert set(terms) == wanted
     for name, operator in terms.items():
         assert_self_adjoint(name, operator, box.dim)

@@ -83,7 +83,8 @@ def test_pw_output_gives_cell_kpoints_and_spin_doubled_aligned_bands(tmp_path: P
     assert config.get("nSystem") == 1 and config.get("SObool") is False
     assert config.get("hiddenLayers") == (32, 32)
     # the p-channel nonlocal strengths a6, a7 are trained beside the network
-    assert config.get("nonlocal_without_soc") is True and config.get("train_slots") == (6, 7)
+    assert config.get("nonlocal_without_soc") is True and config.get("nonlocal_s") is True
+    assert config.get("train_slots") == (6, 7, 9)
     assert config.get("smoothness_reference") == "prior" and config.get("departure") == 1e-2
     assert "Cohen & Bergstresser" in (tmp_path / "init_SiParams.par").read_text()
     bundle = load_bundle(tmp_path)
@@ -147,7 +148,8 @@ def test_pw_67_spin_orbit_scf_gives_kramers_pairs_at_the_highest_occupied_level(
     np.testing.assert_allclose(bands[:, 0::2], bands[:, 1::2], atol=1e-3)  # Kramers pairs
     assert np.min(bands[:, 8]) == pytest.approx(6.9942 - 6.3176, abs=1e-4)  # pw.x's levels
     config = read_nn_config(tmp_path / "NN_config.par")
-    assert config.get("SObool") is True and config.get("train_slots") == (5, 6, 7)
+    assert config.get("SObool") is True and config.get("nonlocal_s") is True
+    assert config.get("train_slots") == (5, 6, 7, 9)
     assert config.get("nonlocal_without_soc") is None  # the spinor Hamiltonian has them
 
 

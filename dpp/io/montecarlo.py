@@ -13,7 +13,7 @@ from dpp.errors import InputError
 from dpp.io.keys import did_you_mean
 from dpp.io.keyvalue import read_key_values
 from dpp.io.tables import parse_number, read_flat, read_table, to_int
-from dpp.slots import N_SLOTS
+from dpp.slots import LEGACY_SLOTS, N_SLOTS
 
 
 @dataclass(frozen=True)
@@ -138,12 +138,12 @@ def read_param_steps(folder: str | Path, species: Sequence[str], params: np.ndar
     steps = np.zeros((len(species), N_SLOTS))
     for row, path in enumerate(paths):
         values, lines = read_flat(path)
-        if values.size not in (5, N_SLOTS):
+        if values.size not in (5, LEGACY_SLOTS, N_SLOTS):
             raise InputError(
                 path,
                 "wrong number of steps",
                 line=lines[-1] if lines else None,
-                expected="9 or 5 numbers",
+                expected="10, 9 or 5 numbers",
                 found=f"{values.size}",
             )
         for value, line in zip(values, lines, strict=True):

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dpp.slots import LEGACY_SLOTS
+
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write `data` to a temporary file next to `path`, then move it into place, so a reader
@@ -133,19 +135,26 @@ def write_parameter_dump(
     return write_text_atomic(path, "".join(blocks))
 
 
-def write_species_params(path: str | Path, params: np.ndarray, fmt: str | None = None) -> Path:
-    """`best_<S>Params.dat`: one value per line (a0..a8); plain float text, or `fmt` such as
-    `"%.14f"` for the analytic Monte Carlo engine."""
+def species_params_text(params: np.ndarray, fmt: str | None = None) -> str:
+    """One value per line, a0..a8 and a9 when it is non-zero (so that files without the
+    s-channel keep the original's nine numbers); plain float text, or `fmt` such as
+    `"%.14f"`."""
     values = np.asarray(params, float).ravel()
-    return write_text_atomic(
-        path, "".join((repr(float(v)) if fmt is None else fmt % v) + "\n" for v in values)
-    )
+    if not np.any(values[LEGACY_SLOTS:]):
+        values = values[:LEGACY_SLOTS]
+    return "".join((repr(float(v)) if fmt is None else fmt % v) + "\n" for v in values)
+
+
+def write_species_params(path: str | Path, params: np.ndarray, fmt: str | None = None) -> Path:
+    """`best_<S>Params.dat` (species_params_text): plain float text, or `fmt` such as
+    `"%.14f"` for the analytic Monte Carlo engine."""
+    return write_text_atomic(path, species_params_text(params, fmt))
 
 
 def write_species_tables(
     folder: Path, prefix: str, species: Sequence[str], table: np.ndarray, fmt: str | None
 ) -> None:
-    """`<prefix>_<S>Params.dat` for every species: a0..a8, one per line."""
+    """`<prefix>_<S>Params.dat` for every species: a0..a8 (a9), one per line."""
     for symbol, row in zip(species, table, strict=True):
         write_species_params(folder / f"{prefix}_{symbol}Params.dat", row, fmt)
 

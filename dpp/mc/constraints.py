@@ -43,7 +43,8 @@ def active_slots(
 ) -> tuple[int, ...]:
     """Parameter slots that change the bands (the ones an analytic fit moves or trains): a0..a4
     with the analytic form (a4 also with a network when long_range_with_nn), a5 with
-    spin-orbit, a6/a7 with the nonlocal term, a8 when a system has a strain reference."""
+    spin-orbit, a6/a7 with the nonlocal term, a9 with the s-channel, a8 when a system has a
+    strain reference."""
     slots = [] if uses_network else list(WANG_ZUNGER)
     if not uses_network or options.long_range_with_nn:
         slots.append(Slot.LONG_RANGE)
@@ -51,6 +52,8 @@ def active_slots(
         slots.append(Slot.SPIN_ORBIT)
     if options.nonlocal_active:
         slots.extend(NONLOCAL)
+    if options.nonlocal_s:
+        slots.append(Slot.NONLOCAL_0)
     if any(s.settings.strain_ref_scale is not None for s in systems):
         slots.append(Slot.STRAIN)
     return tuple(slots)

@@ -106,6 +106,7 @@ def analytic_groups(active: Sequence[int], steps: np.ndarray) -> dict[str, tuple
         "spin-orbit a5": (int(Slot.SPIN_ORBIT),),
         "nonlocal a6-a7": tuple(int(s) for s in NONLOCAL),
         "strain a8": (int(Slot.STRAIN),),
+        "nonlocal s a9": (int(Slot.NONLOCAL_0),),
     }
     moving = [s for s in active if np.any(steps[:, s] != 0)]
     return {

@@ -337,6 +337,7 @@ def run_facts(hamiltonian: PseudopotentialHamiltonian, bundle: Bundle) -> dict[s
             "spin_orbit": options.spin_orbit,
             "long_range_with_nn": options.long_range_with_nn,
             "nonlocal_without_soc": options.nonlocal_without_soc,
+            "nonlocal_s": options.nonlocal_s,
             "eigensolver": options.eigensolver,
         },
     }

@@ -15,5 +15,9 @@ SOC_WIDTH = 0.7
 NL1_WIDTH = 1.0
 """Gaussian width (Bohr) of the first nonlocal channel."""
 
+NL0_WIDTH = 1.25
+"""Gaussian width (Bohr) of the nonlocal s-channel (l = 0) projector: the width whose Si fit
+transferred best to strained copies and another polytype (docs/physics.md §5.8)."""
+
 NL2_CENTER = 1.5
 """Centre (Bohr) of the shifted-Gaussian second nonlocal channel exp(-(r-1.5)²)."""

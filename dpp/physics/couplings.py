@@ -36,8 +36,8 @@ from dpp.physics.constants import AUTOEV
 from dpp.physics.eigensolver import lowest_eigh_raw
 from dpp.physics.geometry import Q_GROUPING
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.physics.projectors import radial_nodes_for, scaled_j1
-from dpp.physics.radial import projector_rules
+from dpp.physics.projectors import S_CHANNEL, angular_weight, radial_nodes_for, scaled_j1
+from dpp.physics.radial import projector_rules, spherical_j0
 from dpp.slots import Slot
 
 CouplingKey = tuple[int, int, int, str]
@@ -185,9 +185,10 @@ def _edge_states(
 def pair_kernels(left_waves: torch.Tensor, right_waves: torch.Tensor) -> torch.Tensor:
     """Spin–orbit and nonlocal kernels between K_m (left, (N, 3)) and K'_n (right, (N', 3)).
 
-    Wave vectors in 1/Bohr; returns real (5, N, N'): 0..2 P·I_0.7 ∘ (K_m × K'_n)_{x,y,z},
+    Wave vectors in 1/Bohr; returns real (6, N, N'): 0..2 P·I_0.7 ∘ (K_m × K'_n)_{x,y,z},
     3 P·I_1.0 ∘ (K_m·K'_n), 4 P·J ∘ (K_m·K'_n), with P = 12π/(|K_m||K'_n|) and every entry
-    zero where |K_m| or |K'_n| is zero (physics.md §5.6–5.8).
+    zero where |K_m| or |K'_n| is zero, and 5 the s-channel 4π ∫ r² j0 j0 exp(−r²/w²) dr
+    (physics.md §5.6–5.8).
     """
     left_norm, right_norm = left_waves.norm(dim=1), right_waves.norm(dim=1)
     k_max = float(torch.cat([left_norm, right_norm]).max())
@@ -196,8 +197,11 @@ def pair_kernels(left_waves: torch.Tensor, right_waves: torch.Tensor) -> torch.T
     def radial(channel: str) -> torch.Tensor:
         nodes, weights = (torch.as_tensor(a, dtype=left_waves.dtype) for a in rules[channel])
         nodes, weights = nodes.to(left_waves.device), weights.to(left_waves.device)
+        if channel == S_CHANNEL:
+            left = spherical_j0(left_norm[:, None] * nodes) * weights
+            return angular_weight(channel) * left @ spherical_j0(right_norm[:, None] * nodes).T
         left = scaled_j1(left_norm, nodes) * weights
-        return 12.0 * math.pi * left @ scaled_j1(right_norm, nodes).T
+        return angular_weight(channel) * left @ scaled_j1(right_norm, nodes).T
 
     lx, ly, lz = left_waves.unbind(1)
     rx, ry, rz = right_waves.unbind(1)
@@ -210,6 +214,7 @@ def pair_kernels(left_waves: torch.Tensor, right_waves: torch.Tensor) -> torch.T
             soc * (torch.outer(lx, ry) - torch.outer(ly, rx)),
             radial("nl1") * dot,
             radial("nl2") * dot,
+            radial(S_CHANNEL),
         ]
     )
 
@@ -267,7 +272,9 @@ def potential_derivative_elements(
 
     norms, inverse = _group_norms((left_waves[:, None, :] - right_waves[None, :, :]).norm(dim=-1))
     form_factors = hamiltonian.form_factors(norms, table, geometry.volume_ratio)
-    kernels = pair_kernels(left_waves, right_waves) if hamiltonian.options.nonlocal_active else None
+    options = hamiltonian.options
+    projected = options.nonlocal_active or options.nonlocal_s
+    kernels = pair_kernels(left_waves, right_waves) if projected else None
 
     positions = torch.as_tensor(
         geometry.lattice.cartesian_positions(crystal.fractional), dtype=real, device=device
@@ -285,7 +292,7 @@ def potential_derivative_elements(
             continue
         diagonal = form_factors[:, s][inverse]
         soc = None
-        if kernels is not None:
+        if options.nonlocal_active:
             diagonal = (
                 diagonal
                 + table[s, Slot.NONLOCAL_1] * kernels[3]
@@ -293,6 +300,8 @@ def potential_derivative_elements(
             )
             if spinor:
                 soc = table[s, Slot.SPIN_ORBIT] * kernels[:3]
+        if options.nonlocal_s:
+            diagonal = diagonal + table[s, Slot.NONLOCAL_0] * kernels[5]
         shifted_right = right_phase[atoms][:, :, None] * right[None]  # (A, dim, nR)
         columns = torch.cat(
             [

@@ -17,6 +17,7 @@ class PhysicsOptions:
     basis_search: `complete` sphere |G|²/2 < maxKE, or the original's `legacy` box.
     long_range_with_nn: add the a4 long-range tail to a network form factor too.
     nonlocal_without_soc: nonlocal channels on the N×N matrix when spin_orbit is off.
+    nonlocal_s: the nonlocal s-channel (l = 0, strength a9), with or without spin–orbit.
     eigensolver: `lapack` (CPU subset driver), `torch` (batched eigh), `davidson` (block
         Davidson warm-started from the previous evaluation's eigenvectors of each k-point,
         batched on GPU; cold starts and fallbacks are dense) or `auto` (davidson on CPU
@@ -43,6 +44,7 @@ class PhysicsOptions:
     basis_search: str = "complete"
     long_range_with_nn: bool = True
     nonlocal_without_soc: bool = False
+    nonlocal_s: bool = False
     eigensolver: str = "auto"
     k_chunk: int = 0
     cache_projectors: bool = True

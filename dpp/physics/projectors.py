@@ -8,6 +8,7 @@ K_m × K_n are rank-3 bilinear forms. With u_mqa = F_mq K_ma the kernels are
     cross P·I ∘ (K_m×K_n)_a    = Σ_q   c_q (u_mqb u_nqc − u_mqc u_nqb)     (spin-orbit, abc cyclic)
 
 so each N×N kernel is one real matrix product of inner size 3n_q (dot) or 2n_q (cross).
+The s-channel (l = 0) kernel 4π Σ_q c_q j0(|K_m| r_q) j0(|K_n| r_q) has no angular part.
 Only the factors F (N, n_q per channel) and K (N, 3) are kept per k-point (0.6 MB per channel
 at N = 1189, against 54 MB of kernels); the kernels are formed transiently where a term
 needs them. The species enter elsewhere, through Σ_s a_s S_s.
@@ -19,10 +20,18 @@ import math
 
 import torch
 
-from dpp.physics.radial import SHIFTED_CUTOFF, projector_rules, spherical_j1
+from dpp.physics.radial import SHIFTED_CUTOFF, projector_rules, spherical_j0, spherical_j1
 
 CYCLIC = ((1, 2), (2, 0), (0, 1))
 """(b, c) of each component a of a cross product: (K_m × K_n)_a = K_mb K_nc − K_mc K_nb."""
+
+S_CHANNEL = "nl0"
+"""The nonlocal l = 0 channel; every other channel is l = 1."""
+
+
+def angular_weight(channel: str) -> float:
+    """4π(2l + 1): the Legendre expansion factor of a channel's kernel (12π for l = 1)."""
+    return 4.0 * math.pi if channel == S_CHANNEL else 12.0 * math.pi
 
 
 def radial_nodes_for(k_max: float) -> int:
@@ -56,8 +65,8 @@ class ProjectorFactors:
         self._nodes = {}
         for name, (nodes, weights) in projector_rules(radial_nodes_for(k_max)).items():
             self._nodes[name] = torch.as_tensor(nodes, dtype=basis.dtype, device=basis.device)
-            self._weights[name] = (
-                12.0 * math.pi * torch.as_tensor(weights, dtype=basis.dtype, device=basis.device)
+            self._weights[name] = angular_weight(name) * torch.as_tensor(
+                weights, dtype=basis.dtype, device=basis.device
             )
 
     def factors(self, k: int, channel: str) -> torch.Tensor:
@@ -66,11 +75,16 @@ class ProjectorFactors:
         return self._radial(k, channel, waves)[:, :, None] * waves[:, None, :]
 
     def _radial(self, k: int, channel: str, waves: torch.Tensor) -> torch.Tensor:
-        """F_mq = j1(|K_m| r_q)/|K_m| (0 where K_m = 0): (N, n_q) in Bohr."""
+        """F_mq = j1(|K_m| r_q)/|K_m| (0 where K_m = 0), in Bohr, or j0(|K_m| r_q) for the
+        s-channel: (N, n_q)."""
         key = (k, channel)
         if key in self._cached:
             return self._cached[key]
-        radial = scaled_j1(waves.norm(dim=1), self._nodes[channel])
+        norms = waves.norm(dim=1)
+        if channel == S_CHANNEL:
+            radial = spherical_j0(norms[:, None] * self._nodes[channel])
+        else:
+            radial = scaled_j1(norms, self._nodes[channel])
         if self.cache:
             self._cached[key] = radial
         return radial
@@ -81,6 +95,24 @@ class ProjectorFactors:
         flat = factors.reshape(factors.shape[0], -1)
         weighted = (factors * self._weights[channel][:, None]).reshape(flat.shape)
         return weighted @ flat.T
+
+    def s_kernel(self, k: int) -> torch.Tensor:
+        """4π Σ_q c_q j0(|K_m| r_q) j0(|K_n| r_q), real (N, N), Bohr³ (the l = 0 kernel)."""
+        radial = self._radial(k, S_CHANNEL, self.kpoints[k] + self.basis)
+        return (radial * self._weights[S_CHANNEL]) @ radial.T
+
+    def s_kernel_norm(self) -> float:
+        """max over k of ‖s kernel‖_F, Bohr³."""
+        key = f"dot:{S_CHANNEL}"
+        if key not in self._bounds:
+            weights = self._weights[S_CHANNEL]
+            norms = []
+            for k in range(self.kpoints.shape[0]):
+                radial = self._radial(k, S_CHANNEL, self.kpoints[k] + self.basis)
+                gram = radial.T @ radial
+                norms.append(float((weights[:, None] * weights[None, :] * gram * gram).sum()))
+            self._bounds[key] = math.sqrt(max(norms))
+        return self._bounds[key]
 
     def cross_kernels(self, k: int, channel: str = "soc") -> tuple[torch.Tensor, ...]:
         """P·I_c ∘ (K_m × K_n)_a for a = x, y, z: three real (N, N) kernels."""

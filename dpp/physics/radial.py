@@ -1,6 +1,6 @@
 """Radial integrals of the spin-orbit and nonlocal projectors as quadrature rules (physics.md §5.7).
 
-Each integral ∫ r² j1(Kr) j1(K'r) w(r) dr becomes Σ_q c_q j1(K r_q) j1(K' r_q): a low-rank
+Each integral ∫ r² j_l(Kr) j_l(K'r) w(r) dr becomes Σ_q c_q j_l(K r_q) j_l(K' r_q): a low-rank
 matrix product over Gauss–Legendre nodes r_q (Bohr) with weights c_q = ω_q r_q² w(r_q).
 """
 
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from dpp.physics.constants import NL1_WIDTH, NL2_CENTER, SOC_WIDTH
+from dpp.physics.constants import NL0_WIDTH, NL1_WIDTH, NL2_CENTER, SOC_WIDTH
 
 GAUSSIAN_CUTOFF = 4.0 * math.sqrt(math.log(10.0))
 """Truncation radius in units of the width: exp(-(r/w)²) = 1e-16 there."""
@@ -28,6 +28,15 @@ def spherical_j1(x: torch.Tensor) -> torch.Tensor:
     x2 = x * x
     series = x * (1.0 / 3.0 - x2 * (1.0 / 30.0 - x2 * (1.0 / 840.0 - x2 / 45360.0)))
     return torch.where(small, series, direct)
+
+
+def spherical_j0(x: torch.Tensor) -> torch.Tensor:
+    """Spherical Bessel function j0(x) = sin x / x, with a series below x = 0.1."""
+    small = x.abs() < 0.1
+    safe = torch.where(small, torch.ones_like(x), x)
+    x2 = x * x
+    series = 1.0 - x2 * (1.0 / 6.0 - x2 * (1.0 / 120.0 - x2 / 5040.0))
+    return torch.where(small, series, torch.sin(safe) / safe)
 
 
 def _gauss_legendre(upper: float, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,11 +57,13 @@ def shifted_rule(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def projector_rules(n_nodes: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Quadrature rules of the three channels: spin-orbit, nonlocal 1 and nonlocal 2."""
+    """Quadrature rules of the four channels: spin-orbit, nonlocal 1 and 2 (l = 1) and the
+    nonlocal s-channel nl0 (l = 0)."""
     return {
         "soc": gaussian_rule(SOC_WIDTH, n_nodes),
         "nl1": gaussian_rule(NL1_WIDTH, n_nodes),
         "nl2": shifted_rule(n_nodes),
+        "nl0": gaussian_rule(NL0_WIDTH, n_nodes),
     }
 
 

@@ -26,6 +26,7 @@ SHAPING_PHYSICS = (
     "basis_search",
     "long_range_with_nn",
     "nonlocal_without_soc",
+    "nonlocal_s",
     "legacy_batchnorm",
 )
 """The PhysicsOptions that change the model (not how fast it is computed)."""

@@ -20,7 +20,12 @@ from dpp.states.structures import Structure, ligand_kind
 
 log = logging.getLogger("dpp")
 
-PROJECTOR_SLOTS = {"soc": Slot.SPIN_ORBIT, "nl1": Slot.NONLOCAL_1, "nl2": Slot.NONLOCAL_2}
+PROJECTOR_SLOTS = {
+    "soc": Slot.SPIN_ORBIT,
+    "nl1": Slot.NONLOCAL_1,
+    "nl2": Slot.NONLOCAL_2,
+    "nl0": Slot.NONLOCAL_0,
+}
 """Parameter slot of the strength of each projector channel (physics.md §4)."""
 
 Box = GridHamiltonian | RealGamma
@@ -135,12 +140,13 @@ def box_hamiltonian(
 def _projector_strengths(
     potential: PseudopotentialHamiltonian, indices: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Per-atom a5, a6, a7 of the active channels for atoms of kind `indices` (kinds past
+    """Per-atom a5, a6, a7, a9 of the active channels for atoms of kind `indices` (kinds past
     the fit's species are ligands: zero)."""
     options = potential.options
     channels = [
         *(["soc"] if options.spin_orbit else []),
         *(["nl1", "nl2"] if options.nonlocal_active else []),
+        *(["nl0"] if options.nonlocal_s else []),
     ]
     table = potential.pp_table().detach().cpu().numpy()
     host = indices < len(table)

@@ -1,4 +1,5 @@
-"""Spin–orbit and nonlocal l = 1 terms of a box as separable projectors (physics.md §5.6–5.8).
+"""Spin–orbit, nonlocal l = 1 and s-channel terms of a box as separable projectors
+(physics.md §5.6–5.8).
 
 The plane-wave matrix elements of dpp's bulk terms, with the box's structure factor
 exp(−i (G_m − G_n)·τ_α)/Ω (atoms in place, as the local potential of the box), are
@@ -14,6 +15,9 @@ that each atom carries the 3r projectors p_{αib}(m) = e^{−iK_m·τ_α} R_mi K
     V_NL = Σ_α a(α) Σ_ib p_αib p_αibᴴ,
     V_SO = Σ_α a5(α) Σ_i Σ_bc p_αib [−i Σ_a ε_abc s^a] p_αicᴴ   (a 6×6 matrix in (b, σ)).
 
+The s-channel kernel 4π Σ_q c_q j0(|K_m| r_q) j0(|K_n| r_q) ≈ R Rᵀ gives r projectors
+p_αi(m) = e^{−iK_m·τ_α} R_mi/√Ω per atom, V_NL0 = Σ_α a9(α) Σ_i p_αi p_αiᴴ.
+
 A block of m vectors costs O(n_atoms · N · 3r · m) per channel, by matrix products over
 chunks of atoms (memory O(N · 3r · chunk)); nothing of size N × n_atoms is kept.
 """
@@ -26,8 +30,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from dpp.physics.projectors import radial_nodes_for, scaled_j1
-from dpp.physics.radial import projector_rules
+from dpp.physics.projectors import S_CHANNEL, angular_weight, radial_nodes_for, scaled_j1
+from dpp.physics.radial import projector_rules, spherical_j0
 
 RANK_TOLERANCE = 1e-14
 """Eigenvalues of the radial kernel P·I kept: above this fraction of the largest."""
@@ -35,8 +39,9 @@ RANK_TOLERANCE = 1e-14
 CHUNK_ELEMENTS = 1 << 22
 """Projector elements (N × 3r × atoms) formed at once: 64 MB of complex128."""
 
-CHANNELS = ("soc", "nl1", "nl2")
-"""Radial channels (dpp.physics.radial): spin–orbit, nonlocal Gaussian, shifted Gaussian."""
+CHANNELS = ("soc", "nl1", "nl2", S_CHANNEL)
+"""Radial channels (dpp.physics.radial): spin–orbit, nonlocal Gaussian, shifted Gaussian
+(l = 1) and the s-channel Gaussian (l = 0)."""
 
 PAULI = torch.tensor(
     [[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=torch.complex128
@@ -45,11 +50,18 @@ PAULI = torch.tensor(
 
 
 def radial_factors(norms: torch.Tensor, channel: str) -> torch.Tensor:
-    """R (N, r) with R Rᵀ = 12π Σ_q c_q F_mq F_nq (Bohr³, as P·I of dpp.physics.projectors)
-    to a relative RANK_TOLERANCE, for |K_m| (N,) in 1/Bohr; 0 where K_m = 0."""
+    """R (N, r) with R Rᵀ = 12π Σ_q c_q F_mq F_nq (Bohr³, as P·I of dpp.physics.projectors;
+    0 where K_m = 0), or 4π Σ_q c_q j0(|K_m| r_q) j0(|K_n| r_q) for the s-channel, to a
+    relative RANK_TOLERANCE, for |K_m| (N,) in 1/Bohr."""
     nodes, weights = projector_rules(radial_nodes_for(float(norms.max())))[channel]
-    scale = torch.as_tensor(12.0 * math.pi * weights, dtype=norms.dtype, device=norms.device)
-    factors = scaled_j1(norms, torch.as_tensor(nodes, dtype=norms.dtype, device=norms.device))
+    scale = torch.as_tensor(
+        angular_weight(channel) * weights, dtype=norms.dtype, device=norms.device
+    )
+    nodes = torch.as_tensor(nodes, dtype=norms.dtype, device=norms.device)
+    if channel == S_CHANNEL:
+        factors = spherical_j0(norms[:, None] * nodes)
+    else:
+        factors = scaled_j1(norms, nodes)
     left, values, _ = torch.linalg.svd(factors * scale.sqrt(), full_matrices=False)
     keep = values**2 > RANK_TOLERANCE * values[0] ** 2
     return left[:, keep] * values[keep]
@@ -69,8 +81,8 @@ class SeparableProjectors:
 
     waves: K_m = k + G_m (N, 3) in 1/Bohr; positions (n_atoms, 3) in Bohr; strengths
     {channel: (n_atoms,)} with channels `soc` (a5), `nl1` (a6), `nl2` (a7) of each atom's
-    species (physics.md §4); volume Ω in Bohr³. With `spinor`, vectors are (2N, m), spin up
-    first; otherwise (N, m) and `soc` must be absent.
+    species (physics.md §4) and `nl0` (a9, the s-channel); volume Ω in Bohr³. With `spinor`,
+    vectors are (2N, m), spin up first; otherwise (N, m) and `soc` must be absent.
     """
 
     def __init__(
@@ -95,9 +107,9 @@ class SeparableProjectors:
             active = np.flatnonzero(values) if values.size else np.zeros(0, dtype=np.int64)
             if active.size == 0:
                 continue
-            radial = radial_factors(norms, channel)
-            shape = (*radial.shape, 3)
-            factors = (radial[:, :, None] * waves[:, None, :]).reshape(shape[0], -1)
+            factors = radial_factors(norms, channel)
+            if channel != S_CHANNEL:
+                factors = (factors[:, :, None] * waves[:, None, :]).reshape(len(factors), -1)
             self.channels[channel] = (
                 (factors / math.sqrt(volume)).to(torch.complex128),
                 torch.as_tensor(positions[active], dtype=torch.float64, device=device),
@@ -111,16 +123,20 @@ class SeparableProjectors:
         return bool(self.channels)
 
     def rank(self, channel: str) -> int:
-        """Radial rank r of `channel` (its projectors per atom are 3r)."""
-        return self.channels[channel][0].shape[1] // 3
+        """Radial rank r of `channel` (its projectors per atom are 3r, r for the s-channel)."""
+        per_atom = self.channels[channel][0].shape[1]
+        return per_atom if channel == S_CHANNEL else per_atom // 3
 
     def terms(self) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-        """`spin_orbit` and `nonlocal` operators (vectors (dim, m) → (dim, m)) that are active."""
+        """`spin_orbit`, `nonlocal` and `nonlocal_s` operators (vectors (dim, m) → (dim, m))
+        that are active (the names of dpp.physics.terms)."""
         operators = {}
         if "soc" in self.channels:
             operators["spin_orbit"] = lambda v: self.apply(v, ("soc",))
         if "nl1" in self.channels or "nl2" in self.channels:
             operators["nonlocal"] = lambda v: self.apply(v, ("nl1", "nl2"))
+        if S_CHANNEL in self.channels:
+            operators["nonlocal_s"] = lambda v: self.apply(v, (S_CHANNEL,))
         return operators
 
     def apply(self, vectors: torch.Tensor, channels: tuple[str, ...] = CHANNELS) -> torch.Tensor:

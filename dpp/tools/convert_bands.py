@@ -40,6 +40,7 @@ from dpp.io.records import Crystal
 from dpp.io.system import read_system
 from dpp.io.tables import read_table
 from dpp.io.text import read_text
+from dpp.io.writers import species_params_text
 from dpp.memory import check_cutoff
 from dpp.outputs.band_plot import path_distance
 from dpp.physics.lattice import reciprocal_vectors
@@ -683,7 +684,7 @@ def _convert(args: argparse.Namespace) -> None:
             print(f"  no starting parameters for {symbol}: write {target.name} yourself (a0..a8)")
         else:
             params, provenance = entry
-            text = "".join(f"{value!r}\n" for value in params.tolist())
+            text = species_params_text(params)
             write_text(target, f"# a0..a8 of {symbol}: {provenance}\n{text}")
             print(f"  wrote {target.name} ({provenance})")
     if conversion.spinor:

@@ -186,6 +186,12 @@ _KEYS = (
         "hamiltonian.nonlocal_without_soc",
         "nonlocal channels on the spatial (N x N) Hamiltonian when SObool = 0",
     ),
+    _key(
+        "nonlocal_s",
+        "bool",
+        "hamiltonian.nonlocal_s",
+        "the nonlocal s-channel (l = 0, strength a9 of init_<S>Params.par)",
+    ),
     # 3.4 model
     _key(
         "PPmodel_decay_rate",

@@ -14,10 +14,10 @@ AlAs, GaAs and GaN bands by the transfer to strained copies (docs/recipes.md). A
 pseudopotential acts
 differently on s and p electrons; a local v(q) alone can mimic that only with a large,
 slowly decaying tail that is not converged in the basis and does not transfer. So the
-nonlocal l = 1 channels are on (`nonlocal_without_soc = 1`, or with the spin–orbit term) and
-their strengths a6, a7 (and a5 with spin–orbit) are trained beside the network
-(`train_slots`). Every key can be edited in the file or overridden on the command line
-(`trainer.max_epochs=...`).
+nonlocal l = 1 channels are on (`nonlocal_without_soc = 1`, or with the spin–orbit term), and
+the s-channel (`nonlocal_s = 1`, an l = 0 projector), and their strengths a6, a7, a9 (and a5
+with spin–orbit) are trained beside the network (`train_slots`). Every key can be edited in
+the file or overridden on the command line (`trainer.max_epochs=...`).
 """
 
 from __future__ import annotations
@@ -51,10 +51,12 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "departure": "1e-2",
 }
 """NN_config keys of a converted bundle besides nSystem, SObool and cacheSO (values as text)."""
-NONLOCAL_WITHOUT_SOC = {"nonlocal_without_soc": "1", "train_slots": "6 7"}
-"""The nonlocal channels of a scalar-relativistic bundle and their trained strengths a6, a7."""
-NONLOCAL_WITH_SOC = {"train_slots": "5 6 7"}
-"""A spin–orbit bundle has the nonlocal channels already; a5, a6, a7 are trained."""
+NONLOCAL_WITHOUT_SOC = {"nonlocal_without_soc": "1", "nonlocal_s": "1", "train_slots": "6 7 9"}
+"""The nonlocal channels of a scalar-relativistic bundle and their trained strengths a6, a7,
+a9."""
+NONLOCAL_WITH_SOC = {"nonlocal_s": "1", "train_slots": "5 6 7 9"}
+"""A spin–orbit bundle has the l = 1 channels already; with the s-channel, a5, a6, a7, a9
+are trained."""
 
 SUMMARY_KEYS = ("PPmodel", "hiddenLayers", "init_Zunger_num_epochs", "max_num_epochs")
 

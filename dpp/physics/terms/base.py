@@ -145,6 +145,16 @@ class OperatorTerm(Term):
         return 0.0 if same else math.inf
 
 
+def spin_blocks(out: torch.Tensor, b: int, context: SystemContext) -> list[torch.Tensor]:
+    """Views of the spin-diagonal blocks of out[b]: the whole matrix without spinors, the
+    ↑↑ and ↓↓ blocks with them (a term identical in both spins adds to each)."""
+    n = context.n_basis
+    blocks = [out[b, :n, :n]]
+    if context.spinor:
+        blocks.append(out[b, n:, n:])
+    return blocks
+
+
 def strength_matrix(geometry: SystemGeometry, strengths: torch.Tensor) -> torch.Tensor:
     """Σ_s a_s S_s for one slot's strengths a_s (n_species,): complex (N, N), 1/Bohr³·[a]."""
     factors = geometry.structure_factors

@@ -12,6 +12,7 @@ from dpp.physics.terms.base import (
     Coefficients,
     OperatorTerm,
     Parameters,
+    spin_blocks,
     strength_drift,
     strength_matrix,
 )
@@ -35,13 +36,6 @@ class NonlocalTerm(OperatorTerm):
         geometry = self.context.geometry
         return tuple(strength_matrix(geometry, parameters.table[:, slot]) for slot in CHANNELS)
 
-    def _diagonal_blocks(self, out: torch.Tensor, b: int) -> list[torch.Tensor]:
-        n = self.context.n_basis
-        blocks = [out[b, :n, :n]]
-        if self.context.spinor:
-            blocks.append(out[b, n:, n:])
-        return blocks
-
     def add_to(
         self, out: torch.Tensor, k_indices: torch.Tensor, coefficients: Coefficients
     ) -> None:
@@ -51,14 +45,14 @@ class NonlocalTerm(OperatorTerm):
             for strength, channel in zip(coefficients, CHANNELS.values(), strict=True):
                 part = strength * projectors.dot_kernel(k, channel)
                 term = part if term is None else term.add_(part)
-            for block in self._diagonal_blocks(out, b):
+            for block in spin_blocks(out, b, self.context):
                 block += term
 
     def adjoint(self, grad: torch.Tensor, k_indices: torch.Tensor) -> Coefficients:
         projectors = self.context.projectors
         totals = [None] * len(CHANNELS)
         for b, k in enumerate(k_indices.tolist()):
-            diagonal = sum(self._diagonal_blocks(grad, b))
+            diagonal = sum(spin_blocks(grad, b, self.context))
             for i, channel in enumerate(CHANNELS.values()):
                 part = diagonal * projectors.dot_kernel(k, channel)
                 totals[i] = part if totals[i] is None else totals[i].add_(part)

@@ -14,6 +14,7 @@ from dpp.physics.terms.base import FormFactorTerm, OperatorTerm, Parameters, Sys
 from dpp.physics.terms.kinetic import KineticTerm
 from dpp.physics.terms.local import LocalFormFactor, LocalPotential
 from dpp.physics.terms.long_range import LongRangeTail
+from dpp.physics.terms.nonlocal_l0 import SChannelTerm
 from dpp.physics.terms.nonlocal_l1 import NonlocalTerm
 from dpp.physics.terms.spin_orbit import SpinOrbitTerm
 from dpp.physics.terms.strain import StrainFactor
@@ -24,6 +25,7 @@ OPERATOR_TERMS: tuple[type[OperatorTerm], ...] = (
     KineticTerm,
     NonlocalTerm,
     SpinOrbitTerm,
+    SChannelTerm,
 )
 
 
