@@ -24,7 +24,7 @@ from dpp.fitting.linearisation import (
     store_gradient,
     unsupported,
 )
-from dpp.fitting.objective import trainable
+from dpp.fitting.objective import accumulate, trainable
 from dpp.fitting.terms import GlobalTerm
 from dpp.io import load_bundle
 from dpp.models import build_model
@@ -33,6 +33,12 @@ from dpp.slots import Slot
 from dpp.training.callbacks.perturbation import Perturbation
 
 REPO_DATA = INGAASP.parent
+
+
+def all_kpoints(data) -> torch.Tensor:
+    """One batch of every (system, k) item of `data`."""
+    return torch.tensor([(s, k) for s, x in enumerate(data.systems) for k in range(x.n_kpoints)])
+
 
 DEGENERATE_EDGES = pytest.mark.filterwarnings("ignore:idx[VC]B = [0-9]+ splits a degenerate level")
 """The coupling test data's band edges are degenerate: the warning is about that data."""
@@ -139,6 +145,29 @@ def test_spin_orbit_linearisation_gradient(tmp_path, slots: tuple[int, ...]):
         torch.testing.assert_close(parameter.grad, reference, rtol=0, atol=1e-7 * scale)
     if slots:
         assert float(hamiltonian.pp_free.grad.abs().max()) > 0
+
+
+def test_the_s_channel_bound_is_exact_in_the_model(tmp_path):
+    """The bound on an attractive s-channel is μ_b·N_k·Σ_s min(a9_s, 0)² (a repulsive a9
+    costs nothing), and Gauss–Newton's model carries its value and its slope in a9."""
+    data = load_bundle(small_bundle(tmp_path, REPO_DATA / "CsPbI3_soc", n_k=2, max_ke=2.0))
+    data.pp_params[:, Slot.NONLOCAL_0] = [-0.3, 0.2, -0.1]
+    options = PhysicsOptions(spin_orbit=True, nonlocal_s=True)
+    hamiltonian = build_hamiltonian(data, None, options, train_slots=(9,))
+    objective = training_objective(data, LossSettings(s_channel_bound=10.0))
+    values = objective.global_values(hamiltonian)
+    assert float(values["s_channel_bound"].detach()) == pytest.approx(10.0 * 2 * (0.3**2 + 0.1**2))
+    per_system, terms = accumulate(objective, hamiltonian, [all_kpoints(data)])
+    expected = hamiltonian.pp_free.grad.clone()
+    hamiltonian.pp_free.grad = None
+    linearisation = linearise(objective, hamiltonian)
+    assert linearisation.total == pytest.approx(float(per_system.sum()) + sum(terms.values()))
+    store_gradient(linearisation, objective, hamiltonian)
+    torch.testing.assert_close(hamiltonian.pp_free.grad, expected, rtol=1e-7, atol=1e-9)
+    bound_slope = 2 * 10.0 * 2 * torch.tensor([-0.3, 0.0, -0.1], dtype=torch.float64)
+    band_only = build_hamiltonian(data, None, options, train_slots=(9,))
+    accumulate(training_objective(data, LossSettings()), band_only, [all_kpoints(data)])
+    torch.testing.assert_close(expected - band_only.pp_free.grad, bound_slope)
 
 
 def test_analytic_parameters_train_with_gauss_newton(bundle):

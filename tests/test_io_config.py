@@ -27,10 +27,10 @@ SECTION_3_KEYS = [
     "ft_qmax", "ft_nQGrid",
 ]  # fmt: skip
 DPP_SWITCHES = [
-    "basis_search", "allow_left_handed", "long_range_with_nn", "nonlocal_without_soc",
+    "basis_search", "allow_left_handed", "long_range_with_nn", "nonlocal_without_soc", "nonlocal_s",
     "legacy_batchnorm", "legacy_fifth_param", "legacy_reorder", "legacy_relE_detached",
     "legacy_mc_modes", "eigensolver", "k_chunk", "seed", "energy_zero", "smoothness",
-    "smoothness_reference", "departure", "train_slots",
+    "smoothness_reference", "departure", "s_channel_bound", "train_slots",
 ]  # fmt: skip
 
 

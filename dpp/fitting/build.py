@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from dpp.fitting.bands import BandTerm
+from dpp.fitting.bounds import SChannelBound
 from dpp.fitting.costs import NormalisedBandTerm, SpinOrbitLimitTerm
 from dpp.fitting.objective import Objective
 from dpp.fitting.observables import CouplingTerm, DefPotTerm
@@ -42,7 +43,8 @@ def training_objective(
     smoothness = SmoothnessTerm(
         settings.smoothness, q_max, sum(n_kpoints), prior, departure=settings.departure
     )
-    terms = [term for term in (penalties, smoothness) if term.active]
+    bound = SChannelBound(settings.s_channel_bound, sum(n_kpoints))
+    terms = [term for term in (penalties, smoothness, bound) if term.active]
     terms += _observable_terms(bundle, settings)
     return Objective([BandTerm(bundle.systems, settings, device)], terms)
 

@@ -39,6 +39,8 @@ class LossSettings:
         the starting curve (`prior`, as penalty_reference).
     departure: strength μ of the penalty on the size of v − reference curve (the same
         reference; 0 = off).
+    s_channel_bound: strength of the penalty on an attractive s-channel, a9 < 0
+        (dpp.fitting.bounds; 0 = off).
     """
 
     relE_bIdx: int | None = None  # noqa: N815 - the NN_config key users know
@@ -62,6 +64,7 @@ class LossSettings:
     smoothness: float = 0.0
     smoothness_reference: str = "zero"
     departure: float = 0.0
+    s_channel_bound: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -86,7 +89,13 @@ class LossSettings:
                 given, f"needs {other} too", expected="both or neither", found=f"only {given}"
             )
         self.window  # noqa: B018 - validates the window settings
-        for name in ("defpot_weight", "coupling_weight", "smoothness", "departure"):
+        for name in (
+            "defpot_weight",
+            "coupling_weight",
+            "smoothness",
+            "departure",
+            "s_channel_bound",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise SettingError(

@@ -376,6 +376,13 @@ _KEYS = (
         "strength of the penalty on the size of v(q) minus the smoothness reference (0 = off)",
         minimum=0.0,
     ),
+    _key(
+        "s_channel_bound",
+        "float",
+        "loss.s_channel_bound",
+        "strength of the penalty on an attractive nonlocal s-channel, a9 < 0 (0 = off)",
+        minimum=0.0,
+    ),
     # 3.8 Monte Carlo (mc_perturb_mode is checked by MonteCarloSettings)
     _key("mc_bool", "bool", None, "run Monte Carlo instead of gradient training"),
     _key("mc_iter", "int", "mc.iterations", "number of Monte Carlo trial moves", minimum=1),

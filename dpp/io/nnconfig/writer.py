@@ -49,6 +49,7 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "smoothness": "3e-5",
     "smoothness_reference": "prior",
     "departure": "1e-2",
+    "s_channel_bound": "10",
 }
 """NN_config keys of a converted bundle besides nSystem, SObool and cacheSO (values as text)."""
 NONLOCAL_WITHOUT_SOC = {"nonlocal_without_soc": "1", "nonlocal_s": "1", "train_slots": "6 7 9"}
