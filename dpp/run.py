@@ -2,7 +2,7 @@
 
 The run's `config_resolved.yaml` is read as data (its `_target_` entries name the settings
 classes and are never instantiated from the file); the network is its best (else final)
-state, read with `torch.load(weights_only=True)`; the analytic tables a0..a8 are the run's
+state, read with `torch.load(weights_only=True)`; the analytic tables a0..a9 are the run's
 `<state>_<S>Params.dat` when it wrote them.
 """
 
@@ -36,7 +36,7 @@ BUNDLE_OPTIONS = {
 
 @dataclass(frozen=True)
 class FittedRun:
-    """A fitted potential: the bundle (systems, species, tables a0..a8), the network (None:
+    """A fitted potential: the bundle (systems, species, tables a0..a9), the network (None:
     the analytic form), the physics switches and model settings of the run, which state."""
 
     folder: Path

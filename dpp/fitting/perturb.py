@@ -103,7 +103,7 @@ def perturb_soc(
     active: Sequence[int],
     legacy: bool = False,
 ) -> None:
-    """Move a5–a7 of the (n_species, 9) table by mode `mode`; only slots in `active` move."""
+    """Move a5–a7 of the (n_species, 10) table by mode `mode`; only slots in `active` move."""
     slots = moved_soc_slots(mode, active)
     if not slots:
         return

@@ -125,7 +125,7 @@ class Bundle:
     path: Path
     systems: list[SystemData]
     species: tuple[str, ...]  # sorted unique symbols across all systems
-    pp_params: np.ndarray  # (n_species, N_SLOTS) a0..a8 in species order (dpp.slots)
+    pp_params: np.ndarray  # (n_species, N_SLOTS) a0..a9 in species order (dpp.slots)
     qspace_prior: QSpaceTable | None = None
     init_model_path: Path | None = None
     init_optimizer_path: Path | None = None

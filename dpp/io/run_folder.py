@@ -87,7 +87,7 @@ def run_state(run: Path, preferred: str = "best") -> tuple[Path | None, str]:
 
 
 def with_run_tables(bundle: Bundle, run: Path, which: str) -> Bundle:
-    """The bundle with a0..a8 of the run's `<which>_<S>Params.dat` when present."""
+    """The bundle with a0..a9 of the run's `<which>_<S>Params.dat` when present."""
     files = [run / f"{which}_{s}Params.dat" for s in bundle.species]
     if not all(f.is_file() for f in files):
         return bundle

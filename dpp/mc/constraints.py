@@ -24,7 +24,7 @@ def atom_species(bundle: Bundle) -> list[int]:
 
 @torch.no_grad()
 def enforce_constraints(table: torch.Tensor, atoms: Sequence[int]) -> None:
-    """In place on the (n_species, 9) table: a5 ← |a5| for every species present, then the
+    """In place on the (n_species, 10) table: a5 ← |a5| for every species present, then the
     long-range neutrality a4(c) = −Σ_{α: s(α) ≠ c} a4(s(α)) / n_c for the constrained species c
     (the last species, by first appearance, with |a4| > 1e-10); nothing if all a4 vanish."""
     order = list(dict.fromkeys(atoms))

@@ -71,7 +71,7 @@ class MonteCarloRunner:
     writes into `reporter.run_dir`.
 
     The network engine perturbs the model and a5–a7 (modes 1–7); the analytic engine steps
-    a0..a8 with the constraints of physics.md §5.4. The objective is the training loss for the
+    a0..a9 with the constraints of physics.md §5.4. The objective is the training loss for the
     network engine and the normalised cost of §10.2 for the analytic one (the application
     builds it). `hamiltonian` ends in the final state of replica 0.
 

@@ -28,7 +28,7 @@ class MonteCarloSettings:
     (network) or normalised eV² (analytic), β is 1/√cost.
 
     engine: auto (analytic for ZeroFunction), nn (modes 1–7 on the network and a5–a7) or
-    analytic (a0..a8 steps); iterations: trial moves (mc_iter; the analytic engine falls back
+    analytic (a0..a9 steps); iterations: trial moves (mc_iter; the analytic engine falls back
     to totalIter of the options file); percentage: ε of the network modes; beta: β of the √L
     Metropolis rule; perturb_mode: 1–7; beta_schedule: file of `trial beta` rows (relative to
     the bundle); options_file: mcOpts*.par (two temperatures, step factors, extra terms);
@@ -48,7 +48,7 @@ class MonteCarloSettings:
     `options` (two-temperature switch of the analytic engine), else from `schedule`, else
     `beta`; parallel tempering runs one replica per entry of `replica_betas`, with the
     matching step factor of `replica_step_mods` (analytic engine), and tries neighbour swaps
-    every `exchange_every` iterations; `steps` are the analytic steps ((n_species, 9); None:
+    every `exchange_every` iterations; `steps` are the analytic steps ((n_species, 10); None:
     |a_j|/100; 0 freezes) and `extra` is recorded in the checkpoint.
     """
 

@@ -1,4 +1,4 @@
-"""Snapshots of a Monte Carlo state: network tensors, the (n_species, 9) parameter table and,
+"""Snapshots of a Monte Carlo state: network tensors, the (n_species, 10) parameter table and,
 in memory only, the eigensolver's warm-start vectors of that state."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from dpp.physics.warmstart import WarmStart
 
 @dataclass
 class McState:
-    """Exact copies of the model state_dict (empty without a network) and of a0..a8; with
+    """Exact copies of the model state_dict (empty without a network) and of a0..a9; with
     `vectors`, the warm-start eigenvectors of the state (not saved in checkpoints: a resumed
     chain starts its solves dense)."""
 
     model: dict[str, torch.Tensor]
-    table: torch.Tensor  # (n_species, 9)
+    table: torch.Tensor  # (n_species, 10)
     vectors: WarmStart | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:

@@ -21,7 +21,7 @@ class ModelSettings:
     """name: catalogue class (PPmodel); hidden_layers: hidden widths; decay_rate (Bohr) and
     decay_center (1/Bohr) of the logistic gate; gaussian_std (1/Bohr) of the Gaussian gate;
     scale: one output factor per species; dropout: p of the classes that apply dropout;
-    train_slots: analytic slots a0..a8 trained by gradient (None: a0..a3, a4 when non-zero and
+    train_slots: analytic slots a0..a9 trained by gradient (None: a0..a3, a4 when non-zero and
     a5..a7 with spin-orbit for ZeroFunction, none for a network); gradient_checkpointing:
     recompute the network in the backward pass (memory for time)."""
 

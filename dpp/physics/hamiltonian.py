@@ -160,7 +160,7 @@ class PseudopotentialHamiltonian(nn.Module):
 
     # -- parameters ---------------------------------------------------------------------
     def pp_table(self) -> torch.Tensor:
-        """Current (n_species, 9) parameter table, trainable slots included."""
+        """Current (n_species, 10) parameter table, trainable slots included."""
         if not bool(self.pp_mask.any()):
             return self.pp_fixed
         table = self.pp_fixed.clone()

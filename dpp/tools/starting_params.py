@@ -1,4 +1,4 @@
-"""Wang–Zunger starting parameters a0…a8 (physics.md §4) of any species, with their provenance.
+"""Wang–Zunger starting parameters a0…a9 (physics.md §4) of any species, with their provenance.
 
 `starting_params` takes, in this order of priority: the species of the shipped bundles
 (`STARTING_PARAMS`), then the Cohen–Bergstresser table (dpp.tools.form_factors: Si, Ge, Sn, Al,
@@ -95,7 +95,7 @@ STARTING_PARAMS: dict[str, tuple[tuple[float, ...], str]] = {
         "tests/data/CsPbI3_soc/init_IParams.par",
     ),
 }
-"""species → (a0…a8, the shipped file they come from)."""
+"""species → (a0…a9, the shipped file they come from)."""
 
 
 def _direct(symbol: str) -> tuple[np.ndarray, str] | None:

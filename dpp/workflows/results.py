@@ -36,7 +36,7 @@ def pre_adjust_files(move: int, module: PseudopotentialModule, reporter: Reporte
 
 
 def _state_files(prefix: str, hamiltonian: PseudopotentialHamiltonian, reporter: Reporter) -> None:
-    """`<prefix>_PPmodel.pth` (network) and `<prefix>_<S>Params.dat` (a0..a8, the trained
+    """`<prefix>_PPmodel.pth` (network) and `<prefix>_<S>Params.dat` (a0..a9, the trained
     analytic slots included)."""
     run_dir, bundle = reporter.run_dir, reporter.bundle
     if hamiltonian.uses_network:

@@ -222,7 +222,7 @@ _KEYS = (
         "train_slots",
         "int_list",
         "model.train_slots",
-        "analytic slots a0..a8 trained by gradient beside the network (6 7: nonlocal strengths)",
+        "analytic slots a0..a9 trained by gradient beside the network (6 7: nonlocal strengths)",
         minimum=0,
     ),
     # 3.5 penalties

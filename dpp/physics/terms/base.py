@@ -2,7 +2,7 @@
 
 A term keeps its parameters apart from its precomputed data:
 
-- parameters (the species table of slots a0..a8 and the network) arrive at evaluation time
+- parameters (the species table of slots a0..a9 and the network) arrive at evaluation time
   as `Parameters`, shared by every system;
 - precomputed data (plane-wave basis, |k+G|², structure factors, projector factors) is
   built once per system, when the term is constructed from a `SystemContext`.
