@@ -50,9 +50,9 @@ def test_qspace_table_round_trip(tmp_path: Path) -> None:
 
 
 def test_species_params_round_trip(tmp_path: Path) -> None:
-    params = np.array([1.5, -2.25, 3e-7, 4, 0, 0.1, 0.2, 0.3, 1 / 3])
+    params = np.array([1.5, -2.25, 3e-7, 4, 0, 0.1, 0.2, 0.3, 1 / 3, 0])
     path = write_species_params(tmp_path / "best_CdParams.dat", params)
-    assert len(path.read_text().splitlines()) == 9
+    assert len(path.read_text().splitlines()) == 9  # a9 = 0: the original's nine numbers
     np.testing.assert_array_equal(read_species_params(path), params)
     fixed = write_species_params(tmp_path / "b.dat", params, fmt="%.14f")
     assert fixed.read_text().splitlines()[-1] == "0.33333333333333"
