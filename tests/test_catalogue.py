@@ -524,7 +524,8 @@ CASES = [
     # -- init_<S>Params.par -----------------------------------------------------------------
     Case("params_six", put("init_SeParams.par", "1\n2\n3\n4\n5\n6\n"), "init_SeParams.par", 6,
          "9 (a0..a8)", "6"),
-    Case("params_eleven", append("init_CdParams.par", "1\n2\n"), "init_CdParams.par", 11, "10", "11"),
+    Case("params_eleven", append("init_CdParams.par", "1\n2\n"), "init_CdParams.par", 11,
+         "10", "11"),
     Case("params_text", edit("init_CdParams.par", 2, "1.389e"), "init_CdParams.par", 2,
          "number", "1.389e"),
     Case("params_nan", edit("init_SeParams.par", 5, "nan"), "init_SeParams.par", 5, "finite"),

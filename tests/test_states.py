@@ -234,6 +234,34 @@ def test_box_hamiltonian_is_hermitian_as_an_operator(fitted) -> None:
     torch.testing.assert_close(left, right, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("switches", [{}, {"spin_orbit": True, "nonlocal_s": True}])
+def test_the_gpu_box_is_the_cpu_box(switches) -> None:
+    """The box Hamiltonian and the folded solve on CUDA give the CPU's H ψ (1e-10 Ha) and
+    band-edge energies (1e-8 Ha), with and without the spinor projector terms."""
+    bundle = _projector_bundle("CdSe", 2.0)
+    structure = nanocrystal(bulk_atoms(bundle.systems[0]), 9.0, 2.0, ligand_fraction={"Cd": 0.5})
+    ligands = {"Cd": LigandPotential(-0.5, 1.0)}
+    boxes = [
+        box_hamiltonian(
+            structure,
+            build_hamiltonian(bundle, device=device, **switches),
+            1.5,
+            ligands,
+            device=device,
+        )
+        for device in ("cpu", "cuda")
+    ]
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(boxes[0].dim, 3, dtype=torch.complex128, generator=generator)
+    torch.testing.assert_close(boxes[1](x.to("cuda")).cpu(), boxes[0](x), rtol=0, atol=1e-10)
+    edges = BulkEdges(vbm=-0.25, cbm=-0.15)
+    levels = [band_edge_states(box, edges, 2, 2, tol=1e-6) for box in boxes]
+    for side in ("valence", "conduction"):
+        cpu, gpu = (getattr(level, side).energies.cpu() for level in levels)
+        torch.testing.assert_close(gpu, cpu, rtol=0, atol=1e-8)
+
+
 def test_orthonormal_drops_dependent_columns_and_carries_the_images() -> None:
     """A block with a repeated column, a column inside span(others) and a tiny one: an
     orthonormal basis of the rest, orthogonal to the others, whose images under a matrix
