@@ -32,6 +32,11 @@ def bundle(tmp_path_factory: pytest.TempPathFactory):
     return load_bundle(small_bundle(tmp_path_factory.mktemp("zero"), n_k=6))
 
 
+WHOLE_SYSTEMS = "data.separate_kpt_grad=false"
+"""A free or common zero needs every k-point of a system in one batch (the CdSe example's
+NN_config batches k-points)."""
+
+
 def network(bundle, seed: int = 3):
     return build_model(
         "Net_celu_HeInit_decayGaussian",
@@ -219,7 +224,7 @@ def test_training_is_blind_to_the_reference_zero(tmp_path):
         rows[:, 1:] += offset
         np.savetxt(table, rows)
         run_dir = tmp_path / f"run{offset}"
-        run_app(run_dir, [f"data.bundle={folder}", "trainer.max_epochs=3", "seed=1"])
+        run_app(run_dir, [f"data.bundle={folder}", "trainer.max_epochs=3", "seed=1", WHOLE_SYSTEMS])
         finals.append(cost_rows(run_dir / "final_training_cost.dat"))
         assert "per_system" in (run_dir / "config_resolved.yaml").read_text()
     (epochs, costs), (epochs_moved, costs_moved) = (
@@ -341,7 +346,7 @@ def test_train_with_a_common_zero_keeps_the_alignment(tmp_path):
             rows[:, 1:] += offset
             np.savetxt(table, rows)
         run_dir = tmp_path / f"run{offset}"
-        run_app(run_dir, [f"data.bundle={folder}", "trainer.max_epochs=2", "seed=1"])
+        run_app(run_dir, [f"data.bundle={folder}", "trainer.max_epochs=2", "seed=1", WHOLE_SYSTEMS])
         assert "energy_zero: common" in (run_dir / "config_resolved.yaml").read_text()
         finals.append(cost_rows(run_dir / "final_training_cost.dat"))
     (epochs, costs), (epochs_moved, costs_moved) = (
