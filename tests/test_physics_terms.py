@@ -169,13 +169,13 @@ def test_s_channel_kernel_is_the_closed_form_integral() -> None:
     waves = geometry.kpoints[k] + geometry.basis
     norms = waves.norm(dim=1).tolist()
     assert min(norms) == 0.0
-    kernel = hamiltonian.projector_kernels(0).s_kernel(k)
+    kernel = hamiltonian.projector_kernels(0).dot_kernel(k, "nl0")
     expected = torch.tensor(
         [[4 * math.pi * s_integral(a, b, NL0_WIDTH) for b in norms] for a in norms],
         dtype=torch.float64,
     )
     torch.testing.assert_close(kernel, expected, rtol=1e-11, atol=1e-13)
-    bound = hamiltonian.projector_kernels(0).s_kernel_norm()
+    bound = hamiltonian.projector_kernels(0).dot_kernel_norm("nl0")
     assert float(torch.linalg.matrix_norm(kernel, ord=2)) <= bound
 
 

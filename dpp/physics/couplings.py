@@ -36,8 +36,8 @@ from dpp.physics.constants import AUTOEV
 from dpp.physics.eigensolver import lowest_eigh_raw
 from dpp.physics.geometry import Q_GROUPING
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.physics.projectors import S_CHANNEL, angular_weight, radial_nodes_for, scaled_j1
-from dpp.physics.radial import projector_rules, spherical_j0
+from dpp.physics.projectors import S_CHANNEL, angular_weight, channel_radial, radial_nodes_for
+from dpp.physics.radial import projector_rules
 from dpp.slots import Slot
 
 CouplingKey = tuple[int, int, int, str]
@@ -197,11 +197,8 @@ def pair_kernels(left_waves: torch.Tensor, right_waves: torch.Tensor) -> torch.T
     def radial(channel: str) -> torch.Tensor:
         nodes, weights = (torch.as_tensor(a, dtype=left_waves.dtype) for a in rules[channel])
         nodes, weights = nodes.to(left_waves.device), weights.to(left_waves.device)
-        if channel == S_CHANNEL:
-            left = spherical_j0(left_norm[:, None] * nodes) * weights
-            return angular_weight(channel) * left @ spherical_j0(right_norm[:, None] * nodes).T
-        left = scaled_j1(left_norm, nodes) * weights
-        return angular_weight(channel) * left @ scaled_j1(right_norm, nodes).T
+        left = channel_radial(left_norm, nodes, channel) * weights
+        return angular_weight(channel) * left @ channel_radial(right_norm, nodes, channel).T
 
     lx, ly, lz = left_waves.unbind(1)
     rx, ry, rz = right_waves.unbind(1)

@@ -34,6 +34,14 @@ def angular_weight(channel: str) -> float:
     return 4.0 * math.pi if channel == S_CHANNEL else 12.0 * math.pi
 
 
+def channel_radial(norms: torch.Tensor, nodes: torch.Tensor, channel: str) -> torch.Tensor:
+    """The radial factor of `channel` at |K_m| (N,) in 1/Bohr and nodes r_q (n_q,) in Bohr:
+    j0(|K_m| r_q) for the s-channel, F_mq = j1(|K_m| r_q)/|K_m| (Bohr) otherwise; (N, n_q)."""
+    if channel == S_CHANNEL:
+        return spherical_j0(norms[:, None] * nodes)
+    return scaled_j1(norms, nodes)
+
+
 def radial_nodes_for(k_max: float) -> int:
     """Gauss–Legendre nodes that resolve j1(K r) j1(K' r) up to |K| = k_max (1/Bohr)."""
     return max(64, int(3.0 * k_max * SHIFTED_CUTOFF / math.pi) + 32)
@@ -80,39 +88,24 @@ class ProjectorFactors:
         key = (k, channel)
         if key in self._cached:
             return self._cached[key]
-        norms = waves.norm(dim=1)
-        if channel == S_CHANNEL:
-            radial = spherical_j0(norms[:, None] * self._nodes[channel])
-        else:
-            radial = scaled_j1(norms, self._nodes[channel])
+        radial = channel_radial(waves.norm(dim=1), self._nodes[channel], channel)
         if self.cache:
             self._cached[key] = radial
         return radial
 
-    def dot_kernel(self, k: int, channel: str) -> torch.Tensor:
-        """P·I_c(|K_m|, |K_n|)·(K_m·K_n), real (N, N), Bohr³ (the nonlocal kernels)."""
+    def _dot_factors(self, k: int, channel: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Factors U (N, r) and weights w (r,) with dot kernel = (U ∘ w) Uᵀ: u_mqa flattened
+        (r = 3n_q), or j0(|K_m| r_q) for the s-channel (r = n_q)."""
+        if channel == S_CHANNEL:
+            return self._radial(k, channel, self.kpoints[k] + self.basis), self._weights[channel]
         factors = self.factors(k, channel)
-        flat = factors.reshape(factors.shape[0], -1)
-        weighted = (factors * self._weights[channel][:, None]).reshape(flat.shape)
-        return weighted @ flat.T
+        return factors.reshape(factors.shape[0], -1), self._weights[channel].repeat_interleave(3)
 
-    def s_kernel(self, k: int) -> torch.Tensor:
-        """4π Σ_q c_q j0(|K_m| r_q) j0(|K_n| r_q), real (N, N), Bohr³ (the l = 0 kernel)."""
-        radial = self._radial(k, S_CHANNEL, self.kpoints[k] + self.basis)
-        return (radial * self._weights[S_CHANNEL]) @ radial.T
-
-    def s_kernel_norm(self) -> float:
-        """max over k of ‖s kernel‖_F, Bohr³."""
-        key = f"dot:{S_CHANNEL}"
-        if key not in self._bounds:
-            weights = self._weights[S_CHANNEL]
-            norms = []
-            for k in range(self.kpoints.shape[0]):
-                radial = self._radial(k, S_CHANNEL, self.kpoints[k] + self.basis)
-                gram = radial.T @ radial
-                norms.append(float((weights[:, None] * weights[None, :] * gram * gram).sum()))
-            self._bounds[key] = math.sqrt(max(norms))
-        return self._bounds[key]
+    def dot_kernel(self, k: int, channel: str) -> torch.Tensor:
+        """P·I_c(|K_m|, |K_n|)·(K_m·K_n), real (N, N), Bohr³ (the nonlocal l = 1 kernels), or
+        4π Σ_q c_q j0(|K_m| r_q) j0(|K_n| r_q) for the s-channel (l = 0)."""
+        flat, weights = self._dot_factors(k, channel)
+        return (flat * weights) @ flat.T
 
     def cross_kernels(self, k: int, channel: str = "soc") -> tuple[torch.Tensor, ...]:
         """P·I_c ∘ (K_m × K_n)_a for a = x, y, z: three real (N, N) kernels."""
@@ -137,9 +130,7 @@ class ProjectorFactors:
         if key not in self._bounds:
             norms = []
             for k in range(self.kpoints.shape[0]):
-                factors = self.factors(k, channel)
-                flat = factors.reshape(factors.shape[0], -1)
-                weights = self._weights[channel].repeat_interleave(3)
+                flat, weights = self._dot_factors(k, channel)
                 gram = flat.T @ flat
                 norms.append(float((weights[:, None] * weights[None, :] * gram * gram).sum()))
             self._bounds[key] = math.sqrt(max(norms))

@@ -30,8 +30,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from dpp.physics.projectors import S_CHANNEL, angular_weight, radial_nodes_for, scaled_j1
-from dpp.physics.radial import projector_rules, spherical_j0
+from dpp.physics.projectors import S_CHANNEL, angular_weight, channel_radial, radial_nodes_for
+from dpp.physics.radial import projector_rules
 
 RANK_TOLERANCE = 1e-14
 """Eigenvalues of the radial kernel P·I kept: above this fraction of the largest."""
@@ -58,10 +58,7 @@ def radial_factors(norms: torch.Tensor, channel: str) -> torch.Tensor:
         angular_weight(channel) * weights, dtype=norms.dtype, device=norms.device
     )
     nodes = torch.as_tensor(nodes, dtype=norms.dtype, device=norms.device)
-    if channel == S_CHANNEL:
-        factors = spherical_j0(norms[:, None] * nodes)
-    else:
-        factors = scaled_j1(norms, nodes)
+    factors = channel_radial(norms, nodes, channel)
     left, values, _ = torch.linalg.svd(factors * scale.sqrt(), full_matrices=False)
     keep = values**2 > RANK_TOLERANCE * values[0] ** 2
     return left[:, keep] * values[keep]

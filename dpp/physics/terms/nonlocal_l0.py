@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from dpp.physics.options import PhysicsOptions
+from dpp.physics.projectors import S_CHANNEL
 from dpp.physics.terms.base import (
     Coefficients,
     OperatorTerm,
@@ -37,14 +38,16 @@ class SChannelTerm(OperatorTerm):
     ) -> None:
         (strength,) = coefficients
         for b, k in enumerate(k_indices.tolist()):
-            term = strength * self.context.projectors.s_kernel(k)
+            term = strength * self.context.projectors.dot_kernel(k, S_CHANNEL)
             for block in spin_blocks(out, b, self.context):
                 block += term
 
     def adjoint(self, grad: torch.Tensor, k_indices: torch.Tensor) -> Coefficients:
         total = None
         for b, k in enumerate(k_indices.tolist()):
-            part = sum(spin_blocks(grad, b, self.context)) * self.context.projectors.s_kernel(k)
+            part = sum(spin_blocks(grad, b, self.context)) * self.context.projectors.dot_kernel(
+                k, S_CHANNEL
+            )
             total = part if total is None else total.add_(part)
         return (total,)
 
@@ -54,4 +57,4 @@ class SChannelTerm(OperatorTerm):
     def drift(self, before: object, after: object) -> float:
         """Σ_s |Δa9(s)| n_atoms(s)/|Ω| · max_k ‖kernel‖_F (Hartree)."""
         moved = strength_drift(self.context.geometry, before, after)
-        return moved * self.context.projectors.s_kernel_norm() if moved else 0.0
+        return moved * self.context.projectors.dot_kernel_norm(S_CHANNEL) if moved else 0.0
