@@ -16,8 +16,9 @@ import dpp
 from dpp.errors import InputError, SettingError
 from dpp.physics import build_hamiltonian
 from dpp.run import settings_from_data
-from dpp.states.continuation import label_index, prolong, solve_box
+from dpp.states.continuation import prolong, solve_box
 from dpp.states.edges import LigandPotential, box_hamiltonian, bulk_edges
+from dpp.states.hamiltonian import label_index
 from dpp.states.realgamma import real_gamma
 from dpp.states.settings import SolverSettings
 from dpp.states.structures import bulk_atoms, nanocrystal, supercell

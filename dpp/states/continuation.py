@@ -27,7 +27,7 @@ from dpp.states.edges import (
     band_edge_states,
     box_hamiltonian,
 )
-from dpp.states.hamiltonian import GridHamiltonian
+from dpp.states.hamiltonian import GridHamiltonian, label_index
 from dpp.states.settings import SolverSettings
 from dpp.states.structures import Structure
 
@@ -54,20 +54,6 @@ class BoxSolve:
     plane_waves: tuple[int, ...]
     applications: tuple[int, ...]
     seconds: tuple[float, ...]
-
-
-def label_index(labels: np.ndarray, within: np.ndarray) -> np.ndarray:
-    """The row of `within` (M, 3) holding each label of `labels` (N, 3), integer reciprocal
-    coordinates; ValueError when one is missing."""
-    extent = np.maximum(np.abs(labels).max(axis=0), np.abs(within).max(axis=0))
-    span = tuple(int(n) for n in 2 * extent + 1)
-    keys = np.ravel_multi_index(tuple((within + extent).T), span)
-    wanted = np.ravel_multi_index(tuple((labels + extent).T), span)
-    order = np.argsort(keys)
-    found = order[np.clip(np.searchsorted(keys, wanted, sorter=order), 0, len(keys) - 1)]
-    if not np.array_equal(keys[found], wanted):
-        raise ValueError("the coarse basis is not a subset of the fine one")
-    return found
 
 
 def prolong(coarse: GridHamiltonian, fine: GridHamiltonian, vectors: torch.Tensor) -> torch.Tensor:

@@ -15,18 +15,15 @@ import math
 import numpy as np
 import torch
 
-from dpp.states.hamiltonian import GridHamiltonian
+from dpp.states.hamiltonian import GridHamiltonian, label_index
 
 
 def _mirror(labels: np.ndarray) -> np.ndarray | None:
     """The index of −G for every label G (M, 3), None when the basis lacks some −G."""
-    extent = np.abs(labels).max(axis=0)
-    span = tuple(int(n) for n in 2 * extent + 1)
-    keys = np.ravel_multi_index(tuple((labels + extent).T), span)
-    wanted = np.ravel_multi_index(tuple((extent - labels).T), span)
-    order = np.argsort(keys)
-    found = order[np.clip(np.searchsorted(keys, wanted, sorter=order), 0, len(keys) - 1)]
-    return found if np.array_equal(keys[found], wanted) else None
+    try:
+        return label_index(-labels, labels)
+    except ValueError:
+        return None
 
 
 def real_gamma(hamiltonian: GridHamiltonian) -> RealGamma | None:
