@@ -85,7 +85,7 @@ def test_pw_output_gives_cell_kpoints_and_spin_doubled_aligned_bands(tmp_path: P
     # the p-channel nonlocal strengths a6, a7 are trained beside the network
     assert config.get("nonlocal_without_soc") is True and config.get("nonlocal_s") is True
     assert config.get("train_slots") == (6, 7, 9)
-    assert config.get("smoothness_reference") == "prior" and config.get("departure") == 1e-2
+    assert config.get("smoothness_reference") == "prior" and config.get("departure") == 7e-3
     assert "Cohen & Bergstresser" in (tmp_path / "init_SiParams.par").read_text()
     bundle = load_bundle(tmp_path)
     assert bundle.species == ("Si",) and bundle.systems[0].n_bands == 16

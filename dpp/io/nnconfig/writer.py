@@ -9,15 +9,15 @@ run's energies is arbitrary, so each system's rigid energy offset is left free
 (`separateKptGrad = 0`). The network's v(q) is kept smooth between the shells the bands
 constrain by the curvature regulariser, on its departure from the starting Wang–Zunger
 curve (`smoothness = 3e-5`, `smoothness_reference = prior`, physics.md §7.7), and the size
-of that departure is bounded (`departure = 1e-2`): the strengths measured on the shipped Si,
+of that departure is bounded (`departure = 7e-3`): the strengths measured on the shipped Si,
 AlAs, GaAs and GaN bands by the transfer to strained copies (docs/recipes.md). A DFT
-pseudopotential acts
-differently on s and p electrons; a local v(q) alone can mimic that only with a large,
-slowly decaying tail that is not converged in the basis and does not transfer. So the
-nonlocal l = 1 channels are on (`nonlocal_without_soc = 1`, or with the spin–orbit term), and
-the s-channel (`nonlocal_s = 1`, an l = 0 projector), and their strengths a6, a7, a9 (and a5
-with spin–orbit) are trained beside the network (`train_slots`). Every key can be edited in
-the file or overridden on the command line (`trainer.max_epochs=...`).
+pseudopotential acts differently on s and p electrons; a local v(q) alone can mimic that
+only with a large, slowly decaying tail that is not converged in the basis and does not
+transfer. So the nonlocal l = 1 channels are on (`nonlocal_without_soc = 1`, or with the
+spin–orbit term), and the s-channel (`nonlocal_s = 1`, an l = 0 projector), and their
+strengths a6, a7, a9 (and a5 with spin–orbit) are trained beside the network
+(`train_slots`). Every key can be edited in the file or overridden on the command line
+(`trainer.max_epochs=...`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "energy_zero": "per_system",
     "smoothness": "3e-5",
     "smoothness_reference": "prior",
-    "departure": "1e-2",
+    "departure": "7e-3",
     "s_channel_bound": "10",
 }
 """NN_config keys of a converted bundle besides nSystem, SObool and cacheSO (values as text)."""
