@@ -47,6 +47,12 @@ def test_schema_covers_every_key() -> None:
         assert key.spec.kind in {"int", "float", "bool", "path", "int_list", "float_list", "choice"}
 
 
+def test_bundle_format_documents_every_key() -> None:
+    """A key the reader accepts is a key a user may write: bundle-format §3 names each one."""
+    page = (Path(__file__).parents[1] / "docs" / "bundle-format.md").read_text(encoding="utf-8")
+    assert [name for name in KEYS if f"`{name}`" not in page] == []
+
+
 def test_file_reading_lines_and_types(tmp_path: Path) -> None:
     path = write(
         tmp_path,
