@@ -185,6 +185,19 @@ def test_analytic_tempering_and_hybrid_handover(bundle, tmp_path: Path) -> None:
     assert best == pytest.approx(objective.evaluate(build_hamiltonian(stage)).total, rel=1e-12)
 
 
+@pytest.mark.parametrize("s_channel", [False, True])
+def test_iterations_file_has_a9_columns_only_with_the_s_channel(bundle, tmp_path, s_channel):
+    """Without the s-channel iterations.dat keeps the original's columns a0..a8 per species."""
+    run = tmp_path / "run"
+    hamiltonian = build_hamiltonian(bundle, nonlocal_s=s_channel)
+    make_runner(bundle, hamiltonian, settings(engine="analytic", iterations=1), run).run()
+    header, *rows = run.joinpath("iterations.dat").read_text().splitlines()
+    slots = 10 if s_channel else 9
+    names = [f"{s}_a{j}" for s in bundle.species for j in range(slots)]
+    assert header.split() == ["newMSE", "curMSE", "bstMSE", "%Accpt", *names]
+    assert len(rows) == 2 and all(len(row.split("\t")) == 4 + len(names) for row in rows)
+
+
 @pytest.mark.slow
 def test_ingaasp_analytic_chain_lowers_the_loss(tmp_path: Path) -> None:
     """The default steps |a|/100 accepted nothing at β = 100 before the burn-in tuned them."""

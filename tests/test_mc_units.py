@@ -78,6 +78,21 @@ def test_analytic_step_respects_steps() -> None:
     assert torch.all(delta[:, 4:] == 0) and torch.all(delta[:, :4] <= 1.0) and delta.sum() > 0
 
 
+def test_analytic_step_draws_for_the_s_channel_only_when_it_moves() -> None:
+    """A chain whose a9 does not move draws the random numbers of the original's nine slots,
+    so seeded chains of existing bundles keep their trajectories; a moving a9 draws its own."""
+    nine, steps = _table(), torch.full((3, 9), 0.25, dtype=torch.float64)
+    analytic_step(nine, steps, 2.0, np.random.default_rng(4))
+    ten = torch.cat([_table(), torch.zeros(3, 1, dtype=torch.float64)], dim=1)
+    ten_steps = torch.cat([steps, torch.zeros(3, 1, dtype=torch.float64)], dim=1)
+    rng = np.random.default_rng(4)
+    analytic_step(ten, ten_steps, 2.0, rng)
+    assert torch.equal(ten[:, :9], nine) and torch.all(ten[:, 9] == 0)
+    ten_steps[:, 9] = 0.5
+    analytic_step(ten, ten_steps, 1.0, rng)
+    assert torch.all(ten[:, 9] != 0) and torch.all(ten[:, 9].abs() <= 0.5)
+
+
 def test_charge_neutrality_and_abs_soc() -> None:
     table = torch.zeros(3, 9, dtype=torch.float64)
     table[:, 4] = torch.tensor([0.3, -0.2, 0.0], dtype=torch.float64)

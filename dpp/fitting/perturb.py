@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from dpp.physics.hamiltonian import PseudopotentialHamiltonian
-from dpp.slots import NONLOCAL, SPIN_ORBIT_NONLOCAL, Slot
+from dpp.slots import LEGACY_SLOTS, NONLOCAL, SPIN_ORBIT_NONLOCAL, Slot
 
 MODES = (1, 2, 3, 4, 5, 6, 7)
 NETWORK_MODES = (1, 2, 3, 4, 5)
@@ -124,9 +124,18 @@ def perturb_soc(
 def analytic_step(
     table: torch.Tensor, steps: torch.Tensor, modifier: float, rng: np.random.Generator
 ) -> None:
-    """a_j ← a_j + U(−1, 1)·step_j·modifier for every species and slot (step 0 freezes)."""
-    u = torch.as_tensor(rng.uniform(-1.0, 1.0, tuple(table.shape)), dtype=table.dtype)
-    table += u.to(table.device) * steps * modifier
+    """a_j ← a_j + U(−1, 1)·step_j·modifier for every species and slot (step 0 freezes).
+
+    The numbers for a0..a8 are drawn first, as the original draws them; those for the
+    s-channel a9 follow only when one of its steps is non-zero, so a chain without it runs
+    the original's random sequence."""
+    columns = [slice(0, LEGACY_SLOTS)]
+    if bool(torch.any(steps[:, LEGACY_SLOTS:] != 0)):
+        columns.append(slice(LEGACY_SLOTS, table.shape[1]))
+    for part in columns:
+        shape = tuple(table[:, part].shape)
+        u = torch.as_tensor(rng.uniform(-1.0, 1.0, shape), dtype=table.dtype)
+        table[:, part] += u.to(table.device) * steps[:, part] * modifier
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from dpp.io.writers import write_text_atomic
-from dpp.slots import Slot, slot_name
+from dpp.slots import LEGACY_SLOTS, N_SLOTS, Slot, slot_name
 
 COST_HEADER = "# iter      newLoss      accept?      bestLoss      currLoss\n"
 
@@ -48,16 +48,28 @@ def read_cost_trace(path: Path) -> np.ndarray:
     return np.array(rows, dtype=float).reshape(-1, 5)
 
 
-def iterations_header(species: Sequence[str]) -> str:
-    """iterations.dat header: `newMSE \\t curMSE \\t bstMSE \\t %Accpt \\t <S>_a<j> ...`."""
-    names = [f"{s}_{slot_name(j)}" for s in species for j in Slot]
+def iterations_header(species: Sequence[str], n_slots: int) -> str:
+    """iterations.dat header: `newMSE \\t curMSE \\t bstMSE \\t %Accpt \\t <S>_a<j> ...`
+    for the first `n_slots` slots of every species."""
+    names = [f"{s}_{slot_name(j)}" for s in species for j in range(n_slots)]
     return "newMSE \t curMSE \t bstMSE \t %Accpt \t " + " \t ".join(names) + "\n"
 
 
-def iterations_row(new: float, current: float, best: float, ratio: float, table: np.ndarray) -> str:
-    """One iterations.dat row: costs `%.6g`, acceptance ratio `%.5g`, parameters `%.14f`."""
+def iterations_row(
+    new: float, current: float, best: float, ratio: float, table: np.ndarray, n_slots: int
+) -> str:
+    """One iterations.dat row: costs `%.6g`, acceptance ratio `%.5g`, the first `n_slots`
+    parameters of every species `%.14f`."""
     fields = [f"{new:.6g}", f"{current:.6g}", f"{best:.6g}", f"{ratio:.5g}"]
-    return "\t".join(fields + [f"{v:.14f}" for v in np.ravel(table)])
+    return "\t".join(fields + [f"{v:.14f}" for v in np.ravel(table[:, :n_slots])])
+
+
+def iterations_slots(active: Sequence[int], table: np.ndarray) -> int:
+    """Slots per species in iterations.dat: a0..a8 as the original writes them, and a9 when
+    the s-channel moves or is non-zero."""
+    if Slot.NONLOCAL_0 in active or np.any(table[:, LEGACY_SLOTS:]):
+        return N_SLOTS
+    return LEGACY_SLOTS
 
 
 def path_length(kpoints: torch.Tensor) -> np.ndarray:

@@ -32,6 +32,7 @@ from dpp.mc.outputs import (
     cost_row,
     iterations_header,
     iterations_row,
+    iterations_slots,
     path_length,
     read_cost_trace,
     write_path_bands,
@@ -153,8 +154,9 @@ class MonteCarloRunner:
         self.since_best = 0
         self.exchanges = [0, 0]  # accepted, attempted
         self.trace = AppendLog(self.run_dir / "final_mc_cost.dat", COST_HEADER)
+        self.table_slots = iterations_slots(self.active, table)
         self.iterations_log = AppendLog(
-            self.run_dir / "iterations.dat", iterations_header(bundle.species)
+            self.run_dir / "iterations.dat", iterations_header(bundle.species, self.table_slots)
         )
         self.coordinates = [path_length(g.kpoints) for g in hamiltonian.geometries]
 
@@ -216,7 +218,9 @@ class MonteCarloRunner:
         if self.analytic:
             self.iterations_log.start(None)
             self.iterations_log.append(
-                iterations_row(first.cost, first.cost, first.cost, 1.0, start.table.numpy())
+                iterations_row(
+                    first.cost, first.cost, first.cost, 1.0, start.table.numpy(), self.table_slots
+                )
             )
             for index, bands in enumerate(evaluation.bands):
                 write_path_bands(
@@ -348,7 +352,14 @@ class MonteCarloRunner:
         every = self.settings.options.write_per_iter if self.settings.options else 1
         if self.analytic and trial % every == 0:
             self.iterations_log.append(
-                iterations_row(new, first.cost, self.best_cost, ratio, first.current.table.numpy())
+                iterations_row(
+                    new,
+                    first.cost,
+                    self.best_cost,
+                    ratio,
+                    first.current.table.numpy(),
+                    self.table_slots,
+                )
             )
         if self.plot_every and trial % self.plot_every == 0:
             self._plot_best(trial)
