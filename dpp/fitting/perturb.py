@@ -126,9 +126,9 @@ def analytic_step(
 ) -> None:
     """a_j ← a_j + U(−1, 1)·step_j·modifier for every species and slot (step 0 freezes).
 
-    The numbers for a0..a8 are drawn first, as the original draws them; those for the
-    s-channel a9 follow only when one of its steps is non-zero, so a chain without it runs
-    the original's random sequence."""
+    The numbers for a0..a8 are drawn first, as for a table of the original's nine slots;
+    those for the s-channel a9 follow only when one of its steps is non-zero, so a seeded
+    chain without it keeps its trajectory."""
     columns = [slice(0, LEGACY_SLOTS)]
     if bool(torch.any(steps[:, LEGACY_SLOTS:] != 0)):
         columns.append(slice(LEGACY_SLOTS, table.shape[1]))
