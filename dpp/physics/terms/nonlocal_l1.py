@@ -18,15 +18,16 @@ from dpp.physics.terms.base import (
 )
 from dpp.slots import NONLOCAL, Slot
 
-CHANNELS = {Slot.NONLOCAL_1: "nl1", Slot.NONLOCAL_2: "nl2"}
-"""Radial channel of each nonlocal slot."""
-
 
 class NonlocalTerm(OperatorTerm):
-    """Linear in A6 = Σ_s a6(s) S_s and A7 = Σ_s a7(s) S_s; kernels formed per k-point."""
+    """Linear in A6 = Σ_s a6(s) S_s and A7 = Σ_s a7(s) S_s; kernels formed per k-point.
+
+    `channels` maps each slot to its radial channel of `Projectors.dot_kernel`; a subclass
+    with other channels (the s-channel) is the same operator."""
 
     name = "nonlocal"
     slots = NONLOCAL
+    channels: dict[Slot, str] = {Slot.NONLOCAL_1: "nl1", Slot.NONLOCAL_2: "nl2"}
 
     @classmethod
     def enabled(cls, options: PhysicsOptions) -> bool:
@@ -34,7 +35,7 @@ class NonlocalTerm(OperatorTerm):
 
     def coefficients(self, parameters: Parameters) -> Coefficients:
         geometry = self.context.geometry
-        return tuple(strength_matrix(geometry, parameters.table[:, slot]) for slot in CHANNELS)
+        return tuple(strength_matrix(geometry, parameters.table[:, s]) for s in self.channels)
 
     def add_to(
         self, out: torch.Tensor, k_indices: torch.Tensor, coefficients: Coefficients
@@ -42,7 +43,7 @@ class NonlocalTerm(OperatorTerm):
         projectors = self.context.projectors
         for b, k in enumerate(k_indices.tolist()):
             term = None
-            for strength, channel in zip(coefficients, CHANNELS.values(), strict=True):
+            for strength, channel in zip(coefficients, self.channels.values(), strict=True):
                 part = strength * projectors.dot_kernel(k, channel)
                 term = part if term is None else term.add_(part)
             for block in spin_blocks(out, b, self.context):
@@ -50,23 +51,23 @@ class NonlocalTerm(OperatorTerm):
 
     def adjoint(self, grad: torch.Tensor, k_indices: torch.Tensor) -> Coefficients:
         projectors = self.context.projectors
-        totals = [None] * len(CHANNELS)
+        totals = [None] * len(self.channels)
         for b, k in enumerate(k_indices.tolist()):
             diagonal = sum(spin_blocks(grad, b, self.context))
-            for i, channel in enumerate(CHANNELS.values()):
+            for i, channel in enumerate(self.channels.values()):
                 part = diagonal * projectors.dot_kernel(k, channel)
                 totals[i] = part if totals[i] is None else totals[i].add_(part)
         return tuple(totals)
 
     def drift_state(self, parameters: Parameters, coefficients: Coefficients) -> object:
-        return parameters.table[:, list(CHANNELS)].detach().clone()
+        return parameters.table[:, list(self.channels)].detach().clone()
 
     def drift(self, before: object, after: object) -> float:
         """Σ_channels Σ_s |Δa(s)| n_atoms(s)/|Ω| · max_k ‖kernel‖_F (Hartree)."""
         geometry = self.context.geometry
         projectors = self.context.projectors
         total = 0.0
-        for i, channel in enumerate(CHANNELS.values()):
+        for i, channel in enumerate(self.channels.values()):
             moved = strength_drift(geometry, before[:, i], after[:, i])
             if moved:
                 total += moved * projectors.dot_kernel_norm(channel)
