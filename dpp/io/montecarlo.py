@@ -120,8 +120,9 @@ def param_steps_path(folder: str | Path, symbol: str) -> Path:
 def read_param_steps(folder: str | Path, species: Sequence[str], params: np.ndarray) -> np.ndarray:
     """Step sizes (n_species, 10) in the units of a0..a9 from <S>ParamSteps.par files.
 
-    Either every species has a file or none: none gives |a_j|/100. A file holds 9 steps, or 5
-    (then steps 5..8 are 0). Steps must be >= 0; 0 freezes a parameter.
+    Either every species has a file or none: none gives |a_j|/100. A file holds 10 steps, 9
+    (the original's; then a9's step is 0) or 5 (then steps 5..9 are 0). Steps must be >= 0;
+    0 freezes a parameter.
     """
     paths = [param_steps_path(folder, symbol) for symbol in species]
     present = [path.is_file() for path in paths]

@@ -182,13 +182,16 @@ def _edge_states(
 # -- potential-derivative matrix elements ----------------------------------------------------
 
 
-def pair_kernels(left_waves: torch.Tensor, right_waves: torch.Tensor) -> torch.Tensor:
-    """Spin–orbit and nonlocal kernels between K_m (left, (N, 3)) and K'_n (right, (N', 3)).
+def pair_kernels(
+    left_waves: torch.Tensor, right_waves: torch.Tensor, channels: Sequence[str]
+) -> dict[str, torch.Tensor]:
+    """Spin–orbit and nonlocal kernels between K_m (left, (N, 3)) and K'_n (right, (N', 3)),
+    only those of `channels`.
 
-    Wave vectors in 1/Bohr; returns real (6, N, N'): 0..2 P·I_0.7 ∘ (K_m × K'_n)_{x,y,z},
-    3 P·I_1.0 ∘ (K_m·K'_n), 4 P·J ∘ (K_m·K'_n), with P = 12π/(|K_m||K'_n|) and every entry
-    zero where |K_m| or |K'_n| is zero, and 5 the s-channel 4π ∫ r² j0 j0 exp(−r²/w²) dr
-    (physics.md §5.6–5.8).
+    Wave vectors in 1/Bohr; real, by channel: "soc" (3, N, N') P·I_0.7 ∘ (K_m × K'_n)_{x,y,z},
+    "nl1" P·I_1.0 ∘ (K_m·K'_n) and "nl2" P·J ∘ (K_m·K'_n) (N, N'), with P = 12π/(|K_m||K'_n|)
+    and every entry zero where |K_m| or |K'_n| is zero, and the s-channel "nl0" (N, N')
+    4π ∫ r² j0 j0 exp(−r²/w²) dr (physics.md §5.6–5.8).
     """
     left_norm, right_norm = left_waves.norm(dim=1), right_waves.norm(dim=1)
     k_max = float(torch.cat([left_norm, right_norm]).max())
@@ -200,20 +203,24 @@ def pair_kernels(left_waves: torch.Tensor, right_waves: torch.Tensor) -> torch.T
         left = channel_radial(left_norm, nodes, channel) * weights
         return angular_weight(channel) * left @ channel_radial(right_norm, nodes, channel).T
 
-    lx, ly, lz = left_waves.unbind(1)
-    rx, ry, rz = right_waves.unbind(1)
-    soc = radial("soc")
-    dot = left_waves @ right_waves.T
-    return torch.stack(
-        [
-            soc * (torch.outer(ly, rz) - torch.outer(lz, ry)),
-            soc * (torch.outer(lz, rx) - torch.outer(lx, rz)),
-            soc * (torch.outer(lx, ry) - torch.outer(ly, rx)),
-            radial("nl1") * dot,
-            radial("nl2") * dot,
-            radial(S_CHANNEL),
-        ]
-    )
+    kernels = {}
+    if "soc" in channels:
+        lx, ly, lz = left_waves.unbind(1)
+        rx, ry, rz = right_waves.unbind(1)
+        soc = radial("soc")
+        kernels["soc"] = torch.stack(
+            [
+                soc * (torch.outer(ly, rz) - torch.outer(lz, ry)),
+                soc * (torch.outer(lz, rx) - torch.outer(lx, rz)),
+                soc * (torch.outer(lx, ry) - torch.outer(ly, rx)),
+            ]
+        )
+    if "nl1" in channels or "nl2" in channels:
+        dot = left_waves @ right_waves.T
+        kernels.update({c: radial(c) * dot for c in ("nl1", "nl2") if c in channels})
+    if S_CHANNEL in channels:
+        kernels[S_CHANNEL] = radial(S_CHANNEL)
+    return kernels
 
 
 def _group_norms(norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,8 +277,12 @@ def potential_derivative_elements(
     norms, inverse = _group_norms((left_waves[:, None, :] - right_waves[None, :, :]).norm(dim=-1))
     form_factors = hamiltonian.form_factors(norms, table, geometry.volume_ratio)
     options = hamiltonian.options
-    projected = options.nonlocal_active or options.nonlocal_s
-    kernels = pair_kernels(left_waves, right_waves) if projected else None
+    channels = []
+    if options.nonlocal_active:
+        channels += ["nl1", "nl2", "soc"] if spinor else ["nl1", "nl2"]
+    if options.nonlocal_s:
+        channels.append(S_CHANNEL)
+    kernels = pair_kernels(left_waves, right_waves, channels)
 
     positions = torch.as_tensor(
         geometry.lattice.cartesian_positions(crystal.fractional), dtype=real, device=device
@@ -292,13 +303,13 @@ def potential_derivative_elements(
         if options.nonlocal_active:
             diagonal = (
                 diagonal
-                + table[s, Slot.NONLOCAL_1] * kernels[3]
-                + table[s, Slot.NONLOCAL_2] * kernels[4]
+                + table[s, Slot.NONLOCAL_1] * kernels["nl1"]
+                + table[s, Slot.NONLOCAL_2] * kernels["nl2"]
             )
             if spinor:
-                soc = table[s, Slot.SPIN_ORBIT] * kernels[:3]
+                soc = table[s, Slot.SPIN_ORBIT] * kernels["soc"]
         if options.nonlocal_s:
-            diagonal = diagonal + table[s, Slot.NONLOCAL_0] * kernels[5]
+            diagonal = diagonal + table[s, Slot.NONLOCAL_0] * kernels[S_CHANNEL]
         shifted_right = right_phase[atoms][:, :, None] * right[None]  # (A, dim, nR)
         columns = torch.cat(
             [
