@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+import numpy as np
+
 
 class Slot(IntEnum):
     """Column of a parameter table: a0..a3 Wang–Zunger (a0 in Hartree·Bohr³, a1 in 1/Bohr²,
@@ -45,3 +47,9 @@ SPIN_ORBIT_NONLOCAL = (Slot.SPIN_ORBIT, *NONLOCAL)
 def slot_name(slot: int) -> str:
     """`a<j>` for slot j, the name used in output tables (e.g. `Cd_a5`)."""
     return f"a{int(slot)}"
+
+
+def written_slots(values: np.ndarray) -> int:
+    """Slots per species a parameter file or table writes for `values` (..., N_SLOTS): the
+    original's nine, a0..a8, unless some a9 is non-zero."""
+    return N_SLOTS if np.any(np.asarray(values)[..., LEGACY_SLOTS:]) else LEGACY_SLOTS

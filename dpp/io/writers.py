@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dpp.slots import LEGACY_SLOTS
+from dpp.slots import written_slots
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
@@ -140,8 +140,7 @@ def species_params_text(params: np.ndarray, fmt: str | None = None) -> str:
     s-channel keep the original's nine numbers); plain float text, or `fmt` such as
     `"%.14f"`."""
     values = np.asarray(params, float).ravel()
-    if not np.any(values[LEGACY_SLOTS:]):
-        values = values[:LEGACY_SLOTS]
+    values = values[: written_slots(values)]
     return "".join((repr(float(v)) if fmt is None else fmt % v) + "\n" for v in values)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from dpp.io.writers import write_text_atomic
-from dpp.slots import LEGACY_SLOTS, N_SLOTS, Slot, slot_name
+from dpp.slots import N_SLOTS, Slot, slot_name, written_slots
 
 COST_HEADER = "# iter      newLoss      accept?      bestLoss      currLoss\n"
 
@@ -67,9 +67,7 @@ def iterations_row(
 def iterations_slots(active: Sequence[int], table: np.ndarray) -> int:
     """Slots per species in iterations.dat: a0..a8 as the original writes them, and a9 when
     the s-channel moves or is non-zero."""
-    if Slot.NONLOCAL_0 in active or np.any(table[:, LEGACY_SLOTS:]):
-        return N_SLOTS
-    return LEGACY_SLOTS
+    return N_SLOTS if Slot.NONLOCAL_0 in active else written_slots(table)
 
 
 def path_length(kpoints: torch.Tensor) -> np.ndarray:

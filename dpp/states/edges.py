@@ -12,6 +12,7 @@ import torch
 
 from dpp.errors import InputError
 from dpp.physics import PseudopotentialHamiltonian
+from dpp.physics.projectors import S_CHANNEL
 from dpp.slots import Slot
 from dpp.states.eigensolver import InteriorStates, folded_lobpcg
 from dpp.states.hamiltonian import GridHamiltonian
@@ -24,7 +25,7 @@ PROJECTOR_SLOTS = {
     "soc": Slot.SPIN_ORBIT,
     "nl1": Slot.NONLOCAL_1,
     "nl2": Slot.NONLOCAL_2,
-    "nl0": Slot.NONLOCAL_0,
+    S_CHANNEL: Slot.NONLOCAL_0,
 }
 """Parameter slot of the strength of each projector channel (physics.md §4)."""
 
@@ -146,7 +147,7 @@ def _projector_strengths(
     channels = [
         *(["soc"] if options.spin_orbit else []),
         *(["nl1", "nl2"] if options.nonlocal_active else []),
-        *(["nl0"] if options.nonlocal_s else []),
+        *([S_CHANNEL] if options.nonlocal_s else []),
     ]
     table = potential.pp_table().detach().cpu().numpy()
     host = indices < len(table)
