@@ -1,5 +1,5 @@
-"""The physics report of a fit (physics_report.md, log, TensorBoard) and evaluation of a fit on
-bundles it was not trained on (strained cell, species subset)."""
+"""The physics report of a fit (`<run>/physics_report.md`, log, TensorBoard) and evaluation
+of a fit on bundles it was not trained on (strained cell, species subset)."""
 
 from __future__ import annotations
 

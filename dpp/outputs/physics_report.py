@@ -1,6 +1,6 @@
 """The physics report of a fit: per system, model against reference — band gap and its k-points,
 valence-band width, effective masses at the band edges, VBM-aligned band RMS and deformation
-potentials — as `physics_report.md`, log lines and TensorBoard scalars.
+potentials — as `<run>/physics_report.md`, log lines and TensorBoard scalars.
 
 Edges are the maximum of column idxVB and the minimum of column idxCB (idxVB + 1 when unset)
 of input_X.par over the path; the width runs down to the lowest valence column of non-zero
