@@ -109,8 +109,9 @@ def golden_deviation(k_indices: list[int]) -> float:
 def test_golden_spin_orbit_nonlocal_one_kpoint() -> None:
     """Γ of the golden by a block solver independent of dpp's: LOBPCG, preconditioned by the
     inverse diagonal (mostly kinetic) of H(Γ), started on the lowest states of H restricted to
-    its 800 lowest-diagonal plane waves, to residuals of 1e-8 Hartree (a solve that does not
-    get there warns, which fails the test); the dense LAPACK solve of all k-points is
+    its 1200 lowest-diagonal plane waves, to residuals of 5e-7 Hartree, so that no eigenvalue
+    is off by more than 1.4e-5 eV (a solve that does not get there warns, which fails the
+    test); the dense LAPACK solve of all k-points is
     `test_golden_spin_orbit_nonlocal_all_kpoints`."""
     bundle = load_bundle(DATA / "CsPbI3_soc_golden")
     hamiltonian = build_hamiltonian(bundle, spin_orbit=True)
@@ -124,13 +125,13 @@ def test_golden_spin_orbit_nonlocal_one_kpoint() -> None:
         diagonal = matrix.diagonal().real
         scale = np.abs(diagonal - diagonal.min()) + 0.5
         block = n_eig + 16
-        lowest_waves = np.argsort(diagonal)[:800]
+        lowest_waves = np.argsort(diagonal)[:1200]
         start = np.zeros((len(diagonal), block), dtype=matrix.dtype)
         start[lowest_waves] = scipy.linalg.eigh(
             matrix[np.ix_(lowest_waves, lowest_waves)], subset_by_index=[0, block - 1]
         )[1]
         values, _ = scipy.sparse.linalg.lobpcg(
-            matrix, start, M=lambda x: x / scale[:, None], largest=False, tol=1e-8, maxiter=300
+            matrix, start, M=lambda x: x / scale[:, None], largest=False, tol=5e-7, maxiter=300
         )
     lowest = torch.from_numpy(np.sort(values)[None, :n_eig])
     bands = process_bands(lowest, n_bands, True, rows)[0].numpy()
